@@ -1,0 +1,3 @@
+from variant_etl.cli import main
+
+raise SystemExit(main())

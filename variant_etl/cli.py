@@ -1,0 +1,188 @@
+"""Command line: ``python -m variant_etl <command>`` (also ``variant-etl``).
+
+Commands: ``launch`` runs the pipeline; ``plan`` prints what launch would do;
+``validate-config`` checks a sharding YAML. Options this parser does not know
+(``--runner``, ``--project``, ``--direct_num_workers``, ...) go to Beam.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import sys
+
+from variant_etl.core.errors import VariantEtlError
+from variant_etl.core.sharding import load_sharding_config
+from variant_etl.plan import DEFAULT_SHARDING_CONFIG, ParquetOptions, ReadOptions, bundled_config
+
+_OUR_ERRORS = re.compile(
+    r"(VcfFormatError|HeaderConflictError|ShardingConfigError|SchemaError|OutputError|"
+    r"CountMismatchError): (.+?)(?: \[while running|\n|$)"
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="variant-etl", description="Load VCF/BCF files into sharded Parquet tables (Apache Beam)."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, helptext in (
+        ("launch", "run the pipeline"),
+        ("plan", "print the plan (inputs, schema, shards) without running"),
+    ):
+        command = commands.add_parser(name, help=helptext)
+        _add_pipeline_options(command)
+    validate = commands.add_parser("validate-config", help="check a sharding config YAML")
+    validate.add_argument("path", nargs="?", default=None)
+    return parser
+
+
+def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
+    inputs = parser.add_argument_group("inputs")
+    inputs.add_argument(
+        "--input_pattern", action="append", default=[],
+        help="glob of VCF/BCF files (.vcf, .vcf.gz, .vcf.bgz, .vcf.bz2, .bcf); may be repeated",
+    )  # fmt: skip
+    inputs.add_argument("--input_file", help="a file listing one input pattern per line")
+    inputs.add_argument(
+        "--allow_malformed_records", action="store_true",
+        help="write malformed records to <out>/_malformed/ and go on, instead of failing",
+    )  # fmt: skip
+    inputs.add_argument(
+        "--use_1_based_coordinate", action="store_true",
+        help="start_position is POS as written (1-based) instead of 0-based",
+    )  # fmt: skip
+    sharding = parser.add_argument_group("sharding")
+    sharding.add_argument(
+        "--sharding_config_path", default=None,
+        help=f"sharding YAML (default: sharding_configs/{DEFAULT_SHARDING_CONFIG})",
+    )  # fmt: skip
+    output = parser.add_argument_group("Parquet output")
+    output.add_argument("--output_parquet_dir", help="directory for <table_name_suffix>/*.parquet")
+    output.add_argument("--parquet_compression", choices=("zstd", "snappy", "none"), default="zstd")
+    output.add_argument(
+        "--parquet_row_group_size", type=_positive_int, default=100_000, help="rows per row group"
+    )
+    output.add_argument(
+        "--parquet_rows_per_file", type=_positive_int, default=2_000_000,
+        help="at most this many rows per file (a worker may write smaller ones)",
+    )  # fmt: skip
+
+
+def _positive_int(text: str) -> int:
+    value = int(text.replace(",", "").replace("_", ""))
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _make_plan(args: argparse.Namespace):
+    from variant_etl.plan import make_plan
+
+    if not args.input_pattern and not args.input_file:
+        raise VariantEtlError("no input: pass --input_pattern 'data/*.vcf.gz' or --input_file list.txt")
+    if args.command == "launch" and not args.output_parquet_dir:
+        raise VariantEtlError("no output: pass --output_parquet_dir DIR")
+    parquet = None
+    if args.output_parquet_dir:
+        parquet = ParquetOptions(
+            output_dir=args.output_parquet_dir,
+            compression=args.parquet_compression,
+            row_group_rows=args.parquet_row_group_size,
+            rows_per_file=args.parquet_rows_per_file,
+        )
+    return make_plan(
+        input_patterns=args.input_pattern,
+        input_file=args.input_file,
+        sharding_config_path=args.sharding_config_path,
+        read=ReadOptions(
+            one_based=args.use_1_based_coordinate,
+            allow_malformed_records=args.allow_malformed_records,
+        ),
+        parquet=parquet,
+    )
+
+
+def _beam_options(beam_args: list[str]):
+    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+
+    options = PipelineOptions(beam_args)
+    standard = options.view_as(StandardOptions)
+    if standard.runner is None:
+        standard.runner = "DirectRunner"
+    if standard.runner in ("DirectRunner", "direct"):
+        direct = options.view_as(DirectOptions)
+        if "--direct_num_workers" not in " ".join(beam_args):
+            direct.direct_num_workers = 0  # all local cores
+        if "--direct_running_mode" not in " ".join(beam_args):
+            direct.direct_running_mode = "multi_processing"
+    return options
+
+
+def launch(args: argparse.Namespace, beam_args: list[str]) -> int:
+    import apache_beam as beam
+
+    from variant_etl.pipeline import build
+    from variant_etl.sinks.manifest import MANIFEST
+
+    plan = _make_plan(args)
+    logging.info("read %d file(s); %d shard(s)", len(plan.inputs), len(plan.sharding.shards))
+    with beam.Pipeline(options=_beam_options(beam_args)) as p:
+        build(p, plan)
+    out = plan.parquet.output_dir
+    with open(f"{out}/{MANIFEST}", encoding="utf-8") if "://" not in out else _remote(out) as f:
+        manifest = json.load(f)
+    totals = manifest["totals"]
+    print(
+        f"read {totals['records_read']} records from {len(plan.inputs)} file(s): "
+        f"{totals['rows_written']} rows written, {totals['malformed']} malformed, "
+        f"{totals['dropped_no_matching_shard']} dropped (no matching shard)"
+    )
+    for shard in manifest["shards"]:
+        if shard["rows"]:
+            print(f"  {shard['table_name_suffix']}: {shard['rows']} rows in {len(shard['files'])} file(s)")
+    print(f"output: {out}/  (manifest: {out}/{MANIFEST})")
+    print(f"query:  duckdb -c \"SELECT reference_name, count(*) FROM read_parquet('{out}/*/*.parquet') GROUP BY 1\"")
+    return 0
+
+
+def _remote(out: str):
+    import io
+
+    from variant_etl.plan import open_binary
+    from variant_etl.sinks.manifest import MANIFEST
+
+    with open_binary(f"{out}/{MANIFEST}") as f:
+        return io.StringIO(f.read().decode("utf-8"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    args, beam_args = _parser().parse_known_args(argv)
+    try:
+        if args.command == "validate-config":
+            path = args.path or bundled_config(DEFAULT_SHARDING_CONFIG)
+            config = load_sharding_config(path)
+            for shard in config.shards:
+                spec = shard.partitioning
+                regions = ", ".join(str(r) for r in shard.regions) or "residual"
+                print(f"{shard.suffix}: {regions} (partitions of {spec.interval} up to {spec.end})")
+            print(f"{path}: OK, {len(config.shards)} shard(s)")
+            return 0
+        if args.command == "plan":
+            from variant_etl.plan import plan_json
+
+            print(plan_json(_make_plan(args)))
+            return 0
+        return launch(args, beam_args)
+    except VariantEtlError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # Beam wraps worker exceptions; show ours without the traceback
+        match = _OUR_ERRORS.search(str(err))
+        if match:
+            print(f"error: {match.group(2)}", file=sys.stderr)
+            return 1
+        raise

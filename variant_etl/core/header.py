@@ -1,0 +1,233 @@
+"""VCF header model: reading, normalising and merging headers of many files.
+
+Real files are messier than htslib accepts, so the header text is normalised here
+before pysam sees it (see ``normalise_header_lines``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from variant_etl.core.errors import HeaderConflictError, VcfFormatError
+
+TYPES = ("Integer", "Float", "Flag", "Character", "String")
+_NUMBER_RE = re.compile(r"^(\d+|A|R|G|\.)$")
+_STRUCTURED_RE = re.compile(r"^##(\w+)=<(.*)>\s*$")
+MANDATORY_COLUMNS = ("#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO")
+DEFAULT_FILEFORMAT = "##fileformat=VCFv4.3"
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldDef:
+    """One ##INFO or ##FORMAT definition."""
+
+    id: str
+    number: str  # '0', '1', ..., 'A', 'R', 'G' or '.'
+    type: str  # one of TYPES
+    description: str = ""
+
+    @property
+    def is_list(self) -> bool:
+        return self.number not in ("0", "1")
+
+
+@dataclasses.dataclass(frozen=True)
+class VcfHeader:
+    """What a file's header says, plus where its records start."""
+
+    path: str
+    infos: dict[str, FieldDef]
+    formats: dict[str, FieldDef]
+    filters: tuple[str, ...]
+    contigs: tuple[str, ...]
+    samples: tuple[str, ...]
+    lines: tuple[str, ...]  # normalised header lines, '#CHROM' line last
+    physical_header_lines: int  # lines before the first record in the original file
+
+
+def parse_structured(value: str) -> dict[str, str]:
+    """Parses the inside of ``<ID=X,Number=1,Description="a, \\"b\\"">``."""
+    out: dict[str, str] = {}
+    i, n = 0, len(value)
+    while i < n:
+        eq = value.find("=", i)
+        if eq < 0:
+            break
+        key = value[i:eq].strip()
+        i = eq + 1
+        if i < n and value[i] == '"':
+            i += 1
+            chars = []
+            while i < n and value[i] != '"':
+                if value[i] == "\\" and i + 1 < n:
+                    i += 1
+                chars.append(value[i])
+                i += 1
+            out[key] = "".join(chars)
+            i += 1  # closing quote
+            comma = value.find(",", i)
+            i = n if comma < 0 else comma + 1
+        else:
+            comma = value.find(",", i)
+            end = n if comma < 0 else comma
+            out[key] = value[i:end].strip()
+            i = end + 1
+    return out
+
+
+def normalise_header_lines(raw_lines: list[str], path: str) -> list[str]:
+    """Applies the fixes gcp-variant-transforms tolerates, so htslib accepts the header.
+
+    Drops blank lines and CR characters, adds a missing ``##fileformat`` line, and
+    strips whitespace after the last sample name on the ``#CHROM`` line.
+    """
+    lines = [line.rstrip("\r\n") for line in raw_lines]
+    lines = [line for line in lines if line.strip()]
+    if not lines or not lines[-1].startswith("#CHROM"):
+        raise VcfFormatError(
+            f"{path}: no '#CHROM' header line found before the first record. "
+            "Hint: every VCF needs a tab-separated '#CHROM POS ID REF ALT QUAL FILTER INFO' line."
+        )
+    lines[-1] = lines[-1].rstrip()
+    if not lines[0].startswith("##fileformat="):
+        lines.insert(0, DEFAULT_FILEFORMAT)
+    return lines
+
+
+def htslib_header_lines(lines: list[str]) -> list[str]:
+    """The header as given to htslib: INFO Number=G (valid VCF, but htslib cannot
+    size it outside FORMAT) becomes Number=. there; our schema keeps G."""
+    return [
+        line.replace(",Number=G,", ",Number=.,") if line.startswith("##INFO=<") else line
+        for line in lines
+    ]
+
+
+def parse_header(lines: list[str], path: str, physical_header_lines: int) -> VcfHeader:
+    """Builds a VcfHeader from normalised header lines."""
+    infos: dict[str, FieldDef] = {}
+    formats: dict[str, FieldDef] = {}
+    filters: list[str] = []
+    contigs: list[str] = []
+    for lineno, line in enumerate(lines[:-1], start=1):
+        match = _STRUCTURED_RE.match(line)
+        if not match:
+            continue
+        kind, body = match.groups()
+        attrs = parse_structured(body)
+        if kind in ("INFO", "FORMAT"):
+            target = infos if kind == "INFO" else formats
+            target[attrs.get("ID", "")] = _field_def(kind, attrs, path, lineno)
+        elif kind == "FILTER" and "ID" in attrs:
+            filters.append(attrs["ID"])
+        elif kind == "contig" and "ID" in attrs:
+            contigs.append(attrs["ID"])
+    columns = lines[-1].split("\t")
+    if tuple(columns[:8]) != MANDATORY_COLUMNS:
+        raise VcfFormatError(
+            f"{path}: header line {physical_header_lines}: expected the columns "
+            f"{' '.join(MANDATORY_COLUMNS)} separated by tabs, got {lines[-1][:200]!r}"
+        )
+    samples = tuple(columns[9:])
+    _check_samples(samples, path, physical_header_lines)
+    return VcfHeader(
+        path=path,
+        infos=infos,
+        formats=formats,
+        filters=tuple(filters),
+        contigs=tuple(contigs),
+        samples=samples,
+        lines=tuple(lines),
+        physical_header_lines=physical_header_lines,
+    )
+
+
+def _field_def(kind: str, attrs: dict[str, str], path: str, lineno: int) -> FieldDef:
+    where = f"{path}: ##{kind} line {lineno}"
+    field_id = attrs.get("ID", "")
+    if not field_id:
+        raise VcfFormatError(f"{where}: missing ID")
+    number = attrs.get("Number", ".")
+    if number == "-1":  # VCF 4.0 spelling of '.'
+        number = "."
+    if not _NUMBER_RE.match(number):
+        raise VcfFormatError(
+            f"{where} ({field_id}): Number must be an integer, A, R, G or '.', got {number!r}"
+        )
+    field_type = attrs.get("Type", "String")
+    if field_type not in TYPES:
+        raise VcfFormatError(
+            f"{where} ({field_id}): Type must be one of {', '.join(TYPES)}, got {field_type!r}"
+        )
+    if field_type == "Flag":
+        number = "0"
+    return FieldDef(field_id, number, field_type, attrs.get("Description", ""))
+
+
+def _check_samples(samples: tuple[str, ...], path: str, lineno: int) -> None:
+    seen: set[str] = set()
+    for name in samples:
+        if not name.strip():
+            raise VcfFormatError(
+                f"{path}: header line {lineno}: empty sample name in the #CHROM line"
+            )
+        if name in seen:
+            raise VcfFormatError(
+                f"{path}: header line {lineno}: sample name {name!r} appears twice. "
+                "Hint: rename one of the samples (e.g. bcftools reheader)."
+            )
+        seen.add(name)
+
+
+@dataclasses.dataclass(frozen=True)
+class MergedHeader:
+    """The union of all input headers: one schema for every file."""
+
+    infos: dict[str, FieldDef]
+    formats: dict[str, FieldDef]
+    samples: tuple[str, ...]
+    has_samples: bool
+
+
+def merge_headers(headers: list[VcfHeader]) -> MergedHeader:
+    """Merges field definitions: equal kept, Integer+Float -> Float, else an error."""
+    infos: dict[str, tuple[FieldDef, str]] = {}
+    formats: dict[str, tuple[FieldDef, str]] = {}
+    samples: dict[str, None] = {}
+    for header in headers:
+        for kind, mine, theirs in (("INFO", infos, header.infos), ("FORMAT", formats, header.formats)):
+            for field_id, field in theirs.items():
+                if field_id not in mine:
+                    mine[field_id] = (field, header.path)
+                else:
+                    first, first_path = mine[field_id]
+                    mine[field_id] = (_merge_field(kind, first, first_path, field, header.path), first_path)
+        samples.update(dict.fromkeys(header.samples))
+    return MergedHeader(
+        infos={k: v[0] for k, v in infos.items()},
+        formats={k: v[0] for k, v in formats.items()},
+        samples=tuple(samples),
+        has_samples=bool(samples),
+    )
+
+
+def _merge_field(kind: str, a: FieldDef, a_path: str, b: FieldDef, b_path: str) -> FieldDef:
+    field_type = a.type
+    if a.type != b.type:
+        if {a.type, b.type} == {"Integer", "Float"}:
+            field_type = "Float"
+        else:
+            raise HeaderConflictError(_conflict(kind, a, a_path, b, b_path, "Type"))
+    if a.number != b.number:
+        raise HeaderConflictError(_conflict(kind, a, a_path, b, b_path, "Number"))
+    return dataclasses.replace(a, type=field_type)
+
+
+def _conflict(kind: str, a: FieldDef, a_path: str, b: FieldDef, b_path: str, what: str) -> str:
+    return (
+        f"{kind} field {a.id!r} has incompatible definitions: "
+        f"Number={a.number},Type={a.type} in {a_path} but "
+        f"Number={b.number},Type={b.type} in {b_path} ({what} differs). "
+        "Hint: make the two headers agree (e.g. bcftools reheader)."
+    )

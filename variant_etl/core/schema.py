@@ -1,0 +1,172 @@
+"""The output table's columns, defined once from the merged header.
+
+Coordinates: ``start_position`` is 0-based and ``end_position`` is exclusive
+(half-open ``[start, end)``), as in gcp-variant-transforms. With
+``--use_1_based_coordinate`` only ``start_position`` changes (POS as written);
+the 1-based inclusive end equals the 0-based exclusive end, so ``end_position``
+is the same in both conventions.
+
+Layout (names and nesting as in gcp-variant-transforms):
+
+    reference_name, start_position, end_position, reference_bases,
+    alternate_bases[] {alt, <Number=A INFO fields>},
+    names[], quality, filter[],
+    call[] {sample_id, name, genotype[], phaseset, <FORMAT fields but GT, PS>},
+    <other INFO fields, END excepted: it is end_position>
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import pyarrow as pa
+
+from variant_etl.core.errors import SchemaError
+from variant_etl.core.header import FieldDef, MergedHeader
+
+REFERENCE_NAME = "reference_name"
+START_POSITION = "start_position"
+END_POSITION = "end_position"
+REFERENCE_BASES = "reference_bases"
+ALTERNATE_BASES = "alternate_bases"
+ALT = "alt"
+NAMES = "names"
+QUALITY = "quality"
+FILTER = "filter"
+CALL = "call"
+SAMPLE_ID = "sample_id"
+CALL_NAME = "name"
+GENOTYPE = "genotype"
+PHASESET = "phaseset"
+
+FIXED_COLUMNS = (
+    REFERENCE_NAME, START_POSITION, END_POSITION, REFERENCE_BASES,
+    ALTERNATE_BASES, NAMES, QUALITY, FILTER, CALL,
+)  # fmt: skip
+CALL_FIXED = (SAMPLE_ID, CALL_NAME, GENOTYPE, PHASESET)
+# INFO fields that are columns already or consumed by one.
+INFO_CONSUMED = ("END",)
+# FORMAT fields that are call columns already.
+FORMAT_CONSUMED = ("GT", "PS")
+MISSING_GENOTYPE = -1
+
+_ARROW_TYPES = {
+    "Integer": pa.int64(),
+    "Float": pa.float64(),
+    "Flag": pa.bool_(),
+    "Character": pa.string(),
+    "String": pa.string(),
+}
+_INVALID_CHARS = re.compile(r"[^A-Za-z0-9_]")
+
+
+def sanitize_name(name: str) -> str:
+    """Makes a VCF field ID a valid column name: ``[A-Za-z][A-Za-z0-9_]*``."""
+    clean = _INVALID_CHARS.sub("_", name)
+    if not clean or not clean[0].isalpha():
+        clean = "field_" + clean
+    return clean
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldColumn:
+    """A column that holds one INFO or FORMAT field."""
+
+    name: str
+    field: FieldDef
+
+    @property
+    def value_type(self) -> pa.DataType:
+        return _ARROW_TYPES[self.field.type]
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        return pa.list_(self.value_type) if self.field.is_list else self.value_type
+
+
+@dataclasses.dataclass(frozen=True)
+class VariantSchema:
+    """Columns of the variant table, in output order."""
+
+    info_columns: tuple[FieldColumn, ...]  # top-level INFO columns
+    alt_columns: tuple[FieldColumn, ...]  # Number=A INFO fields, under alternate_bases
+    call_columns: tuple[FieldColumn, ...]  # FORMAT fields, under call
+    with_calls: bool
+
+    @property
+    def infos(self) -> dict[str, FieldColumn]:
+        return {c.field.id: c for c in self.info_columns + self.alt_columns}
+
+    @property
+    def formats(self) -> dict[str, FieldColumn]:
+        return {c.field.id: c for c in self.call_columns}
+
+    def alternate_bases_type(self) -> pa.DataType:
+        fields = [pa.field(ALT, pa.string())]
+        # One struct per alternate allele, so a Number=A field holds one value here.
+        fields += [pa.field(c.name, c.value_type) for c in self.alt_columns]
+        return pa.list_(pa.struct(fields))
+
+    def call_type(self) -> pa.DataType:
+        fields = [
+            pa.field(SAMPLE_ID, pa.int64()),
+            pa.field(CALL_NAME, pa.string()),
+            pa.field(GENOTYPE, pa.list_(pa.int64())),
+            pa.field(PHASESET, pa.string()),
+        ]
+        fields += [pa.field(c.name, c.arrow_type) for c in self.call_columns]
+        return pa.list_(pa.struct(fields))
+
+    def arrow_schema(self) -> pa.Schema:
+        fields = [
+            pa.field(REFERENCE_NAME, pa.string()),
+            pa.field(START_POSITION, pa.int64()),
+            pa.field(END_POSITION, pa.int64()),
+            pa.field(REFERENCE_BASES, pa.string()),
+            pa.field(ALTERNATE_BASES, self.alternate_bases_type()),
+            pa.field(NAMES, pa.list_(pa.string())),
+            pa.field(QUALITY, pa.float64()),
+            pa.field(FILTER, pa.list_(pa.string())),
+        ]
+        if self.with_calls:
+            fields.append(pa.field(CALL, self.call_type()))
+        fields += [pa.field(c.name, c.arrow_type) for c in self.info_columns]
+        return pa.schema(fields)
+
+
+def build_schema(header: MergedHeader) -> VariantSchema:
+    """Derives the columns from the merged header; rejects names that would collide."""
+    info_columns, alt_columns, call_columns = [], [], []
+    for field in header.infos.values():
+        if field.id in INFO_CONSUMED:
+            continue
+        column = FieldColumn(sanitize_name(field.id), field)
+        (alt_columns if field.number == "A" else info_columns).append(column)
+    for field in header.formats.values():
+        if field.id in FORMAT_CONSUMED:
+            continue
+        call_columns.append(FieldColumn(sanitize_name(field.id), field))
+    _check_unique("top-level column", FIXED_COLUMNS, info_columns, "INFO")
+    _check_unique("alternate_bases field", (ALT,), alt_columns, "INFO")
+    _check_unique("call field", CALL_FIXED, call_columns, "FORMAT")
+    return VariantSchema(
+        info_columns=tuple(info_columns),
+        alt_columns=tuple(alt_columns),
+        call_columns=tuple(call_columns),
+        with_calls=header.has_samples,
+    )
+
+
+def _check_unique(what: str, fixed: tuple[str, ...], columns: list[FieldColumn], kind: str) -> None:
+    # BigQuery column names are case-insensitive, so compare lower-cased.
+    taken = {name.lower(): f"the fixed column {name!r}" for name in fixed}
+    for column in columns:
+        key = column.name.lower()
+        if key in taken:
+            raise SchemaError(
+                f"{kind} field {column.field.id!r} becomes the {what} {column.name!r}, "
+                f"which clashes with {taken[key]} (names are compared case-insensitively). "
+                "Hint: rename the field in the input headers."
+            )
+        taken[key] = f"{kind} field {column.field.id!r}"

@@ -1,0 +1,293 @@
+"""Opening one VCF/BCF input: compression detection, header normalisation, and a
+pysam reader fed through a pipe.
+
+htslib only reads bgzip, plain text and BCF, and rejects headers that
+gcp-variant-transforms accepted (a blank first line, no ``##fileformat``, a
+trailing tab after the last sample). So text inputs are decompressed here (gzip,
+bgzip, bzip2 or none), their header is normalised, blank body lines and CRs are
+removed, and the result is streamed to pysam through an OS pipe by a feeder
+thread. BCF is streamed as is. Line numbers of the original file are kept so
+errors can name them.
+"""
+
+from __future__ import annotations
+
+import bisect
+import bz2
+import contextlib
+import gzip
+import os
+import threading
+from collections.abc import Callable, Iterator
+from typing import BinaryIO
+
+import pysam
+
+from variant_etl.core.errors import VcfFormatError
+from variant_etl.core.header import (
+    VcfHeader,
+    htslib_header_lines,
+    normalise_header_lines,
+    parse_header,
+)
+
+OpenBinary = Callable[[str], BinaryIO]
+_CHUNK = 1 << 20
+
+pysam.set_verbosity(0)  # htslib warnings go to stderr; we report problems ourselves
+
+
+def _open_local(path: str) -> BinaryIO:
+    return open(path, "rb")
+
+
+def detect_format(path: str, open_binary: OpenBinary = _open_local) -> str:
+    """Returns 'gzip', 'bzip2', 'bcf' or 'plain' from the file's first bytes."""
+    with open_binary(path) as raw:
+        magic = raw.read(4)
+    if magic[:2] == b"\x1f\x8b":
+        with open_binary(path) as raw, gzip.GzipFile(fileobj=raw) as unzipped:
+            try:
+                head = unzipped.read(3)
+            except (OSError, EOFError) as err:
+                raise VcfFormatError(f"{path}: not a readable gzip file ({err})") from None
+        return "bcf" if head == b"BCF" else "gzip"
+    if magic[:3] == b"BZh":
+        return "bzip2"
+    if magic[:3] == b"BCF":
+        return "bcf"
+    return "plain"
+
+
+def _text_stream(raw: BinaryIO, fmt: str) -> BinaryIO:
+    if fmt == "gzip":
+        return gzip.GzipFile(fileobj=raw)  # reads every member, so bgzip too
+    if fmt == "bzip2":
+        return bz2.BZ2File(raw)
+    return raw
+
+
+def _read_header_lines(stream: BinaryIO, path: str) -> tuple[list[str], int, bytes]:
+    """Reads up to and including '#CHROM'. Returns lines, physical line count, rest."""
+    lines: list[str] = []
+    count = 0
+    while True:
+        line = stream.readline()
+        if not line:
+            break
+        count += 1
+        text = line.decode("utf-8", errors="replace")
+        if text.startswith("#CHROM"):
+            lines.append(text)
+            return lines, count, b""
+        if text.startswith("#") or not text.strip():
+            lines.append(text)
+            continue
+        # A record before any #CHROM line: let normalise_header_lines raise.
+        break
+    normalise_header_lines(lines, path)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def read_header(path: str, open_binary: OpenBinary = _open_local) -> VcfHeader:
+    """Reads and normalises the header of a VCF or BCF file (any compression)."""
+    with open_source(path, open_binary) as source:
+        return source.header
+
+
+class _LineMap:
+    """Maps a record's index to its line number in the original file."""
+
+    def __init__(self, header_lines: int):
+        self.header_lines = header_lines
+        self._gap_starts: list[int] = []  # record index after which blank lines were dropped
+        self._gap_totals: list[int] = []  # cumulative blank lines before that record
+
+    def add_blank_lines(self, next_record_index: int, count: int) -> None:
+        total = (self._gap_totals[-1] if self._gap_totals else 0) + count
+        if self._gap_starts and self._gap_starts[-1] == next_record_index:
+            self._gap_totals[-1] = total
+        else:
+            self._gap_starts.append(next_record_index)
+            self._gap_totals.append(total)
+
+    def line_of(self, record_index: int) -> int:
+        k = bisect.bisect_right(self._gap_starts, record_index)
+        blanks = self._gap_totals[k - 1] if k else 0
+        return self.header_lines + record_index + 1 + blanks
+
+
+class VcfSource:
+    """An open input: ``header``, and ``records()`` yielding pysam records or errors."""
+
+    def __init__(self, path: str, open_binary: OpenBinary = _open_local):
+        self.path = path
+        self._open_binary = open_binary
+        self.format = detect_format(path, open_binary)
+        self._feeder_error: BaseException | None = None
+        self._stop = threading.Event()
+        read_fd, self._write_fd = os.pipe()
+        self._read_fd = read_fd
+        self._raw = open_binary(path)
+        if self.format == "bcf":
+            self._thread = threading.Thread(target=self._feed_raw, daemon=True)
+            self._thread.start()
+            self._variant_file = self._open_pysam(read_fd)
+            text = str(self._variant_file.header).splitlines()
+            self.header = parse_header(normalise_header_lines(text, path), path, 0)
+            self.line_map = None
+        else:
+            self._text = _text_stream(self._raw, self.format)
+            try:
+                raw_lines, count, _ = _read_header_lines(self._text, path)
+            except (OSError, EOFError) as err:
+                self._close_fds(read_fd)
+                raise VcfFormatError(f"{path}: cannot read the header ({err})") from None
+            except VcfFormatError:
+                self._close_fds(read_fd)
+                raise
+            lines = normalise_header_lines(raw_lines, path)
+            self.header = parse_header(lines, path, count)
+            self.line_map = _LineMap(count)
+            header_bytes = ("\n".join(htslib_header_lines(lines)) + "\n").encode("utf-8")
+            self._thread = threading.Thread(
+                target=self._feed_text, args=(header_bytes,), daemon=True
+            )
+            self._thread.start()
+            self._variant_file = self._open_pysam(read_fd)
+
+    def _close_fds(self, read_fd: int) -> None:
+        os.close(read_fd)
+        os.close(self._write_fd)
+        self._raw.close()
+
+    def _open_pysam(self, read_fd: int) -> pysam.VariantFile:
+        try:
+            return pysam.VariantFile(read_fd, "r")
+        except (OSError, ValueError) as err:
+            self.close()
+            raise VcfFormatError(
+                f"{self.path}: htslib cannot read this file ({err}). "
+                f"{self._feeder_message()}"
+            ) from None
+
+    def _feeder_message(self) -> str:
+        return f"Reading the file failed: {self._feeder_error}" if self._feeder_error else ""
+
+    def location(self, record_index: int) -> str:
+        """'file:line' for text inputs, 'file: record N' for BCF."""
+        if self.line_map is None:
+            return f"{self.path}: record {record_index + 1}"
+        return f"{self.path}:{self.line_map.line_of(record_index)}"
+
+    def _feed_raw(self) -> None:
+        with self._feeding() as out:
+            while chunk := self._raw.read(_CHUNK):
+                out.write(chunk)
+
+    def _feed_text(self, header_bytes: bytes) -> None:
+        with self._feeding() as out:
+            out.write(header_bytes)
+            records = 0
+            carry = b""
+            while True:
+                chunk = self._text.read(_CHUNK)
+                if not chunk:
+                    break
+                chunk = carry + chunk
+                cut = chunk.rfind(b"\n") + 1
+                chunk, carry = chunk[:cut], chunk[cut:]
+                if chunk:
+                    records = self._write_body(out, chunk, records)
+                if self._stop.is_set():
+                    return
+            if carry:
+                self._write_body(out, carry + b"\n", records)
+
+    def _write_body(self, out: BinaryIO, chunk: bytes, records: int) -> int:
+        if b"\r" in chunk:
+            chunk = chunk.replace(b"\r\n", b"\n")
+        if chunk.startswith(b"\n") or b"\n\n" in chunk:
+            kept = []
+            for line in chunk.split(b"\n")[:-1]:
+                if line.strip():
+                    kept.append(line)
+                    records += 1
+                else:
+                    self.line_map.add_blank_lines(records, 1)
+            chunk = b"\n".join(kept) + b"\n" if kept else b""
+        else:
+            records += chunk.count(b"\n")
+        out.write(chunk)
+        return records
+
+    @contextlib.contextmanager
+    def _feeding(self) -> Iterator[BinaryIO]:
+        out = os.fdopen(self._write_fd, "wb", buffering=_CHUNK)
+        try:
+            yield out
+        except BrokenPipeError:
+            pass  # the reader stopped early (error or close): nothing to report
+        except (OSError, EOFError, ValueError) as err:
+            self._feeder_error = err
+        finally:
+            with contextlib.suppress(OSError):
+                out.close()
+
+    def records(self) -> Iterator[pysam.VariantRecord | Exception]:
+        """Yields each record, or the exception htslib raised for an unparsable line."""
+        variant_file = self._variant_file
+        while True:
+            try:
+                record = next(variant_file)
+            except StopIteration:
+                break
+            except (OSError, ValueError) as err:
+                if self._feeder_error is not None:
+                    break
+                yield err
+                continue
+            yield record
+        self._thread.join()
+        if self._feeder_error is not None:
+            raise VcfFormatError(
+                f"{self.path}: the file is truncated or corrupt ({self._feeder_error}). "
+                "Hint: check it with 'gzip -t' or 'bgzip -t', or re-download it."
+            )
+
+    def close(self) -> None:
+        self._stop.set()
+        if getattr(self, "_variant_file", None) is not None:
+            self._variant_file.close()
+            self._variant_file = None
+        with contextlib.suppress(OSError):
+            os.close(self._read_fd)  # unblocks the feeder if pysam kept the pipe open
+        self._thread.join(timeout=10)
+        self._raw.close()
+
+    def __enter__(self) -> VcfSource:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_source(path: str, open_binary: OpenBinary = _open_local) -> VcfSource:
+    return VcfSource(path, open_binary)
+
+
+def raw_lines(path: str, line_numbers: set[int], open_binary: OpenBinary = _open_local) -> dict[int, str]:
+    """Re-reads the original text of the given lines (1-based), for dead-letter entries."""
+    fmt = detect_format(path, open_binary)
+    if fmt == "bcf" or not line_numbers:
+        return {}
+    found: dict[int, str] = {}
+    last = max(line_numbers)
+    with open_binary(path) as raw:
+        stream = _text_stream(raw, fmt)
+        for number, line in enumerate(stream, start=1):
+            if number in line_numbers:
+                found[number] = line.decode("utf-8", errors="replace").rstrip("\r\n")
+            if number >= last:
+                break
+    return found

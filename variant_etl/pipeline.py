@@ -1,0 +1,40 @@
+"""The pipeline, top to bottom as in docs/architecture: plan -> ReadVcf ->
+ShardVariants -> a Parquet sink per shard -> commit with _manifest.json."""
+
+from __future__ import annotations
+
+import apache_beam as beam
+
+from variant_etl.plan import Plan
+from variant_etl.sinks.manifest import CommitOutput, WriteMalformed
+from variant_etl.sinks.parquet import WriteShardToParquet
+from variant_etl.transforms import read as read_tags
+from variant_etl.transforms import shard as shard_tags
+from variant_etl.transforms.read import ReadVcf
+from variant_etl.transforms.shard import ShardVariants, shard_tag
+
+
+def build(p: beam.Pipeline, plan: Plan) -> beam.PCollection:
+    """Adds the whole job to ``p``; returns the commit's totals."""
+    read = p | "Splits" >> beam.Create(plan.splits) | "ReadVcf" >> ReadVcf(plan.schema, plan.read)
+    sharded = read.batches | "ShardVariants" >> ShardVariants(
+        plan.sharding, one_based=plan.read.one_based
+    )
+    stats = [read[read_tags.COUNTS], sharded[shard_tags.COUNTS]]
+    for shard in plan.sharding.shards:
+        stats.append(
+            sharded[shard_tag(shard.index)]
+            | f"WriteParquet[{shard.suffix}]" >> WriteShardToParquet(shard, plan.parquet, plan.temp_dir)
+        )
+    stats.append(read[read_tags.MALFORMED] | "WriteMalformed" >> WriteMalformed(plan.temp_dir))
+    return stats | "AllStats" >> beam.Flatten() | "CommitOutput" >> CommitOutput(plan)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from variant_etl.cli import main as cli_main
+
+    return cli_main(argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,173 @@
+"""Dead-letter files, and the commit step that moves files into place and writes
+``_manifest.json`` once every input record is accounted for."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import uuid
+from collections import Counter
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.transforms.window import GlobalWindows
+
+from variant_etl.core.errors import CountMismatchError
+from variant_etl.plan import Plan
+
+MANIFEST = "_manifest.json"
+MALFORMED_DIR = "_malformed"
+
+
+class _WriteMalformedFn(beam.DoFn):
+    """Writes a bundle's dead-letter entries as one JSON-lines file."""
+
+    def __init__(self, temp_dir: str):
+        self._temp_dir = temp_dir
+
+    def start_bundle(self):
+        self._entries: list[dict] = []
+
+    def process(self, entry: dict):
+        self._entries.append(entry)
+
+    def finish_bundle(self):
+        if not self._entries:
+            return
+        entries = sorted(self._entries, key=lambda e: (e["file"], e["record"]))
+        path = FileSystems.join(self._temp_dir, MALFORMED_DIR, f"{uuid.uuid4().hex}.jsonl")
+        with FileSystems.create(path) as sink:
+            for entry in entries:
+                sink.write((json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8"))
+        by_input = dict(Counter(e["file"] for e in entries))
+        self._entries = []
+        yield GlobalWindows.windowed_value(
+            ("malformed_file", "", {"temp_path": path, "rows": len(entries), "by_input": by_input})
+        )
+
+
+class WriteMalformed(beam.PTransform):
+    def __init__(self, temp_dir: str):
+        super().__init__()
+        self._temp_dir = temp_dir
+
+    def expand(self, entries):
+        return entries | "WriteFiles" >> beam.ParDo(_WriteMalformedFn(self._temp_dir))
+
+
+def build_manifest(plan: Plan, stats: list[tuple]) -> tuple[dict, list[tuple[str, str]]]:
+    """Adds up the stats; returns the manifest and the (temp, final) renames to do."""
+    out = plan.parquet.output_dir
+    reads: Counter = Counter()
+    malformed_by_input: Counter = Counter()
+    dropped = 0
+    files: dict[str, list[dict]] = {s.suffix: [] for s in plan.sharding.shards}
+    malformed_files: list[dict] = []
+    for kind, key, value in stats:
+        if kind == "read":
+            reads[key] += value
+        elif kind == "dropped":
+            dropped += value
+        elif kind == "file":
+            files[key].append(value)
+        elif kind == "malformed_file":
+            malformed_files.append(value)
+            malformed_by_input.update(value["by_input"])
+    renames: list[tuple[str, str]] = []
+    shards = []
+    for shard in plan.sharding.shards:
+        shard_files = sorted(
+            files[shard.suffix],
+            key=lambda f: (f["min_reference_name"], f["min_start_position"], f["temp_path"]),
+        )
+        listed = []
+        for number, info in enumerate(shard_files):
+            final = FileSystems.join(out, shard.suffix, f"part-{number:05d}.parquet")
+            renames.append((info["temp_path"], final))
+            listed.append({
+                "path": f"{shard.suffix}/part-{number:05d}.parquet",
+                "rows": info["rows"],
+                "min_start_position": info["min_start_position"],
+                "max_start_position": info["max_start_position"],
+            })  # fmt: skip
+        shards.append({
+            "table_name_suffix": shard.suffix,
+            "regions": [str(r) for r in shard.regions] or ["residual"],
+            "rows": sum(f["rows"] for f in listed),
+            "files": listed,
+            "partitioning": shard.partitioning.to_bigquery(),
+            "partition_range_end": shard.partition_range_end,
+        })  # fmt: skip
+    malformed_listed = []
+    for number, info in enumerate(sorted(malformed_files, key=lambda f: f["temp_path"])):
+        name = f"{MALFORMED_DIR}/part-{number:05d}.jsonl"
+        renames.append((info["temp_path"], FileSystems.join(out, name)))
+        malformed_listed.append({"path": name, "rows": info["rows"]})
+    totals = {
+        "records_read": sum(reads.values()),
+        "rows_written": sum(s["rows"] for s in shards),
+        "malformed": sum(malformed_by_input.values()),
+        "dropped_no_matching_shard": dropped,
+    }
+    manifest = {
+        "variant_etl_manifest_version": 1,
+        "run_id": plan.run_id,
+        "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "sharding_config": plan.sharding.path,
+        "coordinates": "1-based start" if plan.read.one_based else "0-based, half-open",
+        "inputs": [
+            {"path": path, "records_read": reads[path], "malformed": malformed_by_input[path]}
+            for path in plan.inputs
+        ],
+        "shards": shards,
+        "malformed": {"count": totals["malformed"], "files": malformed_listed},
+        "dropped_no_matching_shard": dropped,
+        "totals": totals,
+    }
+    accounted = totals["rows_written"] + totals["malformed"] + dropped
+    if totals["records_read"] != accounted or set(reads) != set(plan.inputs):
+        raise CountMismatchError(
+            f"records read ({totals['records_read']}) != rows written ({totals['rows_written']}) "
+            f"+ malformed ({totals['malformed']}) + dropped ({dropped}); inputs read: "
+            f"{len(reads)} of {len(plan.inputs)}. Nothing was committed; this is a bug, please report it."
+        )
+    return manifest, renames
+
+
+class _CommitFn(beam.DoFn):
+    def __init__(self, plan: Plan):
+        self._plan = plan
+
+    def process(self, stats: list[tuple]):
+        manifest, renames = build_manifest(self._plan, stats)
+        out = self._plan.parquet.output_dir
+        for directory in sorted({final.rsplit("/", 1)[0] for _, final in renames}):
+            if not FileSystems.exists(directory):
+                FileSystems.mkdirs(directory)
+        if renames:
+            FileSystems.rename([src for src, _ in renames], [dst for _, dst in renames])
+        with FileSystems.create(FileSystems.join(out, MANIFEST)) as sink:
+            sink.write(json.dumps(manifest, indent=2).encode("utf-8"))
+        temp_root = FileSystems.join(out, "_temporary")
+        if FileSystems.exists(self._plan.temp_dir):
+            FileSystems.delete([self._plan.temp_dir])
+        if FileSystems.exists(temp_root) and not FileSystems.match(
+            [FileSystems.join(temp_root, "*")]
+        )[0].metadata_list:
+            FileSystems.delete([temp_root])
+        yield manifest["totals"]
+
+
+class CommitOutput(beam.PTransform):
+    """All stats -> renames and _manifest.json (runs once, after every write)."""
+
+    def __init__(self, plan: Plan):
+        super().__init__()
+        self._plan = plan
+
+    def expand(self, stats):
+        return (
+            stats
+            | "Gather" >> beam.combiners.ToList()
+            | "Commit" >> beam.ParDo(_CommitFn(self._plan))
+        )

@@ -1,0 +1,54 @@
+"""ShardVariants: route each batch's rows to their shard's output."""
+
+from __future__ import annotations
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+from apache_beam import pvalue
+
+from variant_etl.core.sharding import DROPPED, ShardingConfig, ShardLookup
+
+COUNTS = "counts"
+
+
+def shard_tag(index: int) -> str:
+    return f"shard_{index}"
+
+
+class _ShardBatchFn(beam.DoFn):
+    def __init__(self, config: ShardingConfig, one_based: bool):
+        self._config = config
+        self._one_based = one_based
+
+    def setup(self):
+        self._lookup = ShardLookup(self._config)
+
+    def process(self, batch: pa.RecordBatch):
+        starts = batch.column("start_position").to_numpy()
+        if self._one_based:
+            starts = starts - 1  # regions are matched on 0-based starts
+        shard_of = self._lookup.lookup(batch.column("reference_name"), starts)
+        for index in np.unique(shard_of):
+            rows = np.flatnonzero(shard_of == index)
+            if index == DROPPED:
+                yield pvalue.TaggedOutput(COUNTS, ("dropped", "", len(rows)))
+            elif len(rows) == batch.num_rows:
+                yield pvalue.TaggedOutput(shard_tag(int(index)), batch)
+            else:
+                yield pvalue.TaggedOutput(shard_tag(int(index)), batch.take(pa.array(rows)))
+
+
+class ShardVariants(beam.PTransform):
+    """Batches -> one PCollection of batches per shard (tag shard_<i>), plus 'counts'."""
+
+    def __init__(self, config: ShardingConfig, *, one_based: bool = False):
+        super().__init__()
+        self._config = config
+        self._one_based = one_based
+
+    def expand(self, batches):
+        tags = [shard_tag(s.index) for s in self._config.shards]
+        return batches | "ShardBatch" >> beam.ParDo(
+            _ShardBatchFn(self._config, self._one_based)
+        ).with_outputs(COUNTS, *tags)
