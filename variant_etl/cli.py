@@ -8,10 +8,13 @@ Commands: ``launch`` runs the pipeline; ``plan`` prints what launch would do;
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import re
 import sys
+import tempfile
 
 from variant_etl.core.errors import VariantEtlError
 from variant_etl.core.sharding import load_sharding_config
@@ -40,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--verbose", action="store_true", help="show Beam's own log messages")
     inputs = parser.add_argument_group("inputs")
     inputs.add_argument(
         "--input_pattern", action="append", default=[],
@@ -105,10 +109,13 @@ def _make_plan(args: argparse.Namespace):
     )
 
 
-def _beam_options(beam_args: list[str]):
+def _beam_options(beam_args: list[str], *, verbose: bool = False):
     from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
     options = PipelineOptions(beam_args)
+    if "--default_sdk_harness_log_level" not in " ".join(beam_args) and not verbose:
+        # Worker processes log each failure with Beam's traceback; we print the cause ourselves.
+        options = PipelineOptions(beam_args + ["--default_sdk_harness_log_level=CRITICAL"])
     standard = options.view_as(StandardOptions)
     if standard.runner is None:
         standard.runner = "DirectRunner"
@@ -129,8 +136,14 @@ def launch(args: argparse.Namespace, beam_args: list[str]) -> int:
 
     plan = _make_plan(args)
     logging.info("read %d file(s); %d shard(s)", len(plan.inputs), len(plan.sharding.shards))
-    with beam.Pipeline(options=_beam_options(beam_args)) as p:
-        build(p, plan)
+    options = _beam_options(beam_args, verbose=args.verbose)
+    try:
+        with _worker_stderr(show=args.verbose):
+            with beam.Pipeline(options=options) as p:
+                build(p, plan)
+    except BaseException:
+        _remove_temporary(plan)
+        raise
     out = plan.parquet.output_dir
     with open(f"{out}/{MANIFEST}", encoding="utf-8") if "://" not in out else _remote(out) as f:
         manifest = json.load(f)
@@ -144,8 +157,53 @@ def launch(args: argparse.Namespace, beam_args: list[str]) -> int:
         if shard["rows"]:
             print(f"  {shard['table_name_suffix']}: {shard['rows']} rows in {len(shard['files'])} file(s)")
     print(f"output: {out}/  (manifest: {out}/{MANIFEST})")
-    print(f"query:  duckdb -c \"SELECT reference_name, count(*) FROM read_parquet('{out}/*/*.parquet') GROUP BY 1\"")
+    print(
+        'query:  duckdb -c "SELECT reference_name, count(*) '
+        f"FROM read_parquet('{out}/*/*.parquet') GROUP BY 1\""
+    )
     return 0
+
+
+def _remove_temporary(plan) -> None:
+    """A failed run leaves no partial output: its temporary files go."""
+    from apache_beam.io.filesystems import FileSystems
+
+    with contextlib.suppress(Exception):
+        if FileSystems.exists(plan.temp_dir):
+            FileSystems.delete([plan.temp_dir])
+        out = plan.parquet.output_dir
+        temp_root = FileSystems.join(out, "_temporary")
+        for path in (temp_root, out):
+            if (
+                FileSystems.exists(path)
+                and not FileSystems.match([FileSystems.join(path, "*")])[0].metadata_list
+            ):
+                FileSystems.delete([path])
+
+
+@contextlib.contextmanager
+def _worker_stderr(*, show: bool):
+    """Holds back what Beam's worker processes print to stderr (each failure's full
+    traceback, unconditionally). Shown on --verbose, or when the failure is not ours."""
+    if show:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except Exception as err:
+            if not _OUR_ERRORS.search(str(err)):
+                os.dup2(saved, 2)
+                held.seek(0)
+                sys.stderr.write(held.read().decode("utf-8", errors="replace"))
+            raise
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _remote(out: str):
@@ -161,6 +219,9 @@ def _remote(out: str):
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     args, beam_args = _parser().parse_known_args(argv)
+    if not getattr(args, "verbose", False):
+        # Beam's workers log every failure with its traceback; we print the cause ourselves.
+        logging.getLogger("apache_beam").setLevel(logging.CRITICAL)
     try:
         if args.command == "validate-config":
             path = args.path or bundled_config(DEFAULT_SHARDING_CONFIG)

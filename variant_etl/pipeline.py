@@ -17,9 +17,7 @@ from variant_etl.transforms.shard import ShardVariants, shard_tag
 def build(p: beam.Pipeline, plan: Plan) -> beam.PCollection:
     """Adds the whole job to ``p``; returns the commit's totals."""
     read = p | "Splits" >> beam.Create(plan.splits) | "ReadVcf" >> ReadVcf(plan.schema, plan.read)
-    sharded = read.batches | "ShardVariants" >> ShardVariants(
-        plan.sharding, one_based=plan.read.one_based
-    )
+    sharded = read.batches | "ShardVariants" >> ShardVariants(plan.sharding, one_based=plan.read.one_based)
     stats = [read[read_tags.COUNTS], sharded[shard_tags.COUNTS]]
     for shard in plan.sharding.shards:
         stats.append(

@@ -79,9 +79,7 @@ class Plan:
     def describe(self) -> dict:
         """A JSON-able summary (what `plan` / `--dry_run` prints)."""
         return {
-            "inputs": [
-                {"path": h.path, "samples": len(h.samples)} for h in self.headers
-            ],
+            "inputs": [{"path": h.path, "samples": len(h.samples)} for h in self.headers],
             "schema": str(self.schema.arrow_schema()).splitlines(),
             "sharding_config": self.sharding.path,
             "shards": [

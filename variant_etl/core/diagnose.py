@@ -5,7 +5,6 @@ from __future__ import annotations
 from variant_etl.core.header import VcfHeader
 
 
-
 def diagnose_line(line: str, header: VcfHeader) -> tuple[str, str, str]:
     """Returns (field, value, reason) for a line htslib could not parse."""
     columns = line.split("\t")

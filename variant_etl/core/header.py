@@ -99,8 +99,7 @@ def htslib_header_lines(lines: list[str]) -> list[str]:
     """The header as given to htslib: INFO Number=G (valid VCF, but htslib cannot
     size it outside FORMAT) becomes Number=. there; our schema keeps G."""
     return [
-        line.replace(",Number=G,", ",Number=.,") if line.startswith("##INFO=<") else line
-        for line in lines
+        line.replace(",Number=G,", ",Number=.,") if line.startswith("##INFO=<") else line for line in lines
     ]
 
 
@@ -169,9 +168,7 @@ def _check_samples(samples: tuple[str, ...], path: str, lineno: int) -> None:
     seen: set[str] = set()
     for name in samples:
         if not name.strip():
-            raise VcfFormatError(
-                f"{path}: header line {lineno}: empty sample name in the #CHROM line"
-            )
+            raise VcfFormatError(f"{path}: header line {lineno}: empty sample name in the #CHROM line")
         if name in seen:
             raise VcfFormatError(
                 f"{path}: header line {lineno}: sample name {name!r} appears twice. "

@@ -74,8 +74,7 @@ def read_split(
             if not allow_malformed:
                 entry = _entries(source, pending, open_binary)[0]
                 raise VcfFormatError(
-                    entry.message()
-                    + ". Hint: fix the record, or pass --allow_malformed_records to write it "
+                    entry.message() + ". Hint: fix the record, or pass --allow_malformed_records to write it "
                     "to _malformed/ in the output and go on."
                 )
         result.records_read = index + 1
@@ -97,15 +96,21 @@ def _entries(source, pending, open_binary: OpenBinary) -> list[Malformed]:
         raw = lines.get(line, text or "")
         if isinstance(problem, MalformedRecord):
             field, value, reason = problem.field, str(problem.value), problem.reason
-            value = _raw_value(raw, field) or value
+            written = _raw_value(raw, field)
+            value = value if written is None else written
         elif raw:
             field, value, reason = diagnose_line(raw, source.header)
         else:
             field, value, reason = "record", "", f"htslib could not parse it ({problem})"
         entries.append(
             Malformed(
-                file=source.path, line=line, record=index + 1,
-                field=field, value=value, reason=reason, raw=raw,
+                file=source.path,
+                line=line,
+                record=index + 1,
+                field=field,
+                value=value,
+                reason=reason,
+                raw=raw,
             )  # fmt: skip
         )
     return entries

@@ -104,9 +104,7 @@ class BatchBuilder:
                 continue
             column = self._infos.get(key)
             if column is None:
-                raise MalformedRecord(
-                    f"INFO/{key}", value, "field is not declared in any input header"
-                )
+                raise MalformedRecord(f"INFO/{key}", value, "field is not declared in any input header")
             value = _checked(column, value, n_alts, f"INFO/{key}")
             if column.field.number == "A":
                 alt_values[column.name] = list(value)
@@ -119,9 +117,7 @@ class BatchBuilder:
         present = list(record.format.keys())
         for key in present:
             if key not in self._formats and key not in s.FORMAT_CONSUMED:
-                raise MalformedRecord(
-                    f"FORMAT/{key}", key, "field is not declared in any input header"
-                )
+                raise MalformedRecord(f"FORMAT/{key}", key, "field is not declared in any input header")
         call_cols: dict[str, list] = {name: [] for name in self._call}
         field_cols: dict[str, list] = {c.name: [] for c in self.schema.call_columns}
         has_gt = "GT" in present
@@ -179,9 +175,7 @@ class BatchBuilder:
 
     def _alternate_bases(self) -> pa.Array:
         children = [pa.array(self._alts, pa.string())]
-        children += [
-            pa.array(self._alt_info[c.name], c.value_type) for c in self.schema.alt_columns
-        ]
+        children += [pa.array(self._alt_info[c.name], c.value_type) for c in self.schema.alt_columns]
         struct_type = self.schema.alternate_bases_type().value_type
         structs = pa.StructArray.from_arrays(children, fields=list(struct_type))
         return pa.ListArray.from_arrays(pa.array(self._alt_offsets, pa.int32()), structs)
@@ -194,9 +188,7 @@ class BatchBuilder:
             pa.array(call[s.GENOTYPE], pa.list_(pa.int64())),
             pa.array(call[s.PHASESET], pa.string()),
         ]
-        children += [
-            pa.array(self._call_fields[c.name], c.arrow_type) for c in self.schema.call_columns
-        ]
+        children += [pa.array(self._call_fields[c.name], c.arrow_type) for c in self.schema.call_columns]
         struct_type = self.schema.call_type().value_type
         structs = pa.StructArray.from_arrays(children, fields=list(struct_type))
         return pa.ListArray.from_arrays(pa.array(self._call_offsets, pa.int32()), structs)
@@ -214,9 +206,7 @@ def _checked(column: FieldColumn, value, n_alts: int, where: str):
             raise MalformedRecord(where, _vcf_text(values), "Number=1: expected 1 value")
         return _scalar(column, values[0], where)
     if number == "A" and len(values) != n_alts and not _all_missing(values):
-        raise MalformedRecord(
-            where, _vcf_text(values), f"Number=A: expected {n_alts} value(s), one per ALT"
-        )
+        raise MalformedRecord(where, _vcf_text(values), f"Number=A: expected {n_alts} value(s), one per ALT")
     if number == "R" and len(values) != n_alts + 1 and not _all_missing(values):
         raise MalformedRecord(
             where, _vcf_text(values), f"Number=R: expected {n_alts + 1} value(s), REF and each ALT"

@@ -139,7 +139,11 @@ def load_sharding_config(path: str, text: str | None = None) -> ShardingConfig:
 
 def _parse_item(path: str, index: int, item: object) -> Shard:
     where = f"{path}: item {index + 1}"
-    if not isinstance(item, dict) or set(item) != {"output_table"} or not isinstance(item["output_table"], dict):
+    if (
+        not isinstance(item, dict)
+        or set(item) != {"output_table"}
+        or not isinstance(item["output_table"], dict)
+    ):
         raise ShardingConfigError(f"{where}: expected a mapping with the single key 'output_table'")
     table = item["output_table"]
     suffix = table.get("table_name_suffix")
@@ -185,10 +189,8 @@ def _parse_region(where: str, text: object) -> Region:
     text = text.strip()
     match = _RANGE_RE.match(text)
     if not match:
-        if re.search(r":[0-9,]*-[0-9,]*$", text):
-            raise ShardingConfigError(
-                f"{where}: bad region {text!r}; expected CHROM or CHROM:START-END"
-            )
+        if re.search(r":[0-9A-Za-z,]*-[0-9,]*$", text):
+            raise ShardingConfigError(f"{where}: bad region {text!r}; expected CHROM or CHROM:START-END")
         return Region(text)
     contig, start, end = match.group(1), _number(match.group(2)), _number(match.group(3))
     if start is None or end is None or start >= end:
@@ -210,9 +212,7 @@ def _parse_range_end(where: str, value: object) -> int:
     if isinstance(value, str):
         number = _number(value.strip())
     if number is None or number <= 0:
-        raise ShardingConfigError(
-            f"{where}: partition_range_end must be a positive integer, got {value!r}"
-        )
+        raise ShardingConfigError(f"{where}: partition_range_end must be a positive integer, got {value!r}")
     return number
 
 

@@ -150,9 +150,7 @@ class VcfSource:
             self.header = parse_header(lines, path, count)
             self.line_map = _LineMap(count)
             header_bytes = ("\n".join(htslib_header_lines(lines)) + "\n").encode("utf-8")
-            self._thread = threading.Thread(
-                target=self._feed_text, args=(header_bytes,), daemon=True
-            )
+            self._thread = threading.Thread(target=self._feed_text, args=(header_bytes,), daemon=True)
             self._thread.start()
             self._variant_file = self._open_pysam(read_fd)
 
@@ -167,8 +165,7 @@ class VcfSource:
         except (OSError, ValueError) as err:
             self.close()
             raise VcfFormatError(
-                f"{self.path}: htslib cannot read this file ({err}). "
-                f"{self._feeder_message()}"
+                f"{self.path}: htslib cannot read this file ({err}). {self._feeder_message()}"
             ) from None
 
     def _feeder_message(self) -> str:

@@ -151,9 +151,10 @@ class _CommitFn(beam.DoFn):
         temp_root = FileSystems.join(out, "_temporary")
         if FileSystems.exists(self._plan.temp_dir):
             FileSystems.delete([self._plan.temp_dir])
-        if FileSystems.exists(temp_root) and not FileSystems.match(
-            [FileSystems.join(temp_root, "*")]
-        )[0].metadata_list:
+        if (
+            FileSystems.exists(temp_root)
+            and not FileSystems.match([FileSystems.join(temp_root, "*")])[0].metadata_list
+        ):
             FileSystems.delete([temp_root])
         yield manifest["totals"]
 
@@ -166,8 +167,4 @@ class CommitOutput(beam.PTransform):
         self._plan = plan
 
     def expand(self, stats):
-        return (
-            stats
-            | "Gather" >> beam.combiners.ToList()
-            | "Commit" >> beam.ParDo(_CommitFn(self._plan))
-        )
+        return stats | "Gather" >> beam.combiners.ToList() | "Commit" >> beam.ParDo(_CommitFn(self._plan))

@@ -50,7 +50,8 @@ class ReadVcf(beam.PTransform):
         return (
             splits
             | "Distribute" >> beam.Reshuffle()
-            | "ReadSplit" >> beam.ParDo(_ReadSplitFn(self._schema, self._options)).with_outputs(
+            | "ReadSplit"
+            >> beam.ParDo(_ReadSplitFn(self._schema, self._options)).with_outputs(
                 MALFORMED, COUNTS, main="batches"
             )
         )

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+TESTDATA = REPO.parent / "shared" / "testdata"
+VT_VCF = TESTDATA / "vt" / "vcf"
+REAL = TESTDATA / "real"
+
+
+def bcftools_positions(path: Path) -> list[tuple[str, int]]:
+    """(CHROM, POS) of every record, read by bcftools: the independent reading."""
+    assert shutil.which("bcftools"), "bcftools is required (apt-get install bcftools)"
+    text = Path(path).read_bytes()
+    # bcftools reads neither bzip2 nor headers with a leading blank line, so hand it
+    # the decompressed text with blank lines removed.
+    if text[:3] == b"BZh":
+        import bz2
+
+        text = bz2.decompress(text)
+    elif text[:2] == b"\x1f\x8b" and not _is_bcf(path):
+        text = gzip.decompress(text)
+    if _is_bcf(path):
+        args, stdin = ["bcftools", "query", "-f", "%CHROM\t%POS\n", str(path)], None
+    else:
+        text = b"\n".join(line for line in text.split(b"\n") if line.strip()) + b"\n"
+        args, stdin = ["bcftools", "query", "-f", "%CHROM\t%POS\n", "-"], text
+    result = subprocess.run(args, input=stdin, capture_output=True, check=True)
+    rows = [line.split("\t") for line in result.stdout.decode().splitlines()]
+    return [(chrom, int(pos)) for chrom, pos in rows]
+
+
+def _is_bcf(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if head == b"\x1f\x8b":
+        with gzip.open(path) as f:
+            return f.read(3) == b"BCF"
+    return head == b"BC"
+
+
+@pytest.fixture
+def write_vcf(tmp_path):
+    """Writes a small VCF from lines (tabs as given) and returns its path."""
+
+    def write(name: str, text: str, *, compress: str | None = None) -> str:
+        data = text.encode("utf-8")
+        path = tmp_path / name
+        if compress == "gzip":
+            data = gzip.compress(data)
+        elif compress == "bzip2":
+            import bz2
+
+            data = bz2.compress(data)
+        path.write_bytes(data)
+        return str(path)
+
+    return write
+
+
+def run_cli(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    """Runs `python -m variant_etl ...` as a user would."""
+    env = dict(os.environ, **(env_extra or {}))
+    return subprocess.run(
+        ["python", "-m", "variant_etl", *args], capture_output=True, text=True, env=env, cwd=REPO
+    )

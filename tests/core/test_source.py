@@ -1,0 +1,100 @@
+"""Reading inputs: compressions, header fixes, line numbers, corrupt streams."""
+
+import gzip
+import shutil
+import subprocess
+
+import pytest
+
+from tests.conftest import REAL, VT_VCF
+from variant_etl.core.errors import VcfFormatError
+from variant_etl.core.source import detect_format, open_source, read_header
+
+HEADER = (
+    "##fileformat=VCFv4.2\n"
+    '##INFO=<ID=DP,Number=1,Type=Integer,Description="Depth">\n'
+    '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
+    "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS1\n"
+)
+RECORDS = "1\t100\t.\tA\tC\t.\tPASS\tDP=3\tGT\t0/1\n1\t200\t.\tG\tT\t.\tPASS\tDP=4\tGT\t1/1\n"
+
+
+def positions(path):
+    with open_source(path) as source:
+        return [r.pos for r in source.records()]
+
+
+@pytest.mark.parametrize("compress, fmt", [(None, "plain"), ("gzip", "gzip"), ("bzip2", "bzip2")])
+def test_compressions(write_vcf, compress, fmt):
+    path = write_vcf("a.vcf", HEADER + RECORDS, compress=compress)
+    assert detect_format(path) == fmt
+    assert positions(path) == [100, 200]
+
+
+def test_bgzip_and_bcf(tmp_path, write_vcf):
+    assert shutil.which("bgzip") and shutil.which("bcftools")
+    plain = write_vcf("a.vcf", HEADER.replace("#CHROM", "##contig=<ID=1>\n#CHROM") + RECORDS)
+    subprocess.run(["bgzip", "-k", plain], check=True)
+    bcf = str(tmp_path / "a.bcf")
+    subprocess.run(["bcftools", "view", "-Ob", "-o", bcf, plain], check=True)
+    assert detect_format(plain + ".gz") == "gzip"
+    assert detect_format(bcf) == "bcf"
+    assert positions(plain + ".gz") == positions(bcf) == [100, 200]
+
+
+def test_blank_lines_missing_fileformat_trailing_tab_and_crlf(write_vcf):
+    text = "\n" + HEADER.replace("##fileformat=VCFv4.2\n", "").replace("S1\n", "S1\t\n") + "\n" + RECORDS
+    path = write_vcf("messy.vcf", text.replace("\n", "\r\n"))
+    with open_source(path) as source:
+        assert source.header.samples == ("S1",)
+        records = list(source.records())
+        assert [r.pos for r in records] == [100, 200]
+        assert records[1].samples["S1"]["GT"] == (1, 1)  # no stray CR in the last column
+        # line 1 is blank, lines 2-4 the header, line 5 blank, records on lines 6 and 7
+        assert [source.location(i) for i in range(2)] == [f"{path}:6", f"{path}:7"]
+
+
+def test_line_numbers_skip_blank_body_lines(write_vcf):
+    path = write_vcf("gaps.vcf", HEADER + "\n".join(RECORDS.splitlines()[:1] + ["", "", RECORDS.splitlines()[1]]) + "\n")
+    with open_source(path) as source:
+        list(source.records())
+        assert source.location(0).endswith(":5")
+        assert source.location(1).endswith(":8")
+
+
+def test_unparsable_record_is_yielded_as_an_error_and_reading_goes_on(write_vcf):
+    bad = "1\t150\t.\tA\tC\t.\tPASS\tDP=3\tGT\t0/1:extra:fields\n"
+    lines = RECORDS.splitlines(keepends=True)
+    path = write_vcf("bad.vcf", HEADER + lines[0] + bad + lines[1])
+    with open_source(path) as source:
+        items = list(source.records())
+    assert [type(i).__name__ for i in items] == ["VariantRecord", "OSError", "VariantRecord"]
+
+
+def test_truncated_gzip_is_a_clear_error(tmp_path):
+    data = gzip.compress((HEADER + RECORDS * 2000).encode())
+    path = tmp_path / "cut.vcf.gz"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(VcfFormatError, match="truncated or corrupt"):
+        with open_source(str(path)) as source:
+            list(source.records())
+
+
+def test_empty_and_headerless_files(write_vcf):
+    with pytest.raises(VcfFormatError, match="no '#CHROM' header line"):
+        read_header(write_vcf("empty.vcf", ""))
+    with pytest.raises(VcfFormatError, match="no '#CHROM' header line"):
+        read_header(write_vcf("nohead.vcf", RECORDS))
+
+
+def test_vt_files_need_the_fixes():
+    # valid-4.2.vcf starts with a blank line; valid-4.0.vcf.gz is plain gzip; .bz2 is bzip2.
+    assert len(positions(str(VT_VCF / "valid-4.2.vcf"))) == 13
+    assert detect_format(str(VT_VCF / "valid-4.0.vcf.gz")) == "gzip"
+    assert positions(str(VT_VCF / "valid-4.0.vcf.bz2")) == positions(str(VT_VCF / "valid-4.0.vcf"))
+
+
+def test_bcf_header_and_duplicate_samples():
+    assert read_header(str(REAL / "cyvcf2" / "multi-contig.bcf")).samples == ("NA00001", "NA00002", "NA00003")
+    with pytest.raises(VcfFormatError, match="sample name 'HG00096' appears twice"):
+        read_header(str(REAL / "hts-specs" / "failed_body_sample_011.vcf"))
