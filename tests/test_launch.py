@@ -1,0 +1,226 @@
+"""End to end: `python -m variant_etl launch` on real files, checked against bcftools."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.conftest import REAL, REPO, TESTDATA, VT_VCF, bcftools_positions, run_cli
+
+AUTOSOMES_AND_SEX = {str(i) for i in range(1, 23)} | {"X", "Y"}
+
+
+def default_shard(chrom: str) -> str:
+    """The bundled default config, restated by hand: chr1..chr22, chrX, chrY, residual."""
+    bare = chrom[3:] if chrom.startswith("chr") else chrom
+    if bare in AUTOSOMES_AND_SEX or bare in ("x", "y"):
+        return "chr" + bare.upper()
+    return "residual"
+
+
+def expected_by_shard(paths, shard_of=default_shard) -> dict[str, tuple[int, int]]:
+    """{suffix: (rows, sum of 0-based start_position)} from bcftools' reading."""
+    rows, sums = Counter(), Counter()
+    for path in paths:
+        for chrom, pos in bcftools_positions(path):
+            shard = shard_of(chrom)
+            if shard is not None:
+                rows[shard] += 1
+                sums[shard] += pos - 1
+    return {shard: (rows[shard], sums[shard]) for shard in rows}
+
+
+def sql(query: str) -> list[tuple]:
+    return duckdb.connect().execute(query).fetchall()
+
+
+def launch(out: Path, *inputs: Path, extra: tuple[str, ...] = ()):
+    args = ["launch", "--output_parquet_dir", str(out)]
+    for path in inputs:
+        args += ["--input_pattern", str(path)]
+    return run_cli(*args, *extra)
+
+
+def written_by_shard(out: Path) -> dict[str, tuple[int, int]]:
+    found = {}
+    for shard_dir in sorted(p for p in out.iterdir() if p.is_dir() and not p.name.startswith("_")):
+        rows, total = sql(f"SELECT count(*), sum(start_position) FROM read_parquet('{shard_dir}/*.parquet')")[0]
+        found[shard_dir.name] = (rows, int(total))
+    return found
+
+
+def check_manifest_adds_up(out: Path) -> dict:
+    manifest = json.loads((out / "_manifest.json").read_text())
+    totals = manifest["totals"]
+    assert totals["records_read"] == (
+        totals["rows_written"] + totals["malformed"] + totals["dropped_no_matching_shard"]
+    )
+    assert totals["records_read"] == sum(i["records_read"] for i in manifest["inputs"])
+    assert totals["rows_written"] == sum(s["rows"] for s in manifest["shards"])
+    for shard in manifest["shards"]:
+        assert shard["rows"] == sum(f["rows"] for f in shard["files"])
+        for f in shard["files"]:
+            assert (out / f["path"]).exists()
+    assert not (out / "_temporary").exists()
+    return manifest
+
+
+VT_GROUPS = {
+    "4.0": ["valid-4.0.vcf", "valid-4.0.vcf.gz", "valid-4.0.vcf.bz2"],
+    "4.1-large": ["valid-4.1-large.vcf", "valid-4.1-large.vcf.gz"],
+    "4.2": ["valid-4.2.vcf", "valid-4.2.vcf.gz"],
+    "merge": ["merge/merge1.vcf", "merge/merge2.vcf", "merge/merge3.vcf"],
+}
+
+
+@pytest.mark.parametrize("group", sorted(VT_GROUPS))
+def test_vt_files_per_shard_rows_and_positions_match_bcftools(tmp_path, group):
+    inputs = [VT_VCF / name for name in VT_GROUPS[group]]
+    out = tmp_path / "out"
+    result = launch(out, *inputs)
+    assert result.returncode == 0, result.stderr
+    assert written_by_shard(out) == expected_by_shard(inputs)
+    manifest = check_manifest_adds_up(out)
+    assert manifest["totals"]["malformed"] == 0
+    assert "rows written" in result.stdout and "duckdb" in result.stdout
+
+
+def test_gcp_variant_transforms_sharding_config_with_ranges(tmp_path):
+    config = TESTDATA / "vt" / "sharding_configs" / "residual_in_middle.yaml"
+    inputs = [VT_VCF / "valid-4.1-large.vcf.gz"]
+
+    def shard_of(chrom, pos=None):
+        return None  # replaced below: ranges need the position
+
+    rows, sums = Counter(), Counter()
+    for chrom, pos in bcftools_positions(inputs[0]):
+        start = pos - 1
+        if chrom == "chr1" and start < 1_000_000:
+            shard = "chr01_part1"
+        elif chrom == "chr1" and start < 2_000_000:
+            shard = "chr01_part2"
+        elif chrom == "chr2":
+            shard = "chrom02"
+        elif chrom == "3" and 500_000 <= start < 1_000_000:
+            shard = "chr3_02"
+        else:
+            shard = "all_remaining"
+        rows[shard] += 1
+        sums[shard] += start
+    out = tmp_path / "out"
+    result = launch(out, *inputs, extra=("--sharding_config_path", str(config)))
+    assert result.returncode == 0, result.stderr
+    assert written_by_shard(out) == {s: (rows[s], sums[s]) for s in rows}
+    manifest = check_manifest_adds_up(out)
+    spec = {s["table_name_suffix"]: s["partitioning"]["range"] for s in manifest["shards"]}
+    assert spec["chr01_part1"] == {"start": "0", "end": "1039740", "interval": "260"}
+    assert spec["all_remaining"] == {"start": "0", "end": "249297660", "interval": "62340"}
+
+
+def test_no_residual_drops_and_counts(tmp_path):
+    config = TESTDATA / "vt" / "sharding_configs" / "residual_missing.yaml"
+    inputs = [VT_VCF / "valid-4.2.vcf"]  # contigs 19, 20, Y, HLA...: none is in this config
+    out = tmp_path / "out"
+    result = launch(out, *inputs, extra=("--sharding_config_path", str(config)))
+    assert result.returncode == 0, result.stderr
+    manifest = check_manifest_adds_up(out)
+    assert manifest["totals"]["dropped_no_matching_shard"] == len(bcftools_positions(inputs[0])) == 13
+    assert manifest["totals"]["rows_written"] == 0
+
+
+def test_parquet_is_sorted_with_tight_statistics_and_zstd(tmp_path):
+    out = tmp_path / "out"
+    assert launch(out, VT_VCF / "valid-4.1-large.vcf", extra=("--parquet_row_group_size", "1000")).returncode == 0
+    meta = sql(
+        f"SELECT row_group_id, stats_min_value::BIGINT, stats_max_value::BIGINT, compression "
+        f"FROM parquet_metadata('{out}/chr1/*.parquet') WHERE path_in_schema = 'start_position' ORDER BY 1"
+    )
+    assert len(meta) == 10  # 9,882 rows in row groups of 1,000
+    assert all(c == "ZSTD" for *_, c in meta)
+    for (_, _, previous_max, _), (_, next_min, _, _) in zip(meta, meta[1:]):
+        assert previous_max <= next_min  # sorted: row groups do not overlap
+
+
+def test_malformed_records_stop_the_run_with_a_clear_error(tmp_path):
+    out = tmp_path / "out"
+    result = launch(out, VT_VCF / "invalid-4.0-POS-empty.vcf")
+    assert result.returncode == 1
+    assert "invalid-4.0-POS-empty.vcf:19: POS: expected a positive integer, got ''" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists()  # nothing half-written
+
+
+def test_allow_malformed_records_dead_letters_them(tmp_path):
+    out = tmp_path / "out"
+    inputs = [VT_VCF / "invalid-4.0-POS-empty.vcf", VT_VCF / "preprocessor" / "invalid-4.0.vcf"]
+    result = launch(out, *inputs, extra=("--allow_malformed_records",))
+    assert result.returncode == 0, result.stderr
+    manifest = check_manifest_adds_up(out)
+    entries = [json.loads(line) for f in sorted((out / "_malformed").glob("*.jsonl")) for line in f.open()]
+    assert [(Path(e["file"]).name, e["line"], e["field"]) for e in entries] == [
+        ("invalid-4.0-POS-empty.vcf", 19, "POS"),
+        ("invalid-4.0.vcf", 22, "FORMAT/FT"),
+        ("invalid-4.0.vcf", 23, "POS"),
+    ]
+    assert entries[0]["raw"].startswith("20\t\trs6054257")
+    assert manifest["totals"] == {
+        "records_read": 10, "rows_written": 7, "malformed": 3, "dropped_no_matching_shard": 0,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--input_pattern", "/nonexistent/*.vcf", "--output_parquet_dir", "o"), "matches no file"),
+        (("--output_parquet_dir", "o"), "no input"),
+        (("--input_pattern", str(VT_VCF / "valid-4.0.vcf")), "no output"),
+        (
+            ("--input_pattern", str(VT_VCF / "valid-4.0.vcf"), "--input_pattern", str(VT_VCF / "valid-4.2.vcf"),
+             "--output_parquet_dir", "o"),
+            "INFO field 'AF' has incompatible definitions",
+        ),
+        (
+            ("--input_pattern", str(VT_VCF / "valid-4.0.vcf"), "--output_parquet_dir", "o",
+             "--sharding_config_path", "/nonexistent.yaml"),
+            "cannot read the sharding config",
+        ),
+    ],
+)
+def test_plan_time_errors(tmp_path, args, message):
+    result = run_cli("launch", *args)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_existing_output_is_refused(tmp_path):
+    out = tmp_path / "out"
+    assert launch(out, VT_VCF / "valid-4.0.vcf").returncode == 0
+    result = launch(out, VT_VCF / "valid-4.0.vcf")
+    assert result.returncode == 2 and "already holds a completed run" in result.stderr
+
+
+def test_input_file_lists_patterns(tmp_path):
+    listing = tmp_path / "inputs.txt"
+    listing.write_text(f"# inputs\n{VT_VCF / 'valid-4.0.vcf'}\n{VT_VCF / 'valid-4.0.vcf.g*'}\n")
+    out = tmp_path / "out"
+    result = run_cli("launch", "--input_file", str(listing), "--output_parquet_dir", str(out))
+    assert result.returncode == 0, result.stderr
+    assert check_manifest_adds_up(out)["totals"]["records_read"] == 10
+
+
+def test_other_entry_points(tmp_path):
+    import subprocess
+
+    out = tmp_path / "out"
+    result = subprocess.run(
+        ["python", "-m", "variant_etl.pipeline", "launch", "--input_pattern", str(VT_VCF / "valid-4.0.vcf"),
+         "--output_parquet_dir", str(out)],
+        capture_output=True, text=True, cwd=REPO,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    result = subprocess.run(["variant-etl", "validate-config"], capture_output=True, text=True)
+    assert result.returncode == 0 and "OK, 25 shard(s)" in result.stdout
