@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import REAL, REPO, TESTDATA, VT_VCF, bcftools_positions, run_cli
+from tests.conftest import REPO, TESTDATA, VT_VCF, bcftools_positions, run_cli
 
 AUTOSOMES_AND_SEX = {str(i) for i in range(1, 23)} | {"X", "Y"}
 
@@ -48,7 +48,9 @@ def launch(out: Path, *inputs: Path, extra: tuple[str, ...] = ()):
 def written_by_shard(out: Path) -> dict[str, tuple[int, int]]:
     found = {}
     for shard_dir in sorted(p for p in out.iterdir() if p.is_dir() and not p.name.startswith("_")):
-        rows, total = sql(f"SELECT count(*), sum(start_position) FROM read_parquet('{shard_dir}/*.parquet')")[0]
+        rows, total = sql(f"SELECT count(*), sum(start_position) FROM read_parquet('{shard_dir}/*.parquet')")[
+            0
+        ]
         found[shard_dir.name] = (rows, int(total))
     return found
 
@@ -134,7 +136,10 @@ def test_no_residual_drops_and_counts(tmp_path):
 
 def test_parquet_is_sorted_with_tight_statistics_and_zstd(tmp_path):
     out = tmp_path / "out"
-    assert launch(out, VT_VCF / "valid-4.1-large.vcf", extra=("--parquet_row_group_size", "1000")).returncode == 0
+    assert (
+        launch(out, VT_VCF / "valid-4.1-large.vcf", extra=("--parquet_row_group_size", "1000")).returncode
+        == 0
+    )
     meta = sql(
         f"SELECT row_group_id, stats_min_value::BIGINT, stats_max_value::BIGINT, compression "
         f"FROM parquet_metadata('{out}/chr1/*.parquet') WHERE path_in_schema = 'start_position' ORDER BY 1"
@@ -179,13 +184,25 @@ def test_allow_malformed_records_dead_letters_them(tmp_path):
         (("--output_parquet_dir", "o"), "no input"),
         (("--input_pattern", str(VT_VCF / "valid-4.0.vcf")), "no output"),
         (
-            ("--input_pattern", str(VT_VCF / "valid-4.0.vcf"), "--input_pattern", str(VT_VCF / "valid-4.2.vcf"),
-             "--output_parquet_dir", "o"),
+            (
+                "--input_pattern",
+                str(VT_VCF / "valid-4.0.vcf"),
+                "--input_pattern",
+                str(VT_VCF / "valid-4.2.vcf"),
+                "--output_parquet_dir",
+                "o",
+            ),
             "INFO field 'AF' has incompatible definitions",
         ),
         (
-            ("--input_pattern", str(VT_VCF / "valid-4.0.vcf"), "--output_parquet_dir", "o",
-             "--sharding_config_path", "/nonexistent.yaml"),
+            (
+                "--input_pattern",
+                str(VT_VCF / "valid-4.0.vcf"),
+                "--output_parquet_dir",
+                "o",
+                "--sharding_config_path",
+                "/nonexistent.yaml",
+            ),
             "cannot read the sharding config",
         ),
     ],

@@ -20,11 +20,17 @@ def header(path, *lines, samples=()):
 
 def test_parse_structured_handles_quotes_commas_and_escapes():
     attrs = parse_structured('ID=X,Number=1,Type=String,Description="a, \\"quoted\\" b",Source=me')
-    assert attrs == {"ID": "X", "Number": "1", "Type": "String", "Description": 'a, "quoted" b', "Source": "me"}
+    assert attrs == {
+        "ID": "X",
+        "Number": "1",
+        "Type": "String",
+        "Description": 'a, "quoted" b',
+        "Source": "me",
+    }
 
 
 def test_normalise_fixes_what_gcp_variant_transforms_tolerates():
-    lines = ["\n", "##INFO=<ID=DP,Number=1,Type=Integer,Description=\"d\">\r\n", CHROM + "\tFORMAT\tS1\t\n"]
+    lines = ["\n", '##INFO=<ID=DP,Number=1,Type=Integer,Description="d">\r\n', CHROM + "\tFORMAT\tS1\t\n"]
     assert normalise_header_lines(lines, "f.vcf") == [
         "##fileformat=VCFv4.3",
         '##INFO=<ID=DP,Number=1,Type=Integer,Description="d">',
@@ -40,7 +46,10 @@ def test_missing_chrom_line_is_an_error():
 @pytest.mark.parametrize(
     "line, message",
     [
-        ('##INFO=<ID=X,Number=Z,Type=Integer,Description="">', "Number must be an integer, A, R, G or '.', got 'Z'"),
+        (
+            '##INFO=<ID=X,Number=Z,Type=Integer,Description="">',
+            "Number must be an integer, A, R, G or '.', got 'Z'",
+        ),
         ('##INFO=<ID=X,Number=1,Type=Long,Description="">', "Type must be one of"),
         ('##FORMAT=<Number=1,Type=Integer,Description="">', "missing ID"),
     ],

@@ -2,11 +2,11 @@
 
 import pytest
 
+from variant_etl.core.errors import VcfFormatError
 from variant_etl.core.header import merge_headers
 from variant_etl.core.reader import Malformed, ReadResult, read_split
 from variant_etl.core.records import sample_id
 from variant_etl.core.schema import build_schema
-from variant_etl.core.errors import VcfFormatError
 from variant_etl.core.source import read_header
 
 HEADER = """##fileformat=VCFv4.2
@@ -27,7 +27,9 @@ HEADER = """##fileformat=VCFv4.2
 def read(path, *, one_based=False, allow=True):
     schema = build_schema(merge_headers([read_header(path)]))
     items = list(
-        read_split(path, schema, one_based=one_based, allow_malformed=allow, batch_rows=2, result=ReadResult())
+        read_split(
+            path, schema, one_based=one_based, allow_malformed=allow, batch_rows=2, result=ReadResult()
+        )
     )
     rows = [row for item in items if not isinstance(item, Malformed) for row in item.to_pylist()]
     return rows, [item for item in items if isinstance(item, Malformed)]
@@ -81,7 +83,12 @@ def test_sample_id_is_gcp_variant_transforms_hash():
         ("1\t100\t.\tA\tC,G\t.\t.\tAF=0.5\tGT\t0/1\t0/0", "INFO/AF", "0.5", "Number=A: expected 2 value(s)"),
         ("1\t100\t.\tA\tC\t.\t.\tDP=1,2\tGT\t0/1\t0/0", "INFO/DP", "1,2", "Number=1: expected 1 value"),
         ("1\t100\t.\tA\tC\t.\t.\tXX=1\tGT\t0/1\t0/0", "INFO/XX", "1", "not declared in any input header"),
-        ("1\t100\t.\tA\tC\t.\t.\t.\tGT:ZZ\t0/1:1\t0/0:2", "FORMAT/ZZ", "ZZ", "not declared in any input header"),
+        (
+            "1\t100\t.\tA\tC\t.\t.\t.\tGT:ZZ\t0/1:1\t0/0:2",
+            "FORMAT/ZZ",
+            "ZZ",
+            "not declared in any input header",
+        ),
         ("1\t\t.\tA\tC\t.\t.\t.\tGT\t0/1\t0/0", "POS", "", "expected a positive integer"),
         ("1\t100\t.\tA\tC\t.\t.\t.\tGT:GQ\t0/1:1:2:3\t0/0", "sample S1", "0/1:1:2:3", "has 4 sub-fields"),
         ("1\t100\t.\tA\tC\t.\t.\t.\tGT\t0/1", "line", None, "expected 11 tab-separated columns, found 10"),

@@ -16,7 +16,7 @@ def config(text: str):
 def item(suffix, regions, end="1,000"):
     lines = "\n".join(f'      - "{r}"' for r in regions)
     return (
-        f"- output_table:\n    table_name_suffix: \"{suffix}\"\n    regions:\n{lines}\n"
+        f'- output_table:\n    table_name_suffix: "{suffix}"\n    regions:\n{lines}\n'
         f"    partition_range_end: {end}\n"
     )
 
@@ -46,19 +46,37 @@ def test_bad_region_syntax(text):
     [
         (item("a", ["chr1"]) + item("a", ["chr2"]), r"item 2 \('a'\): table_name_suffix duplicates item 1"),
         (item("a", ["chr1"]) + item("A", ["chr2"]), "duplicates item 1"),
-        (item("a", ["chr1"]) + item("b", ["chr1:0-10"]), r"region 'chr1:0-10' overlaps region 'chr1' of item 1"),
+        (
+            item("a", ["chr1"]) + item("b", ["chr1:0-10"]),
+            r"region 'chr1:0-10' overlaps region 'chr1' of item 1",
+        ),
         (item("a", ["1:0-100"]) + item("b", ["1:99-200"]), "overlaps"),
         (item("a", ["chr1", "chr1"]), "overlaps"),
         (item("a", ["residual"]) + item("b", ["residual"]), "items 1, 2 are all 'residual'"),
         (item("a", ["residual", "chr1"]), "'residual' region must be the item's only region"),
-        (item("a", ["chr1"], end="abc"), r"item 1 \('a'\): partition_range_end must be a positive integer, got 'abc'"),
+        (
+            item("a", ["chr1"], end="abc"),
+            r"item 1 \('a'\): partition_range_end must be a positive integer, got 'abc'",
+        ),
         (item("a", ["chr1"], end="0"), "partition_range_end must be a positive integer"),
         (item("a", ["chr1"], end="-5"), "partition_range_end must be a positive integer"),
-        ('- output_table:\n    table_name_suffix: "a"\n    regions: ["chr1"]\n', "partition_range_end is missing"),
-        ('- output_table:\n    regions: ["chr1"]\n    partition_range_end: 5\n', "table_name_suffix is missing"),
+        (
+            '- output_table:\n    table_name_suffix: "a"\n    regions: ["chr1"]\n',
+            "partition_range_end is missing",
+        ),
+        (
+            '- output_table:\n    regions: ["chr1"]\n    partition_range_end: 5\n',
+            "table_name_suffix is missing",
+        ),
         (item("a-b", ["chr1"]), "may only contain letters, digits and '_'"),
-        ('- output_table:\n    table_name_suffix: "a"\n    regions: []\n    partition_range_end: 5\n', "regions must be a non-empty list"),
-        ('- output_table:\n    table_name_suffix: "a"\n    regions: ["x"]\n    partition_range_end: 5\n    colour: red\n', "unknown key"),
+        (
+            '- output_table:\n    table_name_suffix: "a"\n    regions: []\n    partition_range_end: 5\n',
+            "regions must be a non-empty list",
+        ),
+        (
+            '- output_table:\n    table_name_suffix: "a"\n    regions: ["x"]\n    partition_range_end: 5\n    colour: red\n',
+            "unknown key",
+        ),
         ("- foo: 1\n", "single key 'output_table'"),
         ("{}", "non-empty list"),
         ("- [unclosed", "not valid YAML"),
@@ -104,7 +122,15 @@ def test_bundled_configs(name):
     cfg = load_sharding_config(str(REPO / "sharding_configs" / name))
     assert [s.suffix for s in cfg.shards] == [f"chr{c}" for c in [*range(1, 23), "X", "Y"]] + ["residual"]
     assert cfg.residual_index == 24
-    assert lookup(cfg, ["chr1", "1", "chrX", "x", "chrM", "MT", "GL000192.1"], [0] * 7) == [0, 0, 22, 22, 24, 24, 24]
+    assert lookup(cfg, ["chr1", "1", "chrX", "x", "chrM", "MT", "GL000192.1"], [0] * 7) == [
+        0,
+        0,
+        22,
+        22,
+        24,
+        24,
+        24,
+    ]
     chr1 = cfg.shards[0]
     assert chr1.partition_range_end == 249_250_621  # GRCh37 chr1, the longer of the two assemblies
     if name == "homo_sapiens_fixed_partitions.yaml":

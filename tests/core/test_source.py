@@ -54,7 +54,9 @@ def test_blank_lines_missing_fileformat_trailing_tab_and_crlf(write_vcf):
 
 
 def test_line_numbers_skip_blank_body_lines(write_vcf):
-    path = write_vcf("gaps.vcf", HEADER + "\n".join(RECORDS.splitlines()[:1] + ["", "", RECORDS.splitlines()[1]]) + "\n")
+    path = write_vcf(
+        "gaps.vcf", HEADER + "\n".join(RECORDS.splitlines()[:1] + ["", "", RECORDS.splitlines()[1]]) + "\n"
+    )
     with open_source(path) as source:
         list(source.records())
         assert source.location(0).endswith(":5")
