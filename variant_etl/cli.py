@@ -55,6 +55,10 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
         help="write malformed records to <out>/_malformed/ and go on, instead of failing",
     )  # fmt: skip
     inputs.add_argument(
+        "--infer_headers", action="store_true",
+        help="one extra pass to define INFO/FORMAT fields used but not declared in any header",
+    )  # fmt: skip
+    inputs.add_argument(
         "--use_1_based_coordinate", action="store_true",
         help="start_position is POS as written (1-based) instead of 0-based",
     )  # fmt: skip
@@ -106,6 +110,7 @@ def _make_plan(args: argparse.Namespace):
             allow_malformed_records=args.allow_malformed_records,
         ),
         parquet=parquet,
+        infer_headers=args.infer_headers,
     )
 
 

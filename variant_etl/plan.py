@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import uuid
 
@@ -13,10 +14,11 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from variant_etl.core.errors import OutputError, VcfFormatError
-from variant_etl.core.header import MergedHeader, VcfHeader, merge_headers
+from variant_etl.core.header import MergedHeader, VcfHeader, merge_headers, missing_definitions
+from variant_etl.core.infer import FieldInference
 from variant_etl.core.schema import VariantSchema, build_schema
 from variant_etl.core.sharding import ShardingConfig, load_sharding_config
-from variant_etl.core.source import read_header
+from variant_etl.core.source import read_header, record_lines
 
 INDEX_SUFFIXES = (".tbi", ".csi", ".gzi", ".crai", ".bai")
 DEFAULT_SHARDING_CONFIG = "homo_sapiens_default.yaml"
@@ -43,6 +45,8 @@ class ReadSplit:
 
     path: str
     samples: tuple[str, ...]
+    # Definitions this file lacks but the merged schema has (from other inputs or inference).
+    extra_header_lines: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,10 +131,13 @@ def make_plan(
     sharding_config_path: str | None,
     read: ReadOptions,
     parquet: ParquetOptions | None,
+    infer_headers: bool = False,
 ) -> Plan:
     inputs = expand_inputs(input_patterns, input_file)
     headers = tuple(read_header(path, open_binary) for path in inputs)
     merged = merge_headers(list(headers))
+    if infer_headers:
+        merged = _with_inferred_fields(merged, inputs)
     schema = build_schema(merged)
     sharding = load_sharding_config(sharding_config_path or bundled_config(DEFAULT_SHARDING_CONFIG))
     if parquet is not None:
@@ -139,7 +146,7 @@ def make_plan(
     # Keep a batch near a million values, whether they are sites or calls.
     batch_rows = max(100, min(read.batch_rows, 1_000_000 // max(1, max_samples)))
     read = dataclasses.replace(read, batch_rows=batch_rows)
-    splits = tuple(ReadSplit(h.path, h.samples) for h in headers)
+    splits = tuple(ReadSplit(h.path, h.samples, missing_definitions(h, merged)) for h in headers)
     return Plan(
         inputs=inputs,
         headers=headers,
@@ -151,6 +158,23 @@ def make_plan(
         parquet=parquet,
         run_id=uuid.uuid4().hex[:12],
     )
+
+
+def _with_inferred_fields(merged: MergedHeader, inputs: tuple[str, ...]) -> MergedHeader:
+    """Adds definitions for INFO/FORMAT keys the records use but no header declares."""
+    inference = FieldInference(set(merged.infos), set(merged.formats))
+    for path in inputs:
+        try:
+            for line in record_lines(path, open_binary):
+                inference.add_line(line)
+        except (OSError, EOFError) as err:
+            raise VcfFormatError(f"{path}: cannot be read to infer headers ({err})") from None
+    infos, formats = inference.definitions()
+    if infos or formats:
+        found = [f"INFO/{k} ({f.type}, Number={f.number})" for k, f in infos.items()]
+        found += [f"FORMAT/{k} ({f.type}, Number={f.number})" for k, f in formats.items()]
+        logging.getLogger(__name__).warning("--infer_headers: inferred %s", ", ".join(found))
+    return dataclasses.replace(merged, infos={**merged.infos, **infos}, formats={**merged.formats, **formats})
 
 
 def _check_output_dir(output_dir: str) -> None:

@@ -95,6 +95,24 @@ def normalise_header_lines(raw_lines: list[str], path: str) -> list[str]:
     return lines
 
 
+def definition_line(kind: str, field: FieldDef) -> str:
+    """The ``##INFO=<...>`` / ``##FORMAT=<...>`` line for a definition."""
+    description = field.description.replace("\\", "\\\\").replace('"', '\\"')
+    return f'##{kind}=<ID={field.id},Number={field.number},Type={field.type},Description="{description}">'
+
+
+def missing_definitions(header: VcfHeader, merged: MergedHeader) -> tuple[str, ...]:
+    """Definition lines the merged header has and this file's header lacks."""
+    lines = [definition_line("INFO", f) for k, f in merged.infos.items() if k not in header.infos]
+    lines += [definition_line("FORMAT", f) for k, f in merged.formats.items() if k not in header.formats]
+    return tuple(lines)
+
+
+def with_extra_lines(lines: list[str], extra: tuple[str, ...]) -> list[str]:
+    """Inserts definition lines just before the #CHROM line."""
+    return [*lines[:-1], *extra, lines[-1]] if extra else lines
+
+
 def htslib_header_lines(lines: list[str]) -> list[str]:
     """The header as given to htslib: INFO Number=G (valid VCF, but htslib cannot
     size it outside FORMAT) becomes Number=. there; our schema keeps G."""

@@ -47,13 +47,14 @@ def read_split(
     batch_rows: int,
     result: ReadResult,
     open_binary: OpenBinary = _open_local,
+    extra_header_lines: tuple[str, ...] = (),
 ) -> Iterator[pa.RecordBatch | Malformed]:
     """Yields RecordBatches and (with allow_malformed) Malformed entries.
 
     Without allow_malformed the first malformed record raises VcfFormatError,
     whose message names file, line, field and value.
     """
-    with open_source(path, open_binary) as source:
+    with open_source(path, open_binary, extra_header_lines=extra_header_lines) as source:
         builder = BatchBuilder(schema, source.header.samples, one_based=one_based)
         pending: list[tuple[int, object, str | None]] = []  # (index, problem, text)
         index = -1

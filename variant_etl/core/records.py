@@ -16,6 +16,7 @@ from variant_etl.core import schema as s
 from variant_etl.core.schema import FieldColumn, VariantSchema
 
 _INT64_MAX = 2**63
+_UNDECLARED = "field is not declared in any input header (Hint: --infer_headers)"
 
 
 def sample_id(name: str) -> int:
@@ -104,7 +105,7 @@ class BatchBuilder:
                 continue
             column = self._infos.get(key)
             if column is None:
-                raise MalformedRecord(f"INFO/{key}", value, "field is not declared in any input header")
+                raise MalformedRecord(f"INFO/{key}", value, _UNDECLARED)
             value = _checked(column, value, n_alts, f"INFO/{key}")
             if column.field.number == "A":
                 alt_values[column.name] = list(value)
@@ -117,7 +118,7 @@ class BatchBuilder:
         present = list(record.format.keys())
         for key in present:
             if key not in self._formats and key not in s.FORMAT_CONSUMED:
-                raise MalformedRecord(f"FORMAT/{key}", key, "field is not declared in any input header")
+                raise MalformedRecord(f"FORMAT/{key}", key, _UNDECLARED)
         call_cols: dict[str, list] = {name: [] for name in self._call}
         field_cols: dict[str, list] = {c.name: [] for c in self.schema.call_columns}
         has_gt = "GT" in present
@@ -202,6 +203,9 @@ def _checked(column: FieldColumn, value, n_alts: int, where: str):
     if field.type == "Flag":
         return bool(value) if value is not None else None
     if number == "1" or number == "0":
+        if len(values) > 1 and field.type in ("String", "Character"):
+            # htslib splits strings on commas; a Number=1 string keeps them as written.
+            return ",".join("." if v is None else str(v) for v in values)
         if len(values) != 1:
             raise MalformedRecord(where, _vcf_text(values), "Number=1: expected 1 value")
         return _scalar(column, values[0], where)
@@ -224,6 +228,11 @@ def _scalar(column: FieldColumn, value, where: str):
     if value is None:
         return None
     field_type = column.field.type
+    if isinstance(value, str) and field_type in ("Float", "Integer"):
+        try:
+            return float(value) if field_type == "Float" else int(value)
+        except ValueError:
+            raise MalformedRecord(where, value, f"Type={field_type}: expected a number") from None
     if field_type == "Float":
         return float(value)
     if field_type == "Integer":

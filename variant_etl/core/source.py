@@ -29,6 +29,7 @@ from variant_etl.core.header import (
     htslib_header_lines,
     normalise_header_lines,
     parse_header,
+    with_extra_lines,
 )
 
 OpenBinary = Callable[[str], BinaryIO]
@@ -120,7 +121,9 @@ class _LineMap:
 class VcfSource:
     """An open input: ``header``, and ``records()`` yielding pysam records or errors."""
 
-    def __init__(self, path: str, open_binary: OpenBinary = _open_local):
+    def __init__(
+        self, path: str, open_binary: OpenBinary = _open_local, *, extra_header_lines: tuple[str, ...] = ()
+    ):
         self.path = path
         self._open_binary = open_binary
         self.format = detect_format(path, open_binary)
@@ -149,7 +152,10 @@ class VcfSource:
             lines = normalise_header_lines(raw_lines, path)
             self.header = parse_header(lines, path, count)
             self.line_map = _LineMap(count)
-            header_bytes = ("\n".join(htslib_header_lines(lines)) + "\n").encode("utf-8")
+            # Definitions other inputs declare (or --infer_headers found) are added so that
+            # htslib types the values as the schema does.
+            pysam_lines = htslib_header_lines(with_extra_lines(lines, extra_header_lines))
+            header_bytes = ("\n".join(pysam_lines) + "\n").encode("utf-8")
             self._thread = threading.Thread(target=self._feed_text, args=(header_bytes,), daemon=True)
             self._thread.start()
             self._variant_file = self._open_pysam(read_fd)
@@ -269,8 +275,22 @@ class VcfSource:
         self.close()
 
 
-def open_source(path: str, open_binary: OpenBinary = _open_local) -> VcfSource:
-    return VcfSource(path, open_binary)
+def open_source(
+    path: str, open_binary: OpenBinary = _open_local, *, extra_header_lines: tuple[str, ...] = ()
+) -> VcfSource:
+    return VcfSource(path, open_binary, extra_header_lines=extra_header_lines)
+
+
+def record_lines(path: str, open_binary: OpenBinary = _open_local) -> Iterator[str]:
+    """The record lines of a text VCF, as written (none for BCF, whose header is complete)."""
+    fmt = detect_format(path, open_binary)
+    if fmt == "bcf":
+        return
+    with open_binary(path) as raw:
+        for line in _text_stream(raw, fmt):
+            if line.startswith(b"#") or not line.strip():
+                continue
+            yield line.decode("utf-8", errors="replace")
 
 
 def raw_lines(path: str, line_numbers: set[int], open_binary: OpenBinary = _open_local) -> dict[int, str]:

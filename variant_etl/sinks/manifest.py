@@ -42,7 +42,16 @@ class _WriteMalformedFn(beam.DoFn):
         by_input = dict(Counter(e["file"] for e in entries))
         self._entries = []
         yield GlobalWindows.windowed_value(
-            ("malformed_file", "", {"temp_path": path, "rows": len(entries), "by_input": by_input})
+            (
+                "malformed_file",
+                "",
+                {
+                    "temp_path": path,
+                    "rows": len(entries),
+                    "by_input": by_input,
+                    "first": [entries[0]["file"], entries[0]["record"]],
+                },
+            )
         )
 
 
@@ -99,7 +108,7 @@ def build_manifest(plan: Plan, stats: list[tuple]) -> tuple[dict, list[tuple[str
             "partition_range_end": shard.partition_range_end,
         })  # fmt: skip
     malformed_listed = []
-    for number, info in enumerate(sorted(malformed_files, key=lambda f: f["temp_path"])):
+    for number, info in enumerate(sorted(malformed_files, key=lambda f: (f["first"], f["temp_path"]))):
         name = f"{MALFORMED_DIR}/part-{number:05d}.jsonl"
         renames.append((info["temp_path"], FileSystems.join(out, name)))
         malformed_listed.append({"path": name, "rows": info["rows"]})

@@ -30,6 +30,7 @@ class _ReadSplitFn(beam.DoFn):
             batch_rows=self._options.batch_rows,
             result=result,
             open_binary=open_binary,
+            extra_header_lines=split.extra_header_lines,
         ):
             if isinstance(item, Malformed):
                 yield pvalue.TaggedOutput(MALFORMED, dataclasses.asdict(item))
