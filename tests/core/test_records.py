@@ -91,6 +91,7 @@ def test_sample_id_is_gcp_variant_transforms_hash():
         ),
         ("1\t\t.\tA\tC\t.\t.\t.\tGT\t0/1\t0/0", "POS", "", "expected a positive integer"),
         ("1\t100\t.\tA\tC\t.\t.\t.\tGT:GQ\t0/1:1:2:3\t0/0", "sample S1", "0/1:1:2:3", "has 4 sub-fields"),
+        ("1\t100\t.\tA\t.\t.\t.\t.\tGT\t0/1\t0/0", "FORMAT/GT of S1", "0/1", "allele 1 does not exist"),
         ("1\t100\t.\tA\tC\t.\t.\t.\tGT\t0/1", "line", None, "expected 11 tab-separated columns, found 10"),
     ],
 )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import farmhash
 import pyarrow as pa
@@ -131,6 +132,8 @@ class BatchBuilder:
             phased = False
             if has_gt:
                 gt = sample["GT"]
+                if None in gt:
+                    _check_missing_alleles(record, index, self.samples[index], n_alts)
                 genotype = [s.MISSING_GENOTYPE if a is None else a for a in gt]
                 phased = sample.phased and len(genotype) > 1
             else:
@@ -218,6 +221,22 @@ def _checked(column: FieldColumn, value, n_alts: int, where: str):
     if number == "A" and len(values) != n_alts:
         values = (None,) * n_alts
     return [_scalar(column, v, where) for v in values]
+
+
+def _check_missing_alleles(record, index: int, name: str, n_alts: int) -> None:
+    """pysam turns both '.' and an allele index beyond the ALT alleles into None; only the
+    first is a missing call. The second cannot be stored faithfully, so it is malformed."""
+    columns = str(record).rstrip("\n").split("\t")
+    keys = columns[8].split(":")
+    parts = columns[9 + index].split(":")
+    gt_text = parts[keys.index("GT")] if keys.index("GT") < len(parts) else "."
+    for allele in re.split(r"[/|]", gt_text):
+        if allele != "." and (not allele.isdigit() or int(allele) > n_alts):
+            raise MalformedRecord(
+                f"FORMAT/GT of {name}",
+                gt_text,
+                f"allele {allele} does not exist (the record has {n_alts} ALT allele(s))",
+            )
 
 
 def _all_missing(values: tuple) -> bool:

@@ -1,0 +1,106 @@
+"""Every file in shared/testdata/real, loaded with `launch`, against bcftools' reading."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import duckdb
+import pysam.bcftools as bcftools
+import pytest
+
+from tests.conftest import REAL, bcftools_positions, run_cli
+from tests.test_launch import check_manifest_adds_up, default_shard
+
+# file -> malformed records expected, with the reason they are malformed
+MALFORMED = {
+    "hts-specs/failed_body_sample_003.vcf": 1,  # 4 sample sub-fields under a 3-key FORMAT
+    "htslib/vcf_file.bcf": 2,  # INFO/AC is Number=A: 1 value with ALT '.', 2 values for 305 ALTs
+    "hts-specs/passed_body_alt.vcf": 1,  # line 22: ALT '.' but GT '0|1' (no allele 1 to point at)
+}
+FILES = sorted(
+    str(p.relative_to(REAL))
+    for p in REAL.rglob("*")
+    if p.suffix in (".vcf", ".bcf", ".gz") and p.name != "failed_body_sample_011.vcf"
+)
+
+
+def load(tmp_path: Path, name: str) -> Path:
+    out = tmp_path / "out"
+    result = run_cli(
+        "launch", "--input_pattern", str(REAL / name), "--output_parquet_dir", str(out),
+        "--infer_headers", "--allow_malformed_records",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def gt_text(genotype: list[int], phaseset: str | None) -> str:
+    if not genotype:
+        return "."
+    return ("|" if phaseset is not None else "/").join("." if a < 0 else str(a) for a in genotype)
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_real_file_rows_positions_alleles_and_genotypes(tmp_path, name):
+    out = load(tmp_path, name)
+    manifest = check_manifest_adds_up(out)
+    expected_positions = bcftools_positions(REAL / name)
+    assert manifest["totals"]["records_read"] == len(expected_positions)
+    assert manifest["totals"]["malformed"] == MALFORMED.get(name, 0)
+    if name in MALFORMED:
+        return
+    shards = {s["table_name_suffix"]: s["rows"] for s in manifest["shards"] if s["rows"]}
+    assert shards == dict(Counter(default_shard(chrom) for chrom, _ in expected_positions))
+
+    rows = duckdb.connect().execute(
+        f"SELECT reference_name, start_position, reference_bases, alternate_bases, "
+        f"{'call' if 'call' in _columns(out) else 'NULL'} FROM read_parquet('{out}/*/*.parquet')"
+    ).fetchall()
+    ours = Counter()
+    for chrom, start, ref, alts, calls in rows:
+        alt = ",".join(a["alt"] for a in alts) or "."
+        gts = tuple(gt_text(c["genotype"], c["phaseset"]) for c in calls or [])
+        ours[(chrom, start + 1, ref, alt, gts)] += 1
+    theirs = Counter()
+    for line in _bcftools_query(REAL / name).splitlines():
+        chrom, pos, ref, alt, *gts = line.split("\t")
+        theirs[(chrom, int(pos), ref, alt, tuple(g for g in gts if g))] += 1
+    assert ours == theirs
+
+
+def _columns(out: Path) -> set[str]:
+    schema = duckdb.connect().execute(f"DESCRIBE SELECT * FROM read_parquet('{out}/*/*.parquet')").fetchall()
+    return {row[0] for row in schema}
+
+
+def _bcftools_query(path: Path) -> str:
+    fmt = "%CHROM\t%POS\t%REF\t%ALT[\t%GT]\n"
+    if path.name == "test-invalid-header.vcf":  # bcftools refuses the trailing tab we accept
+        with tempfile.NamedTemporaryFile("w", suffix=".vcf", delete=False) as f:
+            f.write(path.read_text().replace("\t\n", "\n", 1))
+        return bcftools.query("-f", fmt, f.name)
+    return bcftools.query("-f", fmt, str(path))
+
+
+def test_duplicate_sample_names_are_refused_before_the_run(tmp_path):
+    result = run_cli(
+        "launch", "--input_pattern", str(REAL / "hts-specs" / "failed_body_sample_011.vcf"),
+        "--output_parquet_dir", str(tmp_path / "out"),
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "header line 3: sample name 'HG00096' appears twice" in result.stderr
+
+
+def test_undeclared_fields_without_infer_headers_are_malformed(tmp_path):
+    out = tmp_path / "out"
+    result = run_cli(
+        "launch", "--input_pattern", str(REAL / "vcfpy" / "example-4.1-sv.vcf"),
+        "--output_parquet_dir", str(out), "--allow_malformed_records",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    entries = [json.loads(line) for f in (out / "_malformed").glob("*.jsonl") for line in f.open()]
+    assert [(e["line"], e["field"]) for e in entries] == [(33, "INFO/MIINFO")]
+    assert "Hint: --infer_headers" in entries[0]["reason"]
