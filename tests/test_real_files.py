@@ -55,10 +55,14 @@ def test_real_file_rows_positions_alleles_and_genotypes(tmp_path, name):
     shards = {s["table_name_suffix"]: s["rows"] for s in manifest["shards"] if s["rows"]}
     assert shards == dict(Counter(default_shard(chrom) for chrom, _ in expected_positions))
 
-    rows = duckdb.connect().execute(
-        f"SELECT reference_name, start_position, reference_bases, alternate_bases, "
-        f"{'call' if 'call' in _columns(out) else 'NULL'} FROM read_parquet('{out}/*/*.parquet')"
-    ).fetchall()
+    rows = (
+        duckdb.connect()
+        .execute(
+            f"SELECT reference_name, start_position, reference_bases, alternate_bases, "
+            f"{'call' if 'call' in _columns(out) else 'NULL'} FROM read_parquet('{out}/*/*.parquet')"
+        )
+        .fetchall()
+    )
     ours = Counter()
     for chrom, start, ref, alts, calls in rows:
         alt = ",".join(a["alt"] for a in alts) or "."
