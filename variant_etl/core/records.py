@@ -120,38 +120,50 @@ class BatchBuilder:
         for key in present:
             if key not in self._formats and key not in s.FORMAT_CONSUMED:
                 raise MalformedRecord(f"FORMAT/{key}", key, _UNDECLARED)
-        call_cols: dict[str, list] = {name: [] for name in self._call}
+        n_samples = len(self.samples)
+        genotypes: list = []
+        phasesets: list = []
         field_cols: dict[str, list] = {c.name: [] for c in self.schema.call_columns}
-        has_gt = "GT" in present
-        has_ps = "PS" in present
-        columns = [self._formats[k] for k in present if k in self._formats]
-        absent = [c for c in self.schema.call_columns if c.field.id not in present]
+        # (column, its values, how to convert) for the FORMAT keys this record has
+        present_columns = [
+            (self._formats[k], field_cols[self._formats[k].name], _format_converter(self._formats[k]))
+            for k in present
+            if k in self._formats
+        ]
+        gt_at = present.index("GT") if "GT" in present else None
+        ps_at = present.index("PS") if "PS" in present else None
         for index, sample in enumerate(record.samples.values()):
-            call_cols[s.SAMPLE_ID].append(self.sample_ids[index])
-            call_cols[s.CALL_NAME].append(self.samples[index])
-            phased = False
-            if has_gt:
+            phaseset = None
+            if gt_at is not None:
                 gt = sample["GT"]
                 if None in gt:
                     _check_missing_alleles(record, index, self.samples[index], n_alts)
-                genotype = [s.MISSING_GENOTYPE if a is None else a for a in gt]
-                phased = sample.phased and len(genotype) > 1
+                    genotypes.append([s.MISSING_GENOTYPE if a is None else a for a in gt])
+                else:
+                    genotypes.append(gt)
+                if len(gt) > 1 and sample.phased:
+                    phaseset = "*"
             else:
-                genotype = []
-            call_cols[s.GENOTYPE].append(genotype)
-            phaseset = None
-            if has_ps and sample["PS"] is not None:
-                phaseset = str(sample["PS"])
-            elif phased:
-                phaseset = "*"
-            call_cols[s.PHASESET].append(phaseset)
-            for column in columns:
+                genotypes.append(())
+            if ps_at is not None:
+                ps = sample["PS"]
+                if ps is not None:
+                    phaseset = str(ps)
+            phasesets.append(phaseset)
+            for column, values, convert in present_columns:
                 value = sample[column.field.id]
-                field_cols[column.name].append(
-                    _checked(column, value, n_alts, f"FORMAT/{column.field.id} of {self.samples[index]}")
-                )
-            for column in absent:
-                field_cols[column.name].append(None)
+                if convert is not None and value is not None:
+                    value = convert(value, f"FORMAT/{column.field.id} of {self.samples[index]}")
+                values.append(value)
+        for column in self.schema.call_columns:
+            if column.field.id not in present:
+                field_cols[column.name].extend([None] * n_samples)
+        call_cols = {
+            s.SAMPLE_ID: self.sample_ids,
+            s.CALL_NAME: self.samples,
+            s.GENOTYPE: genotypes,
+            s.PHASESET: phasesets,
+        }
         return call_cols, field_cols
 
     def flush(self) -> pa.RecordBatch | None:
@@ -221,6 +233,31 @@ def _checked(column: FieldColumn, value, n_alts: int, where: str):
     if number == "A" and len(values) != n_alts:
         values = (None,) * n_alts
     return [_scalar(column, v, where) for v in values]
+
+
+def _format_converter(column: FieldColumn):
+    """None when pysam's value can be stored as is; else a function that checks its shape."""
+    field = column.field
+    if field.is_list:
+        return None
+    if field.type in ("String", "Character"):
+        return _joined_string
+    return _single_number
+
+
+def _joined_string(value, where: str):
+    # htslib splits strings on commas; a Number=1 string keeps them as written.
+    if value.__class__ is tuple:
+        return ",".join("." if v is None else str(v) for v in value)
+    return value
+
+
+def _single_number(value, where: str):
+    if value.__class__ is tuple:
+        if len(value) != 1:
+            raise MalformedRecord(where, _vcf_text(value), "Number=1: expected 1 value")
+        return value[0]
+    return value
 
 
 def _check_missing_alleles(record, index: int, name: str, n_alts: int) -> None:
