@@ -15,9 +15,9 @@ VT_VCF = TESTDATA / "vt" / "vcf"
 REAL = TESTDATA / "real"
 
 
-def bcftools_positions(path: Path) -> list[tuple[str, int]]:
-    """(CHROM, POS) of every record, read by bcftools (the copy built into pysam, so no
-    system package is needed): an independent reading, not our reader."""
+def bcftools_query(path: Path, fmt: str) -> str:
+    """`bcftools query -f FMT` (the bcftools built into pysam, so no system package is
+    needed): an independent reading, not our reader."""
     text = Path(path).read_bytes()
     # bcftools reads neither bzip2 nor headers with a leading blank line, so hand it
     # the decompressed text with blank lines removed.
@@ -38,10 +38,15 @@ def bcftools_positions(path: Path) -> list[tuple[str, int]]:
             f.write(text)
         source = f.name
     try:
-        output = bcftools.query("-f", "%CHROM\t%POS\n", source)
+        return bcftools.query("-f", fmt, source)
     finally:
         if source != str(path):
             os.unlink(source)
+
+
+def bcftools_positions(path: Path) -> list[tuple[str, int]]:
+    """(CHROM, POS) of every record, read by bcftools."""
+    output = bcftools_query(path, "%CHROM\t%POS\n")
     rows = [line.split("\t") for line in output.splitlines()]
     return [(chrom, int(pos)) for chrom, pos in rows]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -24,7 +25,22 @@ SORT_KEYS = [("reference_name", "ascending"), ("start_position", "ascending"), (
 def sorted_table(batches: list[pa.RecordBatch]) -> pa.Table:
     """One table, sorted by position, so row groups have tight min/max statistics."""
     table = pa.Table.from_batches(batches)
+    if _is_sorted(table):
+        return table
     return table.sort_by(SORT_KEYS)
+
+
+def _is_sorted(table: pa.Table) -> bool:
+    """True for one contig in position order (the usual case: sorted input, one shard)."""
+    if table.num_rows < 2:
+        return True
+    names = table.column("reference_name")
+    if pc.count_distinct(names).as_py() != 1:
+        return False
+    starts = table.column("start_position").to_numpy()
+    ends = table.column("end_position").to_numpy()
+    step = np.diff(starts)
+    return bool(np.all((step > 0) | ((step == 0) & (np.diff(ends) >= 0))))
 
 
 def write_parquet(table: pa.Table, path: str, options: ParquetOptions) -> None:

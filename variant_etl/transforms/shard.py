@@ -35,6 +35,8 @@ class _ShardBatchFn(beam.DoFn):
                 yield pvalue.TaggedOutput(COUNTS, ("dropped", "", len(rows)))
             elif len(rows) == batch.num_rows:
                 yield pvalue.TaggedOutput(shard_tag(int(index)), batch)
+            elif rows[-1] - rows[0] + 1 == len(rows):  # contiguous, as in sorted input: no copy
+                yield pvalue.TaggedOutput(shard_tag(int(index)), batch.slice(int(rows[0]), len(rows)))
             else:
                 yield pvalue.TaggedOutput(shard_tag(int(index)), batch.take(pa.array(rows)))
 
