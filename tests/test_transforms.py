@@ -39,7 +39,8 @@ VCF = """##fileformat=VCFv4.2
 """
 
 
-def rows(batch: pa.RecordBatch) -> list[tuple]:
+def rows(element: tuple[str, pa.RecordBatch]) -> list[tuple]:
+    _, batch = element
     return list(zip(batch.column("reference_name").to_pylist(), batch.column("start_position").to_pylist()))
 
 
@@ -52,7 +53,7 @@ def test_read_then_shard(write_vcf, one_based):
     with TestPipeline() as p:
         read = (
             p
-            | beam.Create([ReadSplit(path, ())])
+            | beam.Create([ReadSplit(path, (), file_index=3)])
             | ReadVcf(schema, ReadOptions(one_based=one_based, allow_malformed_records=True, batch_rows=2))
         )
         sharded = read.batches | ShardVariants(config, one_based=one_based)
@@ -62,6 +63,8 @@ def test_read_then_shard(write_vcf, one_based):
         assert_that(early, equal_to([("1", 99 + offset)]), label="CheckEarly")
         assert_that(chr2, equal_to([("2", 4 + offset)]), label="CheckChr2")
         assert_that(dropped, equal_to([2]), label="CheckDropped")  # 1:200 and 3:7, no residual
+        keys = read.batches | beam.Map(lambda kv: kv[0]) | beam.Distinct()
+        assert_that(keys, equal_to(["s0000003"]), label="CheckKeys")
         assert_that(read[read_tags.COUNTS], equal_to([("read", path, 5)]), label="CheckCounts")
         malformed = read[read_tags.MALFORMED] | beam.Map(lambda e: (e["line"], e["field"]))
         assert_that(malformed, equal_to([(8, "POS")]), label="CheckMalformed")

@@ -17,8 +17,17 @@ import sys
 import tempfile
 
 from variant_etl.core.errors import VariantEtlError
+from variant_etl.core.schema import SchemaOptions
 from variant_etl.core.sharding import load_sharding_config
-from variant_etl.plan import DEFAULT_SHARDING_CONFIG, ParquetOptions, ReadOptions, bundled_config
+from variant_etl.plan import (
+    DEFAULT_SHARDING_CONFIG,
+    MERGE_STRATEGIES,
+    SAMPLE_NAME_ENCODINGS,
+    MergeOptions,
+    ParquetOptions,
+    ReadOptions,
+    bundled_config,
+)
 
 _OUR_ERRORS = re.compile(
     r"(VcfFormatError|HeaderConflictError|ShardingConfigError|SchemaError|OutputError|"
@@ -62,6 +71,43 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
         "--use_1_based_coordinate", action="store_true",
         help="start_position is POS as written (1-based) instead of 0-based",
     )  # fmt: skip
+    headers = parser.add_argument_group("headers and schema")
+    headers.add_argument(
+        "--representative_header_file",
+        help="use this file's INFO/FORMAT definitions for the schema and for parsing every input",
+    )
+    headers.add_argument(
+        "--allow_incompatible_records", action="store_true",
+        help="widen conflicting definitions (e.g. Integer vs String -> String) and cast the values",
+    )  # fmt: skip
+    headers.add_argument(
+        "--split_alternate_allele_info_fields", type=_boolean, default=True, metavar="true|false",
+        help="Number=A INFO fields under alternate_bases (default true) or as top-level lists",
+    )  # fmt: skip
+    headers.add_argument("--include_call_name", action="store_true", help="keep the sample name as call.name")
+    headers.add_argument(
+        "--sample_name_encoding", choices=SAMPLE_NAME_ENCODINGS, default="WITHOUT_FILE_PATH",
+        help="WITH_FILE_PATH: call.sample_id also hashes the file path (same name, different people)",
+    )  # fmt: skip
+    merging = parser.add_argument_group("merging")
+    merging.add_argument(
+        "--variant_merge_strategy", choices=MERGE_STRATEGIES, default="NONE",
+        help="NONE: a row per record; MOVE_TO_CALLS: one row per site with every file's calls; "
+        "MERGE_WITH_NON_VARIANTS: as MOVE_TO_CALLS, plus gVCF reference blocks (docs/merging.md)",
+    )  # fmt: skip
+    merging.add_argument(
+        "--copy_quality_to_calls", action="store_true", help="call.quality: each file's QUAL"
+    )
+    merging.add_argument(
+        "--copy_filter_to_calls", action="store_true", help="call.filter: each file's FILTER"
+    )
+    merging.add_argument(
+        "--info_keys_to_move_to_calls_regex", help="INFO keys matching this regex go into their file's calls"
+    )
+    merging.add_argument(
+        "--merge_bucket_size", type=_positive_int, default=10_000_000,
+        help="bases of the genome merged together; bounds the memory of one merge group",
+    )  # fmt: skip
     sharding = parser.add_argument_group("sharding")
     sharding.add_argument(
         "--sharding_config_path", default=None,
@@ -77,6 +123,14 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
         "--parquet_rows_per_file", type=_positive_int, default=2_000_000,
         help="at most this many rows per file (a worker may write smaller ones)",
     )  # fmt: skip
+
+
+def _boolean(text: str) -> bool:
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 def _positive_int(text: str) -> int:
@@ -111,6 +165,17 @@ def _make_plan(args: argparse.Namespace):
         ),
         parquet=parquet,
         infer_headers=args.infer_headers,
+        schema_options=SchemaOptions(
+            split_alternate_allele_info_fields=args.split_alternate_allele_info_fields,
+            include_call_name=args.include_call_name,
+            copy_quality_to_calls=args.copy_quality_to_calls,
+            copy_filter_to_calls=args.copy_filter_to_calls,
+            info_keys_to_move_to_calls_regex=args.info_keys_to_move_to_calls_regex,
+        ),
+        merge=MergeOptions(strategy=args.variant_merge_strategy, bucket_size=args.merge_bucket_size),
+        representative_header_file=args.representative_header_file,
+        allow_incompatible_records=args.allow_incompatible_records,
+        sample_name_encoding=args.sample_name_encoding,
     )
 
 

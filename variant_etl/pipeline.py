@@ -10,14 +10,23 @@ from variant_etl.sinks.manifest import CommitOutput, WriteMalformed
 from variant_etl.sinks.parquet import WriteShardToParquet
 from variant_etl.transforms import read as read_tags
 from variant_etl.transforms import shard as shard_tags
+from variant_etl.transforms.merge import MergeVariants
 from variant_etl.transforms.read import ReadVcf
 from variant_etl.transforms.shard import ShardVariants, shard_tag
 
 
 def build(p: beam.Pipeline, plan: Plan) -> beam.PCollection:
     """Adds the whole job to ``p``; returns the commit's totals."""
-    read = p | "Splits" >> beam.Create(plan.splits) | "ReadVcf" >> ReadVcf(plan.schema, plan.read)
-    sharded = read.batches | "ShardVariants" >> ShardVariants(plan.sharding, one_based=plan.read.one_based)
+    merging = plan.merge.strategy != "NONE"
+    read = (
+        p
+        | "Splits" >> beam.Create(plan.splits)
+        | "ReadVcf" >> ReadVcf(plan.schema, plan.read, with_origin=merging)
+    )
+    batches = read.batches
+    if merging:
+        batches = batches | "MergeVariants" >> MergeVariants(plan.merge, plan.ranked_sample_ids())
+    sharded = batches | "ShardVariants" >> ShardVariants(plan.sharding, one_based=plan.read.one_based)
     stats = [read[read_tags.COUNTS], sharded[shard_tags.COUNTS]]
     for shard in plan.sharding.shards:
         stats.append(

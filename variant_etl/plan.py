@@ -5,18 +5,27 @@ rejected is rejected here, before any worker starts."""
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import logging
 import os
+import re
 import uuid
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from variant_etl.core.errors import OutputError, VcfFormatError
-from variant_etl.core.header import MergedHeader, VcfHeader, merge_headers, missing_definitions
+from variant_etl.core.errors import OutputError, SchemaError, VariantEtlError, VcfFormatError
+from variant_etl.core.header import (
+    MergedHeader,
+    VcfHeader,
+    header_overrides,
+    merge_headers,
+    representative_header,
+)
 from variant_etl.core.infer import FieldInference
-from variant_etl.core.schema import VariantSchema, build_schema
+from variant_etl.core.records import sample_id
+from variant_etl.core.schema import SchemaOptions, VariantSchema, build_schema
 from variant_etl.core.sharding import ShardingConfig, load_sharding_config
 from variant_etl.core.source import read_header, record_lines
 
@@ -39,14 +48,27 @@ def open_binary(path: str):
     return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
 
 
+MERGE_STRATEGIES = ("NONE", "MOVE_TO_CALLS", "MERGE_WITH_NON_VARIANTS")
+SAMPLE_NAME_ENCODINGS = ("WITHOUT_FILE_PATH", "WITH_FILE_PATH")
+
+
 @dataclasses.dataclass(frozen=True)
 class ReadSplit:
     """A unit of reading: for now a whole file."""
 
     path: str
     samples: tuple[str, ...]
-    # Definitions this file lacks but the merged schema has (from other inputs or inference).
+    # Definitions this file lacks or defines otherwise than the merged schema (from other
+    # inputs, --representative_header_file, --allow_incompatible_records or inference).
     extra_header_lines: tuple[str, ...] = ()
+    file_index: int = 0  # position of the file in the sorted input list
+    sample_ids: tuple[int, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class MergeOptions:
+    strategy: str = "NONE"
+    bucket_size: int = 10_000_000  # bp of a merge key: bounds the memory of one group
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +97,17 @@ class Plan:
     read: ReadOptions
     parquet: ParquetOptions | None
     run_id: str
+    merge: MergeOptions = MergeOptions()
+    started_at: str = ""  # UTC, to the minute: sample_info.ingestion_datetime
+
+    def ranked_sample_ids(self) -> list[int]:
+        """Sample ids in the order merged calls take: by sample name, then file path."""
+        pairs = sorted(
+            (name, split.path, number)
+            for split in self.splits
+            for name, number in zip(split.samples, split.sample_ids)
+        )
+        return list(dict.fromkeys(number for _, _, number in pairs))
 
     @property
     def temp_dir(self) -> str:
@@ -132,13 +165,30 @@ def make_plan(
     read: ReadOptions,
     parquet: ParquetOptions | None,
     infer_headers: bool = False,
+    schema_options: SchemaOptions | None = None,
+    merge: MergeOptions | None = None,
+    representative_header_file: str | None = None,
+    allow_incompatible_records: bool = False,
+    sample_name_encoding: str = "WITHOUT_FILE_PATH",
 ) -> Plan:
+    schema_options = schema_options or SchemaOptions()
+    merge = merge or MergeOptions()
+    _check_merge_options(merge, schema_options)
     inputs = expand_inputs(input_patterns, input_file)
     headers = tuple(read_header(path, open_binary) for path in inputs)
-    merged = merge_headers(list(headers))
+    if representative_header_file:
+        merged = representative_header(read_header(representative_header_file, open_binary), list(headers))
+    else:
+        merged = merge_headers(list(headers), allow_incompatible=allow_incompatible_records)
     if infer_headers:
         merged = _with_inferred_fields(merged, inputs)
-    schema = build_schema(merged)
+    try:
+        schema = build_schema(merged, schema_options)
+    except re.error as err:
+        raise SchemaError(
+            f"--info_keys_to_move_to_calls_regex {schema_options.info_keys_to_move_to_calls_regex!r} "
+            f"is not a valid regular expression ({err})"
+        ) from None
     sharding = load_sharding_config(sharding_config_path or bundled_config(DEFAULT_SHARDING_CONFIG))
     if parquet is not None:
         _check_output_dir(parquet.output_dir)
@@ -146,7 +196,19 @@ def make_plan(
     # Keep a batch near a million values, whether they are sites or calls.
     batch_rows = max(100, min(read.batch_rows, 1_000_000 // max(1, max_samples)))
     read = dataclasses.replace(read, batch_rows=batch_rows)
-    splits = tuple(ReadSplit(h.path, h.samples, missing_definitions(h, merged)) for h in headers)
+    with_path = sample_name_encoding == "WITH_FILE_PATH"
+    splits = tuple(
+        ReadSplit(
+            path=h.path,
+            samples=h.samples,
+            extra_header_lines=header_overrides(h, merged),
+            file_index=index,
+            sample_ids=tuple(sample_id(name, h.path if with_path else None) for name in h.samples),
+        )
+        for index, h in enumerate(headers)
+    )
+    _check_sample_ids(splits, merge)
+    now = datetime.datetime.now(datetime.timezone.utc).replace(second=0, microsecond=0)
     return Plan(
         inputs=inputs,
         headers=headers,
@@ -157,12 +219,52 @@ def make_plan(
         read=read,
         parquet=parquet,
         run_id=uuid.uuid4().hex[:12],
+        merge=merge,
+        started_at=now.strftime("%Y-%m-%dT%H:%M:%S"),
     )
+
+
+def _check_merge_options(merge: MergeOptions, options: SchemaOptions) -> None:
+    if merge.strategy not in MERGE_STRATEGIES:
+        raise VariantEtlError(
+            f"--variant_merge_strategy must be one of {', '.join(MERGE_STRATEGIES)}, got {merge.strategy!r}"
+        )
+    if merge.strategy != "MOVE_TO_CALLS":
+        used = [
+            flag
+            for flag, value in (
+                ("--copy_quality_to_calls", options.copy_quality_to_calls),
+                ("--copy_filter_to_calls", options.copy_filter_to_calls),
+                ("--info_keys_to_move_to_calls_regex", options.info_keys_to_move_to_calls_regex),
+            )
+            if value
+        ]
+        if used:
+            raise VariantEtlError(
+                f"{', '.join(used)} only apply with --variant_merge_strategy MOVE_TO_CALLS "
+                f"(got {merge.strategy})"
+            )
+    if merge.bucket_size <= 0:
+        raise VariantEtlError(
+            f"--merge_bucket_size must be a positive number of bases, got {merge.bucket_size}"
+        )
+
+
+def _check_sample_ids(splits: tuple[ReadSplit, ...], merge: MergeOptions) -> None:
+    """Two different sample names must not share an id (a 64-bit hash: it never happens
+    by chance, but the check is cheap)."""
+    names: dict[int, str] = {}
+    for split in splits:
+        for name, number in zip(split.samples, split.sample_ids):
+            if names.setdefault(number, name) != name:
+                raise VariantEtlError(
+                    f"samples {names[number]!r} and {name!r} hash to the same sample_id {number}"
+                )
 
 
 def _with_inferred_fields(merged: MergedHeader, inputs: tuple[str, ...]) -> MergedHeader:
     """Adds definitions for INFO/FORMAT keys the records use but no header declares."""
-    inference = FieldInference(set(merged.infos), set(merged.formats))
+    inference = FieldInference(merged.infos, merged.formats)
     for path in inputs:
         try:
             for line in record_lines(path, open_binary):

@@ -6,7 +6,7 @@ from variant_etl.core.errors import VcfFormatError
 from variant_etl.core.header import merge_headers
 from variant_etl.core.reader import Malformed, ReadResult, read_split
 from variant_etl.core.records import sample_id
-from variant_etl.core.schema import build_schema
+from variant_etl.core.schema import SchemaOptions, build_schema
 from variant_etl.core.source import read_header
 
 HEADER = """##fileformat=VCFv4.2
@@ -24,8 +24,8 @@ HEADER = """##fileformat=VCFv4.2
 """
 
 
-def read(path, *, one_based=False, allow=True):
-    schema = build_schema(merge_headers([read_header(path)]))
+def read(path, *, one_based=False, allow=True, options=SchemaOptions()):
+    schema = build_schema(merge_headers([read_header(path)]), options)
     items = list(
         read_split(
             path, schema, one_based=one_based, allow_malformed=allow, batch_rows=2, result=ReadResult()
@@ -54,7 +54,7 @@ def test_values_and_nesting(write_vcf):
     assert first["DP"] == 7 and first["DB"] is True and first["my_key"] == "x"
     assert first["CIPOS"] is None
     assert first["call"][0] == {
-        "sample_id": sample_id("S1"), "name": "S1", "genotype": [0, 1], "phaseset": "*",
+        "sample_id": sample_id("S1"), "genotype": [0, 1], "phaseset": "*",
         "GQ": 30, "AD": [1, 2, 3],
     }  # fmt: skip
     assert first["call"][1]["genotype"] == [-1, -1] and first["call"][1]["phaseset"] is None
@@ -64,6 +64,36 @@ def test_values_and_nesting(write_vcf):
     assert second["CIPOS"] == [-5, 5]
     assert [c["phaseset"] for c in second["call"]] == ["7", "*"]  # PS value, else '*' if phased
     assert second["DB"] is None
+
+
+def test_schema_options(write_vcf):
+    path = write_vcf(
+        "a.vcf",
+        HEADER + "1\t100\t.\tA\tC,G\t29.5\tq10;s50\tDP=7;AF=0.25,0.5;my.key=x\tGT:GQ\t0|1:30\t./.:.\n",
+    )
+    options = SchemaOptions(
+        split_alternate_allele_info_fields=False,
+        include_call_name=True,
+        copy_quality_to_calls=True,
+        copy_filter_to_calls=True,
+        info_keys_to_move_to_calls_regex="DP|my\\..*",
+    )
+    rows, bad = read(path, options=options)
+    row = rows[0]
+    assert row["AF"] == [0.25, 0.5] and row["alternate_bases"] == [{"alt": "C"}, {"alt": "G"}]
+    assert "DP" not in row and "my_key" not in row
+    assert row["call"][1] == {
+        "sample_id": sample_id("S2"), "name": "S2", "genotype": [-1, -1], "phaseset": None,
+        "quality": 29.5, "filter": ["q10", "s50"], "GQ": None, "AD": None, "DP": 7, "my_key": "x",
+    }  # fmt: skip
+
+
+def test_moving_an_info_key_onto_a_format_name_is_refused(write_vcf):
+    from variant_etl.core.errors import SchemaError
+
+    path = write_vcf("a.vcf", HEADER.replace("##FORMAT=<ID=GQ", "##FORMAT=<ID=DP,Number=1,Type=Integer,Description=\"d\">\n##FORMAT=<ID=GQ"))
+    with pytest.raises(SchemaError, match="INFO field 'DP' matches --info_keys_to_move_to_calls_regex 'D.', but the calls already have the FORMAT field 'DP'"):
+        build_schema(merge_headers([read_header(path)]), SchemaOptions(info_keys_to_move_to_calls_regex="D."))
 
 
 def test_one_based_changes_only_start(write_vcf):

@@ -101,16 +101,34 @@ def definition_line(kind: str, field: FieldDef) -> str:
     return f'##{kind}=<ID={field.id},Number={field.number},Type={field.type},Description="{description}">'
 
 
-def missing_definitions(header: VcfHeader, merged: MergedHeader) -> tuple[str, ...]:
-    """Definition lines the merged header has and this file's header lacks."""
-    lines = [definition_line("INFO", f) for k, f in merged.infos.items() if k not in header.infos]
-    lines += [definition_line("FORMAT", f) for k, f in merged.formats.items() if k not in header.formats]
+def header_overrides(header: VcfHeader, merged: MergedHeader) -> tuple[str, ...]:
+    """Definition lines the merged header has and this file's header lacks or defines
+    otherwise; htslib parses the file with them, so values are typed as the schema says."""
+    lines = [definition_line("INFO", f) for k, f in merged.infos.items() if not _same(header.infos.get(k), f)]
+    lines += [
+        definition_line("FORMAT", f) for k, f in merged.formats.items() if not _same(header.formats.get(k), f)
+    ]
     return tuple(lines)
 
 
+def _same(mine: FieldDef | None, merged: FieldDef) -> bool:
+    return mine is not None and (mine.number, mine.type) == (merged.number, merged.type)
+
+
 def with_extra_lines(lines: list[str], extra: tuple[str, ...]) -> list[str]:
-    """Inserts definition lines just before the #CHROM line."""
-    return [*lines[:-1], *extra, lines[-1]] if extra else lines
+    """Replaces (or adds) the definitions in ``extra``, just before the #CHROM line."""
+    if not extra:
+        return lines
+    replaced = {_definition_key(line) for line in extra}
+    kept = [line for line in lines[:-1] if _definition_key(line) not in replaced]
+    return [*kept, *extra, lines[-1]]
+
+
+def _definition_key(line: str) -> tuple[str, str] | None:
+    match = _STRUCTURED_RE.match(line)
+    if not match or match.group(1) not in ("INFO", "FORMAT"):
+        return None
+    return match.group(1), parse_structured(match.group(2)).get("ID", "")
 
 
 def htslib_header_lines(lines: list[str]) -> list[str]:
@@ -205,8 +223,9 @@ class MergedHeader:
     has_samples: bool
 
 
-def merge_headers(headers: list[VcfHeader]) -> MergedHeader:
-    """Merges field definitions: equal kept, Integer+Float -> Float, else an error."""
+def merge_headers(headers: list[VcfHeader], *, allow_incompatible: bool = False) -> MergedHeader:
+    """Merges field definitions: equal kept, Integer+Float -> Float, else an error (or, with
+    ``allow_incompatible``, the widest definition: see ``_resolve``)."""
     infos: dict[str, tuple[FieldDef, str]] = {}
     formats: dict[str, tuple[FieldDef, str]] = {}
     samples: dict[str, None] = {}
@@ -217,7 +236,8 @@ def merge_headers(headers: list[VcfHeader]) -> MergedHeader:
                     mine[field_id] = (field, header.path)
                 else:
                     first, first_path = mine[field_id]
-                    mine[field_id] = (_merge_field(kind, first, first_path, field, header.path), first_path)
+                    merged = _merge_field(kind, first, first_path, field, header.path, allow_incompatible)
+                    mine[field_id] = (merged, first_path)
         samples.update(dict.fromkeys(header.samples))
     return MergedHeader(
         infos={k: v[0] for k, v in infos.items()},
@@ -227,16 +247,51 @@ def merge_headers(headers: list[VcfHeader]) -> MergedHeader:
     )
 
 
-def _merge_field(kind: str, a: FieldDef, a_path: str, b: FieldDef, b_path: str) -> FieldDef:
-    field_type = a.type
-    if a.type != b.type:
-        if {a.type, b.type} == {"Integer", "Float"}:
-            field_type = "Float"
-        else:
-            raise HeaderConflictError(_conflict(kind, a, a_path, b, b_path, "Type"))
-    if a.number != b.number:
-        raise HeaderConflictError(_conflict(kind, a, a_path, b, b_path, "Number"))
-    return dataclasses.replace(a, type=field_type)
+def representative_header(representative: VcfHeader, headers: list[VcfHeader]) -> MergedHeader:
+    """--representative_header_file: its definitions for every input; samples from the inputs."""
+    samples = dict.fromkeys(name for header in headers for name in header.samples)
+    return MergedHeader(
+        infos=dict(representative.infos),
+        formats=dict(representative.formats),
+        samples=tuple(samples),
+        has_samples=bool(samples),
+    )
+
+
+def _merge_field(
+    kind: str, a: FieldDef, a_path: str, b: FieldDef, b_path: str, allow_incompatible: bool
+) -> FieldDef:
+    if a.type == b.type and a.number == b.number:
+        return a
+    if {a.type, b.type} == {"Integer", "Float"} and a.number == b.number:
+        return dataclasses.replace(a, type="Float")
+    if not allow_incompatible:
+        what = "Type" if a.type != b.type else "Number"
+        raise HeaderConflictError(_conflict(kind, a, a_path, b, b_path, what))
+    return _resolve(a, b)
+
+
+def _resolve(a: FieldDef, b: FieldDef) -> FieldDef:
+    """--allow_incompatible_records: a definition that can hold the values of both.
+
+    Type: Integer+Float -> Float; a Flag against a valued type, or any other pair -> String.
+    Number: different counts -> '.' (a list of any length).
+    """
+    if a.type == b.type:
+        field_type = a.type
+    elif {a.type, b.type} == {"Integer", "Float"}:
+        field_type = "Float"
+    else:
+        field_type = "String"
+    if field_type == "Flag":
+        number = "0"
+    elif a.number == b.number and "0" not in (a.number, b.number):
+        number = a.number
+    elif {a.number, b.number} <= {"0", "1"}:
+        number = "1"
+    else:
+        number = "."
+    return FieldDef(a.id, number, field_type, a.description or b.description)
 
 
 def _conflict(kind: str, a: FieldDef, a_path: str, b: FieldDef, b_path: str, what: str) -> str:
@@ -244,5 +299,7 @@ def _conflict(kind: str, a: FieldDef, a_path: str, b: FieldDef, b_path: str, wha
         f"{kind} field {a.id!r} has incompatible definitions: "
         f"Number={a.number},Type={a.type} in {a_path} but "
         f"Number={b.number},Type={b.type} in {b_path} ({what} differs). "
-        "Hint: make the two headers agree (e.g. bcftools reheader)."
+        "Hint: make the two headers agree (e.g. bcftools reheader), pass "
+        "--representative_header_file with the definitions to use, or pass "
+        "--allow_incompatible_records to widen the definition and cast the values."
     )

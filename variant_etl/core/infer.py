@@ -1,9 +1,14 @@
-"""--infer_headers: definitions for INFO and FORMAT fields used but not declared.
+"""--infer_headers: definitions for INFO and FORMAT fields used but not declared,
+and corrections of declared ones that the values contradict.
 
 One extra pass over the record text of every input. For each undeclared key:
 Type is Flag when it never carries a value, Integer when every value is an
 integer, Float when every value is a number, String otherwise; Number is 0 for a
 flag, 1 when no value ever has more than one item, '.' otherwise.
+
+For a declared key: Integer values that are not all integers make it Float;
+numeric values that are not all numbers make it String; a Number=1 key with
+several values becomes Number='.'.
 """
 
 from __future__ import annotations
@@ -62,9 +67,9 @@ def _is_float(text: str) -> bool:
 
 
 class FieldInference:
-    """Accumulates what undeclared keys look like across lines of many files."""
+    """Accumulates what INFO/FORMAT values look like across lines of many files."""
 
-    def __init__(self, declared_infos: set[str], declared_formats: set[str]):
+    def __init__(self, declared_infos: dict[str, FieldDef], declared_formats: dict[str, FieldDef]):
         self._declared_infos = declared_infos
         self._declared_formats = declared_formats
         self._infos: dict[str, _Seen] = {}
@@ -77,12 +82,13 @@ class FieldInference:
         if columns[7] not in (".", ""):
             for entry in columns[7].split(";"):
                 key, eq, value = entry.partition("=")
-                if key and key not in self._declared_infos:
+                if key:
                     self._infos.setdefault(key, _Seen()).add(value if eq else None)
         if len(columns) > 9:
             keys = columns[8].split(":")
-            undeclared = [(i, k) for i, k in enumerate(keys) if k not in self._declared_formats]
-            for index, key in undeclared:
+            for index, key in enumerate(keys):
+                if key == "GT" and "GT" in self._declared_formats:
+                    continue
                 seen = self._formats.setdefault(key, _Seen())
                 for sample in columns[9:]:
                     parts = sample.split(":")
@@ -90,9 +96,34 @@ class FieldInference:
                         seen.add(parts[index])
 
     def definitions(self) -> tuple[dict[str, FieldDef], dict[str, FieldDef]]:
-        infos = {k: s.definition(k, allow_flag=True) for k, s in sorted(self._infos.items())}
-        formats = {
-            k: FieldDef(k, "1", "String", "Genotype") if k == "GT" else s.definition(k, allow_flag=False)
-            for k, s in sorted(self._formats.items())
+        """Definitions for undeclared keys, and corrected ones for declared keys."""
+        infos = {
+            k: _corrected(self._declared_infos[k], s)
+            if k in self._declared_infos
+            else s.definition(k, allow_flag=True)
+            for k, s in sorted(self._infos.items())
         }
-        return infos, formats
+        formats = {}
+        for k, s in sorted(self._formats.items()):
+            if k in self._declared_formats:
+                formats[k] = _corrected(self._declared_formats[k], s)
+            elif k == "GT":
+                formats[k] = FieldDef(k, "1", "String", "Genotype")
+            else:
+                formats[k] = s.definition(k, allow_flag=False)
+        changed_infos = {k: f for k, f in infos.items() if self._declared_infos.get(k) != f}
+        changed_formats = {k: f for k, f in formats.items() if self._declared_formats.get(k) != f}
+        return changed_infos, changed_formats
+
+
+def _corrected(field: FieldDef, seen: _Seen) -> FieldDef:
+    field_type, number = field.type, field.number
+    if field_type == "Integer" and not seen.integer:
+        field_type = "Float" if seen.number else "String"
+    elif field_type == "Float" and not seen.number:
+        field_type = "String"
+    if number == "1" and not seen.single:
+        number = "."
+    if (field_type, number) == (field.type, field.number):
+        return field
+    return FieldDef(field.id, number, field_type, field.description)

@@ -48,14 +48,23 @@ def read_split(
     result: ReadResult,
     open_binary: OpenBinary = _open_local,
     extra_header_lines: tuple[str, ...] = (),
+    sample_ids: tuple[int, ...] | None = None,
+    file_index: int | None = None,
 ) -> Iterator[pa.RecordBatch | Malformed]:
     """Yields RecordBatches and (with allow_malformed) Malformed entries.
 
     Without allow_malformed the first malformed record raises VcfFormatError,
-    whose message names file, line, field and value.
+    whose message names file, line, field and value. With ``file_index`` (merging),
+    batches carry a hidden ``_origin`` column: file index and record number.
     """
     with open_source(path, open_binary, extra_header_lines=extra_header_lines) as source:
-        builder = BatchBuilder(schema, source.header.samples, one_based=one_based)
+        builder = BatchBuilder(
+            schema,
+            source.header.samples,
+            one_based=one_based,
+            sample_ids=sample_ids or None,
+            file_index=file_index,
+        )
         pending: list[tuple[int, object, str | None]] = []  # (index, problem, text)
         index = -1
         for index, record in enumerate(source.records()):
@@ -64,7 +73,7 @@ def read_split(
                 text = None
             else:
                 try:
-                    builder.add(record)
+                    builder.add(record, index)
                 except MalformedRecord as err:
                     problem, text = err, str(record).rstrip("\n")
                 else:

@@ -20,8 +20,12 @@ _INT64_MAX = 2**63
 _UNDECLARED = "field is not declared in any input header (Hint: --infer_headers)"
 
 
-def sample_id(name: str) -> int:
-    """The 64-bit sample id gcp-variant-transforms uses, so tables can be joined."""
+def sample_id(name: str, file_path: str | None = None) -> int:
+    """The 64-bit sample id gcp-variant-transforms uses, so tables can be joined:
+    farmhash fingerprint64 of the JSON list ``[name]``, modulo 2^63. With a file path
+    (--sample_name_encoding WITH_FILE_PATH) the name is ``<path, non-word chars as _>_<name>``."""
+    if file_path:
+        name = re.sub(r"\W", "_", file_path) + "_" + name
     return farmhash.fingerprint64(json.dumps([name])) % _INT64_MAX
 
 
@@ -38,13 +42,26 @@ class MalformedRecord(Exception):
 class BatchBuilder:
     """Accumulates validated records column by column; ``flush`` gives a RecordBatch."""
 
-    def __init__(self, schema: VariantSchema, samples: tuple[str, ...], *, one_based: bool = False):
+    def __init__(
+        self,
+        schema: VariantSchema,
+        samples: tuple[str, ...],
+        *,
+        one_based: bool = False,
+        sample_ids: tuple[int, ...] | None = None,
+        file_index: int | None = None,
+    ):
         self.schema = schema
         self.arrow_schema = schema.arrow_schema()
+        if file_index is not None:  # merging: keep where each row came from
+            self.arrow_schema = self.arrow_schema.append(pa.field(s.ORIGIN, pa.int64()))
+        self.file_index = file_index
         self.one_based = one_based
         self.samples = samples
-        self.sample_ids = [sample_id(name) for name in samples]
+        self.sample_ids = list(sample_ids) if sample_ids is not None else [sample_id(n) for n in samples]
         self._infos = schema.infos
+        self._alt_ids = {c.field.id for c in schema.alt_columns}
+        self._moved_ids = {c.field.id for c in schema.moved_info_columns}
         self._formats = schema.formats
         self._reset()
 
@@ -64,17 +81,23 @@ class BatchBuilder:
         self._call: dict[str, list] = {
             name: [] for name in (s.SAMPLE_ID, s.CALL_NAME, s.GENOTYPE, s.PHASESET)
         }
-        self._call_fields: dict[str, list] = {c.name: [] for c in self.schema.call_columns}
+        self._call_fields: dict[str, list] = {
+            c.name: [] for c in self.schema.call_columns + self.schema.moved_info_columns
+        }
+        self._call_quality: list = []
+        self._call_filter: list = []
+        self._origin: list[int] = []
 
-    def add(self, record) -> None:
-        """Validates and appends one pysam VariantRecord."""
+    def add(self, record, index: int = 0) -> None:
+        """Validates and appends one pysam VariantRecord (``index``: its number in the file)."""
         pos = record.pos
         if pos < 1:
             raise MalformedRecord("POS", pos, "expected a positive integer")
         alts = record.alts or ()
         n_alts = len(alts)
-        info_values, alt_values = self._info_values(record, n_alts)
+        info_values, alt_values, moved_values = self._info_values(record, n_alts)
         calls = self._calls(record) if self.schema.with_calls else None
+        filters = list(record.filter.keys())
 
         cols = self._cols
         cols[s.REFERENCE_NAME].append(record.chrom)
@@ -83,7 +106,9 @@ class BatchBuilder:
         cols[s.REFERENCE_BASES].append(record.ref)
         cols[s.NAMES].append(record.id.split(";") if record.id else [])
         cols[s.QUALITY].append(record.qual)
-        cols[s.FILTER].append(list(record.filter.keys()))
+        cols[s.FILTER].append(filters)
+        if self.file_index is not None:
+            self._origin.append(self.file_index << s.ORIGIN_FILE_SHIFT | index)
         for name, value in info_values.items():
             self._info[name].append(value)
         self._alts.extend(alts)
@@ -96,11 +121,19 @@ class BatchBuilder:
                 self._call[name].extend(values)
             for name, values in field_cols.items():
                 self._call_fields[name].extend(values)
+            n_calls = len(call_cols[s.SAMPLE_ID])
+            for name, value in moved_values.items():
+                self._call_fields[name].extend([value] * n_calls)
+            if self.schema.options.copy_quality_to_calls:
+                self._call_quality.extend([record.qual] * n_calls)
+            if self.schema.options.copy_filter_to_calls:
+                self._call_filter.extend([filters] * n_calls)
             self._call_offsets.append(len(self._call[s.SAMPLE_ID]))
 
-    def _info_values(self, record, n_alts: int) -> tuple[dict[str, object], dict[str, list]]:
+    def _info_values(self, record, n_alts: int) -> tuple[dict, dict, dict]:
         info_values: dict[str, object] = {c.name: None for c in self.schema.info_columns}
         alt_values: dict[str, list] = {c.name: [None] * n_alts for c in self.schema.alt_columns}
+        moved_values: dict[str, object] = {c.name: None for c in self.schema.moved_info_columns}
         for key, value in record.info.items():
             if key in s.INFO_CONSUMED:
                 continue
@@ -108,11 +141,13 @@ class BatchBuilder:
             if column is None:
                 raise MalformedRecord(f"INFO/{key}", value, _UNDECLARED)
             value = _checked(column, value, n_alts, f"INFO/{key}")
-            if column.field.number == "A":
+            if key in self._alt_ids:
                 alt_values[column.name] = list(value)
+            elif key in self._moved_ids:
+                moved_values[column.name] = value
             else:
                 info_values[column.name] = value
-        return info_values, alt_values
+        return info_values, alt_values, moved_values
 
     def _calls(self, record) -> tuple[dict[str, list], dict[str, list]]:
         n_alts = len(record.alts or ())
@@ -185,6 +220,8 @@ class BatchBuilder:
             arrays.append(self._call_array())
         for column in self.schema.info_columns:
             arrays.append(pa.array(self._info[column.name], column.arrow_type))
+        if self.file_index is not None:
+            arrays.append(pa.array(self._origin, pa.int64()))
         batch = pa.RecordBatch.from_arrays(arrays, schema=self.arrow_schema)
         self._reset()
         return batch
@@ -198,15 +235,23 @@ class BatchBuilder:
 
     def _call_array(self) -> pa.Array:
         call = self._call
-        children = [
-            pa.array(call[s.SAMPLE_ID], pa.int64()),
-            pa.array(call[s.CALL_NAME], pa.string()),
+        options = self.schema.options
+        children = [pa.array(call[s.SAMPLE_ID], pa.int64())]
+        if options.include_call_name:
+            children.append(pa.array(call[s.CALL_NAME], pa.string()))
+        children += [
             pa.array(call[s.GENOTYPE], pa.list_(pa.int64())),
             pa.array(call[s.PHASESET], pa.string()),
         ]
-        children += [pa.array(self._call_fields[c.name], c.arrow_type) for c in self.schema.call_columns]
-        struct_type = self.schema.call_type().value_type
-        structs = pa.StructArray.from_arrays(children, fields=list(struct_type))
+        if options.copy_quality_to_calls:
+            children.append(pa.array(self._call_quality, pa.float64()))
+        if options.copy_filter_to_calls:
+            children.append(pa.array(self._call_filter, pa.list_(pa.string())))
+        children += [
+            pa.array(self._call_fields[c.name], c.arrow_type)
+            for c in self.schema.call_columns + self.schema.moved_info_columns
+        ]
+        structs = pa.StructArray.from_arrays(children, fields=self.schema.call_fields())
         return pa.ListArray.from_arrays(pa.array(self._call_offsets, pa.int32()), structs)
 
 

@@ -44,7 +44,9 @@ FIXED_COLUMNS = (
     REFERENCE_NAME, START_POSITION, END_POSITION, REFERENCE_BASES,
     ALTERNATE_BASES, NAMES, QUALITY, FILTER, CALL,
 )  # fmt: skip
-CALL_FIXED = (SAMPLE_ID, CALL_NAME, GENOTYPE, PHASESET)
+ORIGIN = "_origin"  # hidden, while merging: input file index << 40 | record index
+ORIGIN_FILE_SHIFT = 40
+RECORDS = "_records"  # hidden, after merging: input records that make up the row
 # INFO fields that are columns already or consumed by one.
 INFO_CONSUMED = ("END",)
 # FORMAT fields that are call columns already.
@@ -86,6 +88,17 @@ class FieldColumn:
 
 
 @dataclasses.dataclass(frozen=True)
+class SchemaOptions:
+    """Schema choices made by flags."""
+
+    split_alternate_allele_info_fields: bool = True  # Number=A INFO under alternate_bases
+    include_call_name: bool = False  # call.name next to call.sample_id
+    copy_quality_to_calls: bool = False  # call.quality: the record's QUAL
+    copy_filter_to_calls: bool = False  # call.filter: the record's FILTER
+    info_keys_to_move_to_calls_regex: str | None = None  # matching INFO fields go into calls
+
+
+@dataclasses.dataclass(frozen=True)
 class VariantSchema:
     """Columns of the variant table, in output order."""
 
@@ -93,10 +106,12 @@ class VariantSchema:
     alt_columns: tuple[FieldColumn, ...]  # Number=A INFO fields, under alternate_bases
     call_columns: tuple[FieldColumn, ...]  # FORMAT fields, under call
     with_calls: bool
+    options: SchemaOptions = SchemaOptions()
+    moved_info_columns: tuple[FieldColumn, ...] = ()  # INFO fields copied into each call
 
     @property
     def infos(self) -> dict[str, FieldColumn]:
-        return {c.field.id: c for c in self.info_columns + self.alt_columns}
+        return {c.field.id: c for c in self.info_columns + self.alt_columns + self.moved_info_columns}
 
     @property
     def formats(self) -> dict[str, FieldColumn]:
@@ -108,15 +123,21 @@ class VariantSchema:
         fields += [pa.field(c.name, c.value_type) for c in self.alt_columns]
         return pa.list_(pa.struct(fields))
 
-    def call_type(self) -> pa.DataType:
-        fields = [
-            pa.field(SAMPLE_ID, pa.int64()),
-            pa.field(CALL_NAME, pa.string()),
-            pa.field(GENOTYPE, pa.list_(pa.int64())),
-            pa.field(PHASESET, pa.string()),
-        ]
+    def call_fields(self) -> list[pa.Field]:
+        fields = [pa.field(SAMPLE_ID, pa.int64())]
+        if self.options.include_call_name:
+            fields.append(pa.field(CALL_NAME, pa.string()))
+        fields += [pa.field(GENOTYPE, pa.list_(pa.int64())), pa.field(PHASESET, pa.string())]
+        if self.options.copy_quality_to_calls:
+            fields.append(pa.field(QUALITY, pa.float64()))
+        if self.options.copy_filter_to_calls:
+            fields.append(pa.field(FILTER, pa.list_(pa.string())))
         fields += [pa.field(c.name, c.arrow_type) for c in self.call_columns]
-        return pa.list_(pa.struct(fields))
+        fields += [pa.field(c.name, c.arrow_type) for c in self.moved_info_columns]
+        return fields
+
+    def call_type(self) -> pa.DataType:
+        return pa.list_(pa.struct(self.call_fields()))
 
     def arrow_schema(self) -> pa.Schema:
         fields = [
@@ -135,26 +156,45 @@ class VariantSchema:
         return pa.schema(fields)
 
 
-def build_schema(header: MergedHeader) -> VariantSchema:
+def build_schema(header: MergedHeader, options: SchemaOptions | None = None) -> VariantSchema:
     """Derives the columns from the merged header; rejects names that would collide."""
-    info_columns, alt_columns, call_columns = [], [], []
+    options = options or SchemaOptions()
+    regex = options.info_keys_to_move_to_calls_regex
+    move = re.compile(regex) if regex else None
+    info_columns, alt_columns, call_columns, moved = [], [], [], []
     for field in header.infos.values():
         if field.id in INFO_CONSUMED:
             continue
         column = FieldColumn(sanitize_name(field.id), field)
-        (alt_columns if field.number == "A" else info_columns).append(column)
+        if move is not None and move.fullmatch(field.id):
+            moved.append(column)
+        elif field.number == "A" and options.split_alternate_allele_info_fields:
+            alt_columns.append(column)
+        else:
+            info_columns.append(column)
     for field in header.formats.values():
         if field.id in FORMAT_CONSUMED:
             continue
         call_columns.append(FieldColumn(sanitize_name(field.id), field))
+    format_names = {c.name.lower(): c.field.id for c in call_columns}
+    for column in moved:
+        if column.name.lower() in format_names:
+            raise SchemaError(
+                f"INFO field {column.field.id!r} matches --info_keys_to_move_to_calls_regex "
+                f"{options.info_keys_to_move_to_calls_regex!r}, but the calls already have the FORMAT "
+                f"field {format_names[column.name.lower()]!r}. Hint: narrow the regex."
+            )
     _check_unique("top-level column", FIXED_COLUMNS, info_columns, "INFO")
     _check_unique("alternate_bases field", (ALT,), alt_columns, "INFO")
-    _check_unique("call field", CALL_FIXED, call_columns, "FORMAT")
+    call_fixed = [f.name for f in VariantSchema((), (), (), True, options).call_fields()]
+    _check_unique("call field", tuple(call_fixed), call_columns + moved, "FORMAT or moved INFO")
     return VariantSchema(
         info_columns=tuple(info_columns),
         alt_columns=tuple(alt_columns),
         call_columns=tuple(call_columns),
         with_calls=header.has_samples,
+        options=options,
+        moved_info_columns=tuple(moved),
     )
 
 

@@ -87,7 +87,13 @@ def build_manifest(plan: Plan, stats: list[tuple]) -> tuple[dict, list[tuple[str
     for shard in plan.sharding.shards:
         shard_files = sorted(
             files[shard.suffix],
-            key=lambda f: (f["min_reference_name"], f["min_start_position"], f["temp_path"]),
+            key=lambda f: (
+                f["min_reference_name"],
+                f["min_start_position"],
+                f["key"],
+                f["chunk"],
+                f["temp_path"],
+            ),
         )
         listed = []
         for number, info in enumerate(shard_files):
@@ -96,6 +102,7 @@ def build_manifest(plan: Plan, stats: list[tuple]) -> tuple[dict, list[tuple[str
             listed.append({
                 "path": f"{shard.suffix}/part-{number:05d}.parquet",
                 "rows": info["rows"],
+                "records": info["records"],
                 "min_start_position": info["min_start_position"],
                 "max_start_position": info["max_start_position"],
             })  # fmt: skip
@@ -103,6 +110,7 @@ def build_manifest(plan: Plan, stats: list[tuple]) -> tuple[dict, list[tuple[str
             "table_name_suffix": shard.suffix,
             "regions": [str(r) for r in shard.regions] or ["residual"],
             "rows": sum(f["rows"] for f in listed),
+            "records": sum(f["records"] for f in listed),
             "files": listed,
             "partitioning": shard.partitioning.to_bigquery(),
             "partition_range_end": shard.partition_range_end,
@@ -114,6 +122,7 @@ def build_manifest(plan: Plan, stats: list[tuple]) -> tuple[dict, list[tuple[str
         malformed_listed.append({"path": name, "rows": info["rows"]})
     totals = {
         "records_read": sum(reads.values()),
+        "records_written": sum(s["records"] for s in shards),
         "rows_written": sum(s["rows"] for s in shards),
         "malformed": sum(malformed_by_input.values()),
         "dropped_no_matching_shard": dropped,
@@ -124,6 +133,7 @@ def build_manifest(plan: Plan, stats: list[tuple]) -> tuple[dict, list[tuple[str
         "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "sharding_config": plan.sharding.path,
         "coordinates": "1-based start" if plan.read.one_based else "0-based, half-open",
+        "variant_merge_strategy": plan.merge.strategy,
         "inputs": [
             {"path": path, "records_read": reads[path], "malformed": malformed_by_input[path]}
             for path in plan.inputs
@@ -133,10 +143,10 @@ def build_manifest(plan: Plan, stats: list[tuple]) -> tuple[dict, list[tuple[str
         "dropped_no_matching_shard": dropped,
         "totals": totals,
     }
-    accounted = totals["rows_written"] + totals["malformed"] + dropped
+    accounted = totals["records_written"] + totals["malformed"] + dropped
     if totals["records_read"] != accounted or set(reads) != set(plan.inputs):
         raise CountMismatchError(
-            f"records read ({totals['records_read']}) != rows written ({totals['rows_written']}) "
+            f"records read ({totals['records_read']}) != records written ({totals['records_written']}) "
             f"+ malformed ({totals['malformed']}) + dropped ({dropped}); inputs read: "
             f"{len(reads)} of {len(plan.inputs)}. Nothing was committed; this is a bug, please report it."
         )

@@ -16,9 +16,11 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.window import GlobalWindows
 
+from variant_etl.core.schema import RECORDS
 from variant_etl.core.sharding import Shard
 from variant_etl.plan import ParquetOptions
 
+MAX_BYTES_PER_FILE = 512 * 2**20  # in memory (Arrow) before a file is cut
 SORT_KEYS = [("reference_name", "ascending"), ("start_position", "ascending"), ("end_position", "ascending")]
 
 
@@ -56,7 +58,11 @@ def write_parquet(table: pa.Table, path: str, options: ParquetOptions) -> None:
 
 
 class _WriteShardFilesFn(beam.DoFn):
-    """Buffers a bundle's batches of one shard and writes them as sorted files."""
+    """Writes each file key's rows (a read split, or a merge bucket) as sorted files.
+
+    A key's batches all arrive in one bundle, in order, so which rows share a file
+    depends on the data only, never on bundling: the same inputs give the same files.
+    """
 
     def __init__(self, shard: Shard, options: ParquetOptions, temp_dir: str):
         self._shard = shard
@@ -64,28 +70,37 @@ class _WriteShardFilesFn(beam.DoFn):
         self._temp_dir = temp_dir
 
     def start_bundle(self):
-        self._batches: list[pa.RecordBatch] = []
-        self._rows = 0
+        self._pending: dict[str, _Pending] = {}
 
-    def process(self, batch: pa.RecordBatch):
-        self._batches.append(batch)
-        self._rows += batch.num_rows
-        if self._rows >= self._options.rows_per_file:
-            yield self._flush()
+    def process(self, element: tuple[str, pa.RecordBatch]):
+        key, batch = element
+        pending = self._pending.setdefault(key, _Pending())
+        pending.add(batch)
+        if pending.rows >= self._options.rows_per_file or pending.nbytes >= MAX_BYTES_PER_FILE:
+            yield self._flush(key, pending)
 
     def finish_bundle(self):
-        if self._rows:
-            yield GlobalWindows.windowed_value(self._flush())
+        for key in sorted(self._pending):
+            if self._pending[key].rows:
+                yield GlobalWindows.windowed_value(self._flush(key, self._pending[key]))
+        self._pending = {}
 
-    def _flush(self) -> tuple[str, str, dict]:
-        table = sorted_table(self._batches)
-        self._batches, self._rows = [], 0
+    def _flush(self, key: str, pending: _Pending) -> tuple[str, str, dict]:
+        table = sorted_table(pending.batches)
+        records = table.num_rows
+        if RECORDS in table.column_names:
+            records = pc.sum(table.column(RECORDS)).as_py() or 0
+            table = table.drop_columns([RECORDS])
+        chunk = pending.take_chunk()
         path = FileSystems.join(self._temp_dir, self._shard.suffix, f"{uuid.uuid4().hex}.parquet")
         write_parquet(table, path, self._options)
         starts = table.column("start_position")
         info = {
             "temp_path": path,
+            "key": key,
+            "chunk": chunk,
             "rows": table.num_rows,
+            "records": records,
             "min_reference_name": table.column("reference_name")[0].as_py(),
             "min_start_position": pc.min(starts).as_py(),
             "max_start_position": pc.max(starts).as_py(),
@@ -93,8 +108,29 @@ class _WriteShardFilesFn(beam.DoFn):
         return ("file", self._shard.suffix, info)
 
 
+class _Pending:
+    """Batches of one file key waiting to be written."""
+
+    def __init__(self):
+        self.batches: list[pa.RecordBatch] = []
+        self.rows = 0
+        self.nbytes = 0
+        self.chunks = 0
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        self.batches.append(batch)
+        self.rows += batch.num_rows
+        self.nbytes += batch.nbytes
+
+    def take_chunk(self) -> int:
+        chunk = self.chunks
+        self.chunks += 1
+        self.batches, self.rows, self.nbytes = [], 0, 0
+        return chunk
+
+
 class WriteShardToParquet(beam.PTransform):
-    """Batches of one shard -> temporary Parquet files; yields one stats tuple per file."""
+    """(file key, batch) of one shard -> temporary Parquet files; one stats tuple per file."""
 
     def __init__(self, shard: Shard, options: ParquetOptions, temp_dir: str):
         super().__init__()

@@ -16,9 +16,10 @@ COUNTS = "counts"
 
 
 class _ReadSplitFn(beam.DoFn):
-    def __init__(self, schema: VariantSchema, options: ReadOptions):
+    def __init__(self, schema: VariantSchema, options: ReadOptions, with_origin: bool):
         self._schema = schema
         self._options = options
+        self._with_origin = with_origin
 
     def process(self, split: ReadSplit):
         result = ReadResult()
@@ -31,28 +32,39 @@ class _ReadSplitFn(beam.DoFn):
             result=result,
             open_binary=open_binary,
             extra_header_lines=split.extra_header_lines,
+            sample_ids=split.sample_ids,
+            file_index=split.file_index if self._with_origin else None,
         ):
             if isinstance(item, Malformed):
                 yield pvalue.TaggedOutput(MALFORMED, dataclasses.asdict(item))
             else:
-                yield item
+                yield (split_key(split), item)
         yield pvalue.TaggedOutput(COUNTS, ("read", split.path, result.records_read))
 
 
-class ReadVcf(beam.PTransform):
-    """Splits -> RecordBatches (main), dead-letter dicts ('malformed'), counts ('counts')."""
+def split_key(split: ReadSplit) -> str:
+    """Names the output files made from this split's rows (deterministic, unlike bundles)."""
+    return f"s{split.file_index:07d}"
 
-    def __init__(self, schema: VariantSchema, options: ReadOptions):
+
+class ReadVcf(beam.PTransform):
+    """Splits -> (file key, RecordBatch) (main), dead-letter dicts ('malformed'), counts ('counts').
+
+    With ``with_origin`` (merging) each batch has a hidden ``_origin`` column.
+    """
+
+    def __init__(self, schema: VariantSchema, options: ReadOptions, *, with_origin: bool = False):
         super().__init__()
         self._schema = schema
         self._options = options
+        self._with_origin = with_origin
 
     def expand(self, splits):
         return (
             splits
             | "Distribute" >> beam.Reshuffle()
             | "ReadSplit"
-            >> beam.ParDo(_ReadSplitFn(self._schema, self._options)).with_outputs(
+            >> beam.ParDo(_ReadSplitFn(self._schema, self._options, self._with_origin)).with_outputs(
                 MALFORMED, COUNTS, main="batches"
             )
         )

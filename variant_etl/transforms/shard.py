@@ -7,6 +7,7 @@ import numpy as np
 import pyarrow as pa
 from apache_beam import pvalue
 
+from variant_etl.core.schema import RECORDS
 from variant_etl.core.sharding import DROPPED, ShardingConfig, ShardLookup
 
 COUNTS = "counts"
@@ -24,7 +25,8 @@ class _ShardBatchFn(beam.DoFn):
     def setup(self):
         self._lookup = ShardLookup(self._config)
 
-    def process(self, batch: pa.RecordBatch):
+    def process(self, element: tuple[str, pa.RecordBatch]):
+        key, batch = element
         starts = batch.column("start_position").to_numpy()
         if self._one_based:
             starts = starts - 1  # regions are matched on 0-based starts
@@ -32,17 +34,25 @@ class _ShardBatchFn(beam.DoFn):
         for index in np.unique(shard_of):
             rows = np.flatnonzero(shard_of == index)
             if index == DROPPED:
-                yield pvalue.TaggedOutput(COUNTS, ("dropped", "", len(rows)))
+                yield pvalue.TaggedOutput(COUNTS, ("dropped", "", _records(batch, rows)))
             elif len(rows) == batch.num_rows:
-                yield pvalue.TaggedOutput(shard_tag(int(index)), batch)
+                yield pvalue.TaggedOutput(shard_tag(int(index)), (key, batch))
             elif rows[-1] - rows[0] + 1 == len(rows):  # contiguous, as in sorted input: no copy
-                yield pvalue.TaggedOutput(shard_tag(int(index)), batch.slice(int(rows[0]), len(rows)))
+                yield pvalue.TaggedOutput(shard_tag(int(index)), (key, batch.slice(int(rows[0]), len(rows))))
             else:
-                yield pvalue.TaggedOutput(shard_tag(int(index)), batch.take(pa.array(rows)))
+                yield pvalue.TaggedOutput(shard_tag(int(index)), (key, batch.take(pa.array(rows))))
+
+
+def _records(batch: pa.RecordBatch, rows: np.ndarray) -> int:
+    """Input records in these rows (a merged row holds several)."""
+    if RECORDS in batch.schema.names:
+        return int(batch.column(RECORDS).to_numpy()[rows].sum())
+    return len(rows)
 
 
 class ShardVariants(beam.PTransform):
-    """Batches -> one PCollection of batches per shard (tag shard_<i>), plus 'counts'."""
+    """(file key, batch) -> one PCollection of (file key, batch) per shard (tag shard_<i>),
+    plus 'counts' of rows no shard takes."""
 
     def __init__(self, config: ShardingConfig, *, one_based: bool = False):
         super().__init__()
