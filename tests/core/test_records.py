@@ -24,7 +24,7 @@ HEADER = """##fileformat=VCFv4.2
 """
 
 
-def read(path, *, one_based=False, allow=True, options=SchemaOptions()):
+def read(path, *, one_based=False, allow=True, options=None):
     schema = build_schema(merge_headers([read_header(path)]), options)
     items = list(
         read_split(
@@ -91,8 +91,16 @@ def test_schema_options(write_vcf):
 def test_moving_an_info_key_onto_a_format_name_is_refused(write_vcf):
     from variant_etl.core.errors import SchemaError
 
-    path = write_vcf("a.vcf", HEADER.replace("##FORMAT=<ID=GQ", "##FORMAT=<ID=DP,Number=1,Type=Integer,Description=\"d\">\n##FORMAT=<ID=GQ"))
-    with pytest.raises(SchemaError, match="INFO field 'DP' matches --info_keys_to_move_to_calls_regex 'D.', but the calls already have the FORMAT field 'DP'"):
+    path = write_vcf(
+        "a.vcf",
+        HEADER.replace(
+            "##FORMAT=<ID=GQ", '##FORMAT=<ID=DP,Number=1,Type=Integer,Description="d">\n##FORMAT=<ID=GQ'
+        ),
+    )
+    with pytest.raises(
+        SchemaError,
+        match="INFO field 'DP' matches --info_keys_to_move_to_calls_regex 'D.', but the calls already have the FORMAT field 'DP'",
+    ):
         build_schema(merge_headers([read_header(path)]), SchemaOptions(info_keys_to_move_to_calls_regex="D."))
 
 

@@ -349,14 +349,23 @@ def _block_rows(
     n_rows = len(pieces)
     starts = bounds[pieces]
     ends = bounds[pieces + 1]
-    # Row-level values from the first block (by sample, file) of each piece.
-    source = entry_block[piece_entry[row_first]]
+    # Row-level values from a block that starts where the piece starts (its REF is the base
+    # there), else from the first block (by sample, file) of the piece.
+    row_of_entry = np.cumsum(new_piece) - 1
+    all_block_starts = blocks.column(s.START_POSITION).to_numpy()
+    starts_here = all_block_starts[entry_block[piece_entry]] == bounds[piece_index]
+    candidate = np.where(starts_here, np.arange(len(piece_entry)), len(piece_entry))
+    first_here = np.full(n_rows, len(piece_entry))
+    np.minimum.at(first_here, row_of_entry, candidate)
+    chosen = np.where(first_here < len(piece_entry), first_here, row_first)
+    source = entry_block[piece_entry[chosen]]
     source_rows = blocks.take(pa.array(source))
-    block_starts = blocks.column(s.START_POSITION).to_numpy()[source]
     reference = pc.if_else(
-        pa.array(block_starts == starts), source_rows.column(s.REFERENCE_BASES), pa.scalar(_UNKNOWN_BASE)
+        pa.array(all_block_starts[source] == starts),
+        source_rows.column(s.REFERENCE_BASES),
+        pa.scalar(_UNKNOWN_BASE),
     )
-    counts = np.bincount(np.cumsum(new_piece) - 1, minlength=n_rows)
+    counts = np.bincount(row_of_entry, minlength=n_rows)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
     call_array = pa.ListArray.from_arrays(pa.array(offsets), calls.take(pa.array(piece_entry)))
     columns = {}

@@ -9,6 +9,8 @@ import uuid
 from collections import Counter
 
 import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.window import GlobalWindows
 
@@ -17,6 +19,26 @@ from variant_etl.plan import Plan
 
 MANIFEST = "_manifest.json"
 MALFORMED_DIR = "_malformed"
+# A file, not a directory, so that read_parquet('out/*/*.parquet') reads variants only.
+SAMPLE_INFO = "__sample_info.parquet"
+
+
+def sample_info_table(plan: Plan) -> pa.Table:
+    """One row per (input file, sample): the ids used in call.sample_id, and where from."""
+    rows = sorted(
+        (name, split.path, number)
+        for split in plan.splits
+        for name, number in zip(split.samples, split.sample_ids)
+    )
+    ingested = datetime.datetime.fromisoformat(plan.started_at) if plan.started_at else None
+    return pa.table(
+        {
+            "sample_id": pa.array([r[2] for r in rows], pa.int64()),
+            "sample_name": pa.array([r[0] for r in rows], pa.string()),
+            "file_path": pa.array([r[1] for r in rows], pa.string()),
+            "ingestion_datetime": pa.array([ingested] * len(rows), pa.timestamp("us")),
+        }
+    )
 
 
 class _WriteMalformedFn(beam.DoFn):
@@ -141,6 +163,7 @@ def build_manifest(plan: Plan, stats: list[tuple]) -> tuple[dict, list[tuple[str
         "shards": shards,
         "malformed": {"count": totals["malformed"], "files": malformed_listed},
         "dropped_no_matching_shard": dropped,
+        "sample_info": {"path": SAMPLE_INFO, "rows": sum(len(split.samples) for split in plan.splits)},
         "totals": totals,
     }
     accounted = totals["records_written"] + totals["malformed"] + dropped
@@ -165,6 +188,8 @@ class _CommitFn(beam.DoFn):
                 FileSystems.mkdirs(directory)
         if renames:
             FileSystems.rename([src for src, _ in renames], [dst for _, dst in renames])
+        with FileSystems.create(FileSystems.join(out, SAMPLE_INFO)) as sink:
+            pq.write_table(sample_info_table(self._plan), sink, compression="zstd")
         with FileSystems.create(FileSystems.join(out, MANIFEST)) as sink:
             sink.write(json.dumps(manifest, indent=2).encode("utf-8"))
         temp_root = FileSystems.join(out, "_temporary")
