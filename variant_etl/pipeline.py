@@ -12,20 +12,30 @@ from variant_etl.transforms import read as read_tags
 from variant_etl.transforms import shard as shard_tags
 from variant_etl.transforms.merge import MergeVariants
 from variant_etl.transforms.read import ReadVcf
+from variant_etl.transforms.regions import ReadMergedRegions
 from variant_etl.transforms.shard import ShardVariants, shard_tag
 
 
 def build(p: beam.Pipeline, plan: Plan) -> beam.PCollection:
     """Adds the whole job to ``p``; returns the commit's totals."""
     merging = plan.merge.strategy != "NONE"
-    read = (
-        p
-        | "Splits" >> beam.Create(plan.splits)
-        | "ReadVcf" >> ReadVcf(plan.schema, plan.read, with_origin=merging)
-    )
-    batches = read.batches
-    if merging:
-        batches = batches | "MergeVariants" >> MergeVariants(plan.merge, plan.ranked_sample_ids())
+    if plan.region_splits:  # sorted, indexed inputs: read and merge window by window, no shuffle
+        read = (
+            p
+            | "RegionSplits" >> beam.Create(plan.region_splits)
+            | "ReadMergedRegions"
+            >> ReadMergedRegions(plan.schema, plan.read, plan.merge, plan.ranked_sample_ids())
+        )
+        batches = read.batches
+    else:
+        read = (
+            p
+            | "Splits" >> beam.Create(plan.splits)
+            | "ReadVcf" >> ReadVcf(plan.schema, plan.read, with_origin=merging)
+        )
+        batches = read.batches
+        if merging:
+            batches = batches | "MergeVariants" >> MergeVariants(plan.merge, plan.ranked_sample_ids())
     sharded = batches | "ShardVariants" >> ShardVariants(plan.sharding, one_based=plan.read.one_based)
     stats = [read[read_tags.COUNTS], sharded[shard_tags.COUNTS]]
     for shard in plan.sharding.shards:

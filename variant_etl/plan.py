@@ -21,10 +21,12 @@ from variant_etl.core.header import (
     VcfHeader,
     header_overrides,
     merge_headers,
+    redefines_own,
     representative_header,
 )
 from variant_etl.core.infer import FieldInference
 from variant_etl.core.records import sample_id
+from variant_etl.core.regions import RegionFile, RegionSplit, index_of, plan_region_splits
 from variant_etl.core.schema import SchemaOptions, VariantSchema, build_schema
 from variant_etl.core.sharding import ShardingConfig, load_sharding_config
 from variant_etl.core.source import read_header, record_lines
@@ -99,6 +101,8 @@ class Plan:
     run_id: str
     merge: MergeOptions = MergeOptions()
     started_at: str = ""  # UTC, to the minute: sample_info.ingestion_datetime
+    # Merging indexed inputs: windows read through the indexes and merged in place.
+    region_splits: tuple[RegionSplit, ...] = ()
 
     def ranked_sample_ids(self) -> list[int]:
         """Sample ids in the order merged calls take: by sample name, then file path."""
@@ -128,6 +132,7 @@ class Plan:
                 for s in self.sharding.shards
             ],
             "splits": len(self.splits),
+            "region_splits": len(self.region_splits),
             "output_parquet_dir": self.parquet.output_dir if self.parquet else None,
         }
 
@@ -145,6 +150,8 @@ def expand_inputs(patterns: list[str], input_file: str | None) -> tuple[str, ...
         if not listed:
             raise VcfFormatError(f"--input_file {input_file}: lists no file pattern")
         all_patterns += listed
+    # Beam's local filesystem does not match a bare 'x*.vcf': make local patterns absolute.
+    all_patterns = [p if "://" in p else os.path.abspath(p) for p in all_patterns]
     paths: list[str] = []
     for pattern, result in zip(all_patterns, FileSystems.match(all_patterns)):
         found = [m.path for m in result.metadata_list if not m.path.endswith(INDEX_SUFFIXES)]
@@ -208,6 +215,7 @@ def make_plan(
         for index, h in enumerate(headers)
     )
     _check_sample_ids(splits, merge)
+    region_splits = _region_splits(headers, splits, merged, merge) if merge.strategy != "NONE" else ()
     now = datetime.datetime.now(datetime.timezone.utc).replace(second=0, microsecond=0)
     return Plan(
         inputs=inputs,
@@ -221,7 +229,29 @@ def make_plan(
         run_id=uuid.uuid4().hex[:12],
         merge=merge,
         started_at=now.strftime("%Y-%m-%dT%H:%M:%S"),
+        region_splits=region_splits,
     )
+
+
+def _region_splits(headers, splits, merged: MergedHeader, merge: MergeOptions) -> tuple[RegionSplit, ...]:
+    """Windows to merge in place when every input is indexed; else () and a warning."""
+    unindexed = [h.path for h in headers if index_of(h.path, FileSystems.exists) is None]
+    redefined = [h.path for h in headers if redefines_own(h, merged)]
+    if unindexed or redefined:
+        why = (
+            f"{len(unindexed)} input(s) have no .tbi/.csi index (e.g. {unindexed[0]})"
+            if unindexed
+            else f"{redefined[0]} must be parsed with other definitions than its own"
+        )
+        logging.getLogger(__name__).warning(
+            "merging through a shuffle, because %s. On DirectRunner Beam keeps all shuffled data in "
+            "memory; bgzip and index the inputs (bgzip f.vcf; tabix -p vcf f.vcf.gz) to merge "
+            "window by window with bounded memory.",
+            why,
+        )
+        return ()
+    files = [RegionFile(s.path, s.file_index, s.samples, s.sample_ids) for s in splits]
+    return plan_region_splits(files, merge.bucket_size)
 
 
 def _check_merge_options(merge: MergeOptions, options: SchemaOptions) -> None:

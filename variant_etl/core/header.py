@@ -111,6 +111,13 @@ def header_overrides(header: VcfHeader, merged: MergedHeader) -> tuple[str, ...]
     return tuple(lines)
 
 
+def redefines_own(header: VcfHeader, merged: MergedHeader) -> bool:
+    """True when the merged schema changes a definition this file declares itself."""
+    return any(k in merged.infos and not _same(f, merged.infos[k]) for k, f in header.infos.items()) or any(
+        k in merged.formats and not _same(f, merged.formats[k]) for k, f in header.formats.items()
+    )
+
+
 def _same(mine: FieldDef | None, merged: FieldDef) -> bool:
     return mine is not None and (mine.number, mine.type) == (merged.number, merged.type)
 

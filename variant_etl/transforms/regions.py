@@ -1,0 +1,70 @@
+"""ReadMergedRegions: indexed inputs, read and merged one genomic window at a time."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam import pvalue
+
+from variant_etl.core import merge
+from variant_etl.core.reader import Malformed
+from variant_etl.core.regions import RegionSplit, read_region
+from variant_etl.core.schema import VariantSchema
+from variant_etl.plan import MergeOptions, ReadOptions
+from variant_etl.transforms.read import COUNTS, MALFORMED
+
+
+class _ReadMergedRegionFn(beam.DoFn):
+    def __init__(self, schema: VariantSchema, options: ReadOptions, merging: MergeOptions, ranked: list[int]):
+        self._schema = schema
+        self._options = options
+        self._merging = merging
+        self._ranked = ranked
+
+    def setup(self):
+        self._order = merge.SampleOrder(self._ranked)
+
+    def process(self, split: RegionSplit):
+        gvcf = self._merging.strategy == merge.MERGE_WITH_NON_VARIANTS
+        counts: dict[str, int] = {}
+        tables = []
+        for item in read_region(
+            split,
+            self._schema,
+            one_based=self._options.one_based,
+            allow_malformed=self._options.allow_malformed_records,
+            keep_overlapping=gvcf,
+            counts=counts,
+        ):
+            if isinstance(item, Malformed):
+                yield pvalue.TaggedOutput(MALFORMED, dataclasses.asdict(item))
+            else:
+                tables.append(item)
+        for path, number in sorted(counts.items()):
+            yield pvalue.TaggedOutput(COUNTS, ("read", path, number))
+        if not tables:
+            return
+        table = pa.concat_tables(tables)
+        if gvcf:
+            merged = merge.merge_with_non_variants(table, (split.start, split.end), self._order)
+        else:
+            merged = merge.move_to_calls(table, self._order)
+        for batch in merged.to_batches(max_chunksize=self._options.batch_rows):
+            yield split.key, batch
+
+
+class ReadMergedRegions(beam.PTransform):
+    """RegionSplits -> (region key, merged batch), dead letters ('malformed'), counts ('counts')."""
+
+    def __init__(self, schema: VariantSchema, options: ReadOptions, merging: MergeOptions, ranked: list[int]):
+        super().__init__()
+        self._fn = _ReadMergedRegionFn(schema, options, merging, ranked)
+
+    def expand(self, splits):
+        return (
+            splits
+            | "Distribute" >> beam.Reshuffle()
+            | "ReadAndMerge" >> beam.ParDo(self._fn).with_outputs(MALFORMED, COUNTS, main="batches")
+        )
