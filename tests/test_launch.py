@@ -173,7 +173,8 @@ def test_allow_malformed_records_dead_letters_them(tmp_path):
     ]
     assert entries[0]["raw"].startswith("20\t\trs6054257")
     assert manifest["totals"] == {
-        "records_read": 10, "rows_written": 7, "malformed": 3, "dropped_no_matching_shard": 0,
+        "records_read": 10, "records_written": 7, "rows_written": 7, "malformed": 3,
+        "dropped_no_matching_shard": 0,
     }  # fmt: skip
 
 

@@ -74,6 +74,10 @@ class _WriteShardFilesFn(beam.DoFn):
 
     def process(self, element: tuple[str, pa.RecordBatch]):
         key, batch = element
+        # A key's batches come from one input element, one after another: when another key
+        # starts, the others are complete. Writing them now bounds memory to about one key.
+        for other in sorted(k for k, p in self._pending.items() if k != key and p.rows):
+            yield self._flush(other, self._pending[other])
         pending = self._pending.setdefault(key, _Pending())
         pending.add(batch)
         if pending.rows >= self._options.rows_per_file or pending.nbytes >= MAX_BYTES_PER_FILE:
