@@ -113,6 +113,27 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
         "--sharding_config_path", default=None,
         help=f"sharding YAML (default: sharding_configs/{DEFAULT_SHARDING_CONFIG})",
     )  # fmt: skip
+    bigquery = parser.add_argument_group("BigQuery output")
+    bigquery.add_argument(
+        "--output_table", help="PROJECT:DATASET.TABLE: one table TABLE__<suffix> per shard (docs/bigquery.md)"
+    )
+    bigquery.add_argument(
+        "--bigquery_write_method", choices=("FILE_LOADS", "STREAMING_INSERTS"), default="FILE_LOADS",
+        help="Avro files and free load jobs (default), or streaming inserts",
+    )  # fmt: skip
+    bigquery.add_argument("--append", action="store_true", help="add rows to existing tables")
+    bigquery.add_argument(
+        "--update_schema_on_append", action="store_true", help="with --append: add new columns to the tables"
+    )
+    bigquery.add_argument(
+        "--keep_intermediate_files", action="store_true", help="keep the Avro load files in --temp_location"
+    )
+    bigquery.add_argument(
+        "--null_numeric_value_replacement", type=int, default=-(2**31),
+        help="stands for a missing number inside a list, which BigQuery cannot hold (default -2147483648)",
+    )  # fmt: skip
+    bigquery.add_argument("--temp_location", help="where load files wait (also Beam's --temp_location)")
+    bigquery.add_argument("--project", help="Google Cloud project (also Beam's --project)")
     output = parser.add_argument_group("Parquet output")
     output.add_argument("--output_parquet_dir", help="directory for <table_name_suffix>/*.parquet")
     output.add_argument("--parquet_compression", choices=("zstd", "snappy", "none"), default="zstd")
@@ -145,8 +166,10 @@ def _make_plan(args: argparse.Namespace):
 
     if not args.input_pattern and not args.input_file:
         raise VariantEtlError("no input: pass --input_pattern 'data/*.vcf.gz' or --input_file list.txt")
-    if args.command == "launch" and not args.output_parquet_dir:
-        raise VariantEtlError("no output: pass --output_parquet_dir DIR")
+    if args.command == "launch" and not args.output_parquet_dir and not args.output_table:
+        raise VariantEtlError(
+            "no output: pass --output_parquet_dir DIR and/or --output_table PROJECT:DATASET.TABLE"
+        )
     parquet = None
     if args.output_parquet_dir:
         parquet = ParquetOptions(
@@ -176,6 +199,37 @@ def _make_plan(args: argparse.Namespace):
         representative_header_file=args.representative_header_file,
         allow_incompatible_records=args.allow_incompatible_records,
         sample_name_encoding=args.sample_name_encoding,
+        bigquery=_bigquery_options(args),
+    )
+
+
+def _bigquery_options(args: argparse.Namespace):
+    if not args.output_table:
+        return None
+    import uuid
+
+    from variant_etl.sinks.bigquery import BigQueryOptions, parse_output_table
+
+    project, dataset, table = parse_output_table(args.output_table, args.project)
+    if args.temp_location:
+        temp_dir = args.temp_location.rstrip("/") + f"/variant_etl-{uuid.uuid4().hex[:12]}"
+    elif args.output_parquet_dir:
+        temp_dir = os.path.join(args.output_parquet_dir, "_temporary", f"bigquery-{uuid.uuid4().hex[:12]}")
+    else:
+        raise VariantEtlError(
+            "--output_table needs --temp_location for its load files (gs://bucket/tmp on Dataflow, "
+            "a local directory on DirectRunner)"
+        )
+    return BigQueryOptions(
+        project=project,
+        dataset=dataset,
+        table=table,
+        temp_dir=temp_dir,
+        write_method=args.bigquery_write_method,
+        append=args.append,
+        update_schema_on_append=args.update_schema_on_append,
+        keep_intermediate_files=args.keep_intermediate_files,
+        null_numeric_value_replacement=args.null_numeric_value_replacement,
     )
 
 
@@ -202,21 +256,49 @@ def launch(args: argparse.Namespace, beam_args: list[str]) -> int:
     import apache_beam as beam
 
     from variant_etl.pipeline import build
-    from variant_etl.sinks.manifest import MANIFEST
 
     plan = _make_plan(args)
-    logging.info("read %d file(s); %d shard(s)", len(plan.inputs), len(plan.sharding.shards))
+    for name in ("temp_location", "project"):  # ours and Beam's
+        if getattr(args, name):
+            beam_args = [*beam_args, f"--{name}={getattr(args, name)}"]
     options = _beam_options(beam_args, verbose=args.verbose)
+    created = _prepare_bigquery(plan)
     try:
         with _worker_stderr(show=args.verbose):
             with beam.Pipeline(options=options) as p:
                 build(p, plan)
+        if plan.bigquery is not None:
+            from variant_etl.sinks.bigquery import insert_sample_info
+            from variant_etl.sinks.manifest import sample_info_rows
+
+            insert_sample_info(plan.bigquery, sample_info_rows(plan))
     except BaseException:
         _remove_temporary(plan)
+        if created:
+            from variant_etl.sinks.bigquery import delete_tables
+
+            delete_tables(plan.bigquery, created)  # a retry starts clean
         raise
-    out = plan.parquet.output_dir
-    with open(f"{out}/{MANIFEST}", encoding="utf-8") if "://" not in out else _remote(out) as f:
+    manifest_dir = plan.parquet.output_dir if plan.parquet else plan.temp_dir
+    with _remote(manifest_dir) as f:
         manifest = json.load(f)
+    _print_summary(plan, manifest)
+    return 0
+
+
+def _prepare_bigquery(plan) -> list[str]:
+    if plan.bigquery is None:
+        return []
+    from variant_etl.core.schema import bigquery_fields, field_descriptions
+    from variant_etl.sinks.bigquery import prepare_tables
+
+    fields = bigquery_fields(plan.schema.arrow_schema(), field_descriptions(plan.schema))
+    return prepare_tables(plan.bigquery, plan.sharding.shards, fields)
+
+
+def _print_summary(plan, manifest: dict) -> None:
+    from variant_etl.sinks.manifest import MANIFEST
+
     totals = manifest["totals"]
     print(
         f"read {totals['records_read']} records from {len(plan.inputs)} file(s): "
@@ -224,14 +306,21 @@ def launch(args: argparse.Namespace, beam_args: list[str]) -> int:
         f"{totals['dropped_no_matching_shard']} dropped (no matching shard)"
     )
     for shard in manifest["shards"]:
-        if shard["rows"]:
-            print(f"  {shard['table_name_suffix']}: {shard['rows']} rows in {len(shard['files'])} file(s)")
-    print(f"output: {out}/  (manifest: {out}/{MANIFEST})")
-    print(
-        'query:  duckdb -c "SELECT reference_name, count(*) '
-        f"FROM read_parquet('{out}/*/*.parquet') GROUP BY 1\""
-    )
-    return 0
+        if shard["rows"] or shard.get("bigquery_rows"):
+            where = f"{len(shard['files'])} file(s)" if plan.parquet else shard["bigquery_table"]
+            rows = shard["rows"] or shard.get("bigquery_rows")
+            print(f"  {shard['table_name_suffix']}: {rows} rows in {where}")
+    if plan.parquet is not None:
+        out = plan.parquet.output_dir
+        print(f"output: {out}/  (manifest: {out}/{MANIFEST})")
+        print(
+            'query:  duckdb -c "SELECT reference_name, count(*) '
+            f"FROM read_parquet('{out}/*/*.parquet') GROUP BY 1\""
+        )
+    if plan.bigquery is not None:
+        bq = plan.bigquery
+        loaded = totals.get("rows_loaded_to_bigquery")
+        print(f"BigQuery: {bq.project}.{bq.dataset}.{bq.table}__<suffix>, {loaded} rows")
 
 
 def _remove_temporary(plan) -> None:
@@ -241,6 +330,8 @@ def _remove_temporary(plan) -> None:
     with contextlib.suppress(Exception):
         if FileSystems.exists(plan.temp_dir):
             FileSystems.delete([plan.temp_dir])
+        if plan.parquet is None:
+            return
         out = plan.parquet.output_dir
         temp_root = FileSystems.join(out, "_temporary")
         for path in (temp_root, out):

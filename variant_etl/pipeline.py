@@ -6,6 +6,7 @@ from __future__ import annotations
 import apache_beam as beam
 
 from variant_etl.plan import Plan
+from variant_etl.sinks.bigquery import LoadToBigQuery, WriteShardToBigQuery
 from variant_etl.sinks.manifest import CommitOutput, WriteMalformed
 from variant_etl.sinks.parquet import WriteShardToParquet
 from variant_etl.transforms import read as read_tags
@@ -38,10 +39,25 @@ def build(p: beam.Pipeline, plan: Plan) -> beam.PCollection:
             batches = batches | "MergeVariants" >> MergeVariants(plan.merge, plan.ranked_sample_ids())
     sharded = batches | "ShardVariants" >> ShardVariants(plan.sharding, one_based=plan.read.one_based)
     stats = [read[read_tags.COUNTS], sharded[shard_tags.COUNTS]]
+    bigquery_files = []
     for shard in plan.sharding.shards:
+        rows = sharded[shard_tag(shard.index)]
+        if plan.parquet is not None:
+            stats.append(
+                rows
+                | f"WriteParquet[{shard.suffix}]" >> WriteShardToParquet(shard, plan.parquet, plan.temp_dir)
+            )
+        if plan.bigquery is not None:
+            written = rows | f"WriteBigQuery[{shard.suffix}]" >> WriteShardToBigQuery(
+                shard, plan.schema.arrow_schema(), plan.bigquery
+            )
+            (bigquery_files if plan.bigquery.write_method == "FILE_LOADS" else stats).append(written)
+    if bigquery_files:
+        suffixes = [s.suffix for s in plan.sharding.shards]
         stats.append(
-            sharded[shard_tag(shard.index)]
-            | f"WriteParquet[{shard.suffix}]" >> WriteShardToParquet(shard, plan.parquet, plan.temp_dir)
+            bigquery_files
+            | "AllLoadFiles" >> beam.Flatten()
+            | "LoadToBigQuery" >> LoadToBigQuery(plan.bigquery, suffixes)
         )
     stats.append(read[read_tags.MALFORMED] | "WriteMalformed" >> WriteMalformed(plan.temp_dir))
     return stats | "AllStats" >> beam.Flatten() | "CommitOutput" >> CommitOutput(plan)

@@ -30,6 +30,7 @@ from variant_etl.core.regions import RegionFile, RegionSplit, index_of, plan_reg
 from variant_etl.core.schema import SchemaOptions, VariantSchema, build_schema
 from variant_etl.core.sharding import ShardingConfig, load_sharding_config
 from variant_etl.core.source import read_header, record_lines
+from variant_etl.sinks.bigquery import BigQueryOptions
 
 INDEX_SUFFIXES = (".tbi", ".csi", ".gzi", ".crai", ".bai")
 DEFAULT_SHARDING_CONFIG = "homo_sapiens_default.yaml"
@@ -103,6 +104,7 @@ class Plan:
     started_at: str = ""  # UTC, to the minute: sample_info.ingestion_datetime
     # Merging indexed inputs: windows read through the indexes and merged in place.
     region_splits: tuple[RegionSplit, ...] = ()
+    bigquery: BigQueryOptions | None = None
 
     def ranked_sample_ids(self) -> list[int]:
         """Sample ids in the order merged calls take: by sample name, then file path."""
@@ -115,7 +117,10 @@ class Plan:
 
     @property
     def temp_dir(self) -> str:
-        return FileSystems.join(self.parquet.output_dir, "_temporary", self.run_id)
+        """Where this run's files wait until the commit (dead letters too)."""
+        if self.parquet is not None:
+            return FileSystems.join(self.parquet.output_dir, "_temporary", self.run_id)
+        return self.bigquery.temp_dir
 
     def describe(self) -> dict:
         """A JSON-able summary (what `plan` / `--dry_run` prints)."""
@@ -134,6 +139,9 @@ class Plan:
             "splits": len(self.splits),
             "region_splits": len(self.region_splits),
             "output_parquet_dir": self.parquet.output_dir if self.parquet else None,
+            "output_tables": [self.bigquery.table_id(s.suffix) for s in self.sharding.shards]
+            if self.bigquery
+            else None,
         }
 
 
@@ -177,6 +185,7 @@ def make_plan(
     representative_header_file: str | None = None,
     allow_incompatible_records: bool = False,
     sample_name_encoding: str = "WITHOUT_FILE_PATH",
+    bigquery: BigQueryOptions | None = None,
 ) -> Plan:
     schema_options = schema_options or SchemaOptions()
     merge = merge or MergeOptions()
@@ -230,6 +239,7 @@ def make_plan(
         merge=merge,
         started_at=now.strftime("%Y-%m-%dT%H:%M:%S"),
         region_splits=region_splits,
+        bigquery=bigquery,
     )
 
 

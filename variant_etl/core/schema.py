@@ -210,3 +210,70 @@ def _check_unique(what: str, fixed: tuple[str, ...], columns: list[FieldColumn],
                 "Hint: rename the field in the input headers."
             )
         taken[key] = f"{kind} field {column.field.id!r}"
+
+
+# BigQuery and Avro encodings of the same columns (from the Arrow schema, so there is one list).
+_BIGQUERY_TYPES = {
+    pa.int64(): "INT64",
+    pa.float64(): "FLOAT64",
+    pa.bool_(): "BOOL",
+    pa.string(): "STRING",
+    pa.timestamp("us"): "DATETIME",
+}
+_AVRO_TYPES = {pa.int64(): "long", pa.float64(): "double", pa.bool_(): "boolean", pa.string(): "string"}
+
+
+def bigquery_fields(
+    schema: pa.Schema | list[pa.Field], descriptions: dict[str, str] | None = None
+) -> list[dict]:
+    """BigQuery schema (REST API form): lists become REPEATED, structs RECORD."""
+    fields = []
+    for field in schema:
+        item_type, mode = field.type, "NULLABLE"
+        if pa.types.is_list(item_type):
+            item_type, mode = item_type.value_type, "REPEATED"
+        entry = {"name": field.name, "mode": mode}
+        if pa.types.is_struct(item_type):
+            entry["type"] = "RECORD"
+            entry["fields"] = bigquery_fields(list(item_type), descriptions)
+        else:
+            entry["type"] = _BIGQUERY_TYPES[item_type]
+        if descriptions and descriptions.get(field.name):
+            entry["description"] = descriptions[field.name][:1024]
+        fields.append(entry)
+    return fields
+
+
+def avro_schema(schema: pa.Schema, name: str = "variant") -> dict:
+    """Avro record schema for BigQuery load files: scalars nullable, arrays not (BigQuery
+    REPEATED fields are never NULL, only empty)."""
+    counter = iter(range(1_000_000))
+
+    def convert(data_type: pa.DataType, record_name: str):
+        if pa.types.is_list(data_type):
+            return {"type": "array", "items": convert(data_type.value_type, record_name)}
+        if pa.types.is_struct(data_type):
+            return {
+                "type": "record",
+                "name": f"{record_name}_{next(counter)}",
+                "fields": [{"name": f.name, "type": nullable(f.type, f.name)} for f in data_type],
+            }
+        if data_type == pa.timestamp("us"):
+            return {"type": "string", "sqlType": "DATETIME"}
+        return _AVRO_TYPES[data_type]
+
+    def nullable(data_type: pa.DataType, field_name: str):
+        converted = convert(data_type, field_name)
+        return converted if pa.types.is_list(data_type) else ["null", converted]
+
+    return {
+        "type": "record",
+        "name": name,
+        "fields": [{"name": f.name, "type": nullable(f.type, f.name)} for f in schema],
+    }
+
+
+def field_descriptions(schema: VariantSchema) -> dict[str, str]:
+    """Column name -> the VCF header's Description, for BigQuery column descriptions."""
+    columns = schema.info_columns + schema.alt_columns + schema.call_columns + schema.moved_info_columns
+    return {c.name: c.field.description for c in columns}

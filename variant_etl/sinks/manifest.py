@@ -23,6 +23,15 @@ MALFORMED_DIR = "_malformed"
 SAMPLE_INFO = "__sample_info.parquet"
 
 
+def sample_info_rows(plan: Plan) -> list[dict]:
+    """The sample_info rows as JSON-able dicts (BigQuery DATETIME as text)."""
+    table = sample_info_table(plan)
+    rows = table.to_pylist()
+    for row in rows:
+        row["ingestion_datetime"] = plan.started_at or None
+    return rows
+
+
 def sample_info_table(plan: Plan) -> pa.Table:
     """One row per (input file, sample): the ids used in call.sample_id, and where from."""
     rows = sorted(
@@ -88,11 +97,12 @@ class WriteMalformed(beam.PTransform):
 
 def build_manifest(plan: Plan, stats: list[tuple]) -> tuple[dict, list[tuple[str, str]]]:
     """Adds up the stats; returns the manifest and the (temp, final) renames to do."""
-    out = plan.parquet.output_dir
+    out = plan.parquet.output_dir if plan.parquet else None
     reads: Counter = Counter()
     malformed_by_input: Counter = Counter()
     dropped = 0
     files: dict[str, list[dict]] = {s.suffix: [] for s in plan.sharding.shards}
+    loaded: dict[str, dict] = {s.suffix: {"rows": 0, "records": 0} for s in plan.sharding.shards}
     malformed_files: list[dict] = []
     for kind, key, value in stats:
         if kind == "read":
@@ -104,6 +114,9 @@ def build_manifest(plan: Plan, stats: list[tuple]) -> tuple[dict, list[tuple[str
         elif kind == "malformed_file":
             malformed_files.append(value)
             malformed_by_input.update(value["by_input"])
+        elif kind == "bq_loaded":
+            loaded[key]["rows"] += value["rows"]
+            loaded[key]["records"] += value["records"]
     renames: list[tuple[str, str]] = []
     shards = []
     for shard in plan.sharding.shards:
@@ -119,8 +132,9 @@ def build_manifest(plan: Plan, stats: list[tuple]) -> tuple[dict, list[tuple[str
         )
         listed = []
         for number, info in enumerate(shard_files):
-            final = FileSystems.join(out, shard.suffix, f"part-{number:05d}.parquet")
-            renames.append((info["temp_path"], final))
+            renames.append(
+                (info["temp_path"], FileSystems.join(out, shard.suffix, f"part-{number:05d}.parquet"))
+            )
             listed.append({
                 "path": f"{shard.suffix}/part-{number:05d}.parquet",
                 "rows": info["rows"],
@@ -137,8 +151,16 @@ def build_manifest(plan: Plan, stats: list[tuple]) -> tuple[dict, list[tuple[str
             "partitioning": shard.partitioning.to_bigquery(),
             "partition_range_end": shard.partition_range_end,
         })  # fmt: skip
+    if plan.bigquery is not None:
+        for entry in shards:
+            entry["bigquery_table"] = plan.bigquery.table_id(entry["table_name_suffix"])
+            entry["bigquery_rows"] = loaded[entry["table_name_suffix"]]["rows"]
+            entry["bigquery_records"] = loaded[entry["table_name_suffix"]]["records"]
     malformed_listed = []
     for number, info in enumerate(sorted(malformed_files, key=lambda f: (f["first"], f["temp_path"]))):
+        if out is None:  # no output directory: the dead letters stay in the temp location
+            malformed_listed.append({"path": info["temp_path"], "rows": info["rows"]})
+            continue
         name = f"{MALFORMED_DIR}/part-{number:05d}.jsonl"
         renames.append((info["temp_path"], FileSystems.join(out, name)))
         malformed_listed.append({"path": name, "rows": info["rows"]})
@@ -149,6 +171,16 @@ def build_manifest(plan: Plan, stats: list[tuple]) -> tuple[dict, list[tuple[str
         "malformed": sum(malformed_by_input.values()),
         "dropped_no_matching_shard": dropped,
     }
+    sinks = {}
+    if out is not None:
+        sinks["Parquet"] = totals["records_written"]
+    if plan.bigquery is not None:
+        totals["records_loaded_to_bigquery"] = sum(v["records"] for v in loaded.values())
+        totals["rows_loaded_to_bigquery"] = sum(v["rows"] for v in loaded.values())
+        sinks["BigQuery"] = totals["records_loaded_to_bigquery"]
+        if out is None:
+            totals["records_written"] = totals["records_loaded_to_bigquery"]
+            totals["rows_written"] = totals["rows_loaded_to_bigquery"]
     manifest = {
         "variant_etl_manifest_version": 1,
         "run_id": plan.run_id,
@@ -163,16 +195,20 @@ def build_manifest(plan: Plan, stats: list[tuple]) -> tuple[dict, list[tuple[str
         "shards": shards,
         "malformed": {"count": totals["malformed"], "files": malformed_listed},
         "dropped_no_matching_shard": dropped,
-        "sample_info": {"path": SAMPLE_INFO, "rows": sum(len(split.samples) for split in plan.splits)},
+        "sample_info": {
+            "path": SAMPLE_INFO if out else None,
+            "rows": sum(len(split.samples) for split in plan.splits),
+        },
         "totals": totals,
     }
-    accounted = totals["records_written"] + totals["malformed"] + dropped
-    if totals["records_read"] != accounted or set(reads) != set(plan.inputs):
-        raise CountMismatchError(
-            f"records read ({totals['records_read']}) != records written ({totals['records_written']}) "
-            f"+ malformed ({totals['malformed']}) + dropped ({dropped}); inputs read: "
-            f"{len(reads)} of {len(plan.inputs)}. Nothing was committed; this is a bug, please report it."
-        )
+    for sink, written in sinks.items():
+        accounted = written + totals["malformed"] + dropped
+        if totals["records_read"] != accounted or set(reads) != set(plan.inputs):
+            raise CountMismatchError(
+                f"records read ({totals['records_read']}) != records written to {sink} ({written}) "
+                f"+ malformed ({totals['malformed']}) + dropped ({dropped}); inputs read: "
+                f"{len(reads)} of {len(plan.inputs)}. Nothing was committed; this is a bug, please report it."
+            )
     return manifest, renames
 
 
@@ -182,6 +218,11 @@ class _CommitFn(beam.DoFn):
 
     def process(self, stats: list[tuple]):
         manifest, renames = build_manifest(self._plan, stats)
+        if self._plan.parquet is None:
+            with FileSystems.create(FileSystems.join(self._plan.temp_dir, MANIFEST)) as sink:
+                sink.write(json.dumps(manifest, indent=2).encode("utf-8"))
+            yield manifest["totals"]
+            return
         out = self._plan.parquet.output_dir
         for directory in sorted({final.rsplit("/", 1)[0] for _, final in renames}):
             if not FileSystems.exists(directory):

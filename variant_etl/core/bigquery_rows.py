@@ -1,0 +1,61 @@
+"""Arrow rows -> rows BigQuery accepts (see docs/bigquery.md).
+
+BigQuery refuses NULL inside a REPEATED field, so missing values inside lists
+(`AD=.,5`) are replaced, never dropped (dropping would shift the values of a
+Number=R/A/G field onto the wrong alleles): numbers by --null_numeric_value_replacement
+(default -2147483648), strings by '.' (VCF's own missing value). NULL scalars stay NULL.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+DEFAULT_NULL_NUMERIC = -(2**31)
+NULL_STRING = "."
+
+
+def without_nulls_in_lists(array: pa.Array, numeric: int, *, in_list: bool = False) -> pa.Array:
+    """Replaces NULL items of every list (at any depth); NULL lists become empty."""
+    data_type = array.type
+    if pa.types.is_list(data_type):
+        offsets = array.offsets
+        if array.null_count:
+            lengths = pc.fill_null(pc.list_value_length(array), 0)
+            offsets = pa.array([0, *pc.cumulative_sum(lengths).to_pylist()], pa.int32())
+            values = pc.list_flatten(array)
+        else:
+            values = array.values.slice(offsets[0].as_py(), offsets[-1].as_py() - offsets[0].as_py())
+            offsets = pc.subtract(offsets, offsets[0])
+        items = without_nulls_in_lists(values, numeric, in_list=True)
+        return pa.ListArray.from_arrays(offsets, items, type=data_type)
+    if pa.types.is_struct(data_type):
+        children = [without_nulls_in_lists(array.field(i), numeric) for i in range(data_type.num_fields)]
+        mask = array.is_null() if array.null_count else None
+        return pa.StructArray.from_arrays(children, fields=list(data_type), mask=mask)
+    if not in_list or array.null_count == 0:
+        return array
+    if pa.types.is_string(data_type):
+        return pc.fill_null(array, NULL_STRING)
+    if pa.types.is_boolean(data_type):
+        return pc.fill_null(array, False)
+    return pc.fill_null(array, pa.scalar(numeric).cast(data_type))
+
+
+def bigquery_rows(batch: pa.RecordBatch, numeric: int) -> list[dict]:
+    """Plain Python rows ready for an Avro load file."""
+    arrays = [without_nulls_in_lists(column, numeric) for column in batch.columns]
+    return pa.RecordBatch.from_arrays(arrays, schema=batch.schema).to_pylist()
+
+
+def json_safe(value):
+    """For streaming inserts: JSON has no NaN/Infinity; BigQuery reads them as strings."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    return value

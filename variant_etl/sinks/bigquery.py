@@ -1,0 +1,359 @@
+"""BigQuery sink: one integer-range-partitioned, clustered table per shard.
+
+Before the pipeline (driver): check the dataset and the tables, then create the
+tables (range partitioning can only be set at creation). In the pipeline: each
+shard's rows become Avro files in the temp location, and one load job per shard
+appends them (FILE_LOADS, free); or rows are streamed (STREAMING_INSERTS).
+See docs/bigquery.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import uuid
+
+import apache_beam as beam
+import fastavro
+import pyarrow as pa
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.transforms.window import GlobalWindows
+
+from variant_etl.core.bigquery_rows import bigquery_rows, json_safe
+from variant_etl.core.errors import OutputError
+from variant_etl.core.schema import RECORDS, avro_schema
+from variant_etl.core.sharding import Shard
+
+EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"
+SAMPLE_INFO_SUFFIX = "sample_info"
+CLUSTERING = ["start_position", "end_position"]
+_TABLE_RE = re.compile(r"^(?:([\w.:-]+)[:.])?(\w+)\.(\w+)$")
+
+
+@dataclasses.dataclass(frozen=True)
+class BigQueryOptions:
+    project: str
+    dataset: str
+    table: str  # base name: shard tables are <table>__<suffix>
+    temp_dir: str  # where Avro load files go
+    write_method: str = "FILE_LOADS"
+    append: bool = False
+    update_schema_on_append: bool = False
+    keep_intermediate_files: bool = False
+    null_numeric_value_replacement: int = -(2**31)
+
+    def table_id(self, suffix: str) -> str:
+        return f"{self.project}.{self.dataset}.{self.table}__{suffix}"
+
+
+def parse_output_table(text: str, default_project: str | None) -> tuple[str, str, str]:
+    """'PROJECT:DATASET.TABLE' (or PROJECT.DATASET.TABLE, or DATASET.TABLE with --project)."""
+    match = _TABLE_RE.match(text)
+    if not match:
+        raise OutputError(f"--output_table must look like PROJECT:DATASET.TABLE, got {text!r}")
+    project, dataset, table = match.groups()
+    project = project or default_project
+    if not project:
+        raise OutputError(
+            f"--output_table {text!r} names no project. Hint: PROJECT:DATASET.TABLE, or --project"
+        )
+    return project, dataset, table
+
+
+def make_client(project: str):
+    """A BigQuery client; with BIGQUERY_EMULATOR_HOST set, one for that emulator."""
+    from google.cloud import bigquery
+
+    host = os.environ.get(EMULATOR_ENV)
+    if host:
+        from google.api_core.client_options import ClientOptions
+        from google.auth.credentials import AnonymousCredentials
+
+        endpoint = host if host.startswith("http") else f"http://{host}"
+        return bigquery.Client(
+            project=project,
+            credentials=AnonymousCredentials(),
+            client_options=ClientOptions(api_endpoint=endpoint),
+        )
+    return bigquery.Client(project=project)
+
+
+def table_resource(table_id: str, fields: list[dict], shard: Shard | None, description: str = ""):
+    """The table to create: schema, integer-range partitioning and clustering on positions."""
+    from google.cloud import bigquery
+
+    table = bigquery.Table(table_id, schema=[bigquery.SchemaField.from_api_repr(f) for f in fields])
+    if shard is not None:
+        spec = shard.partitioning
+        table.range_partitioning = bigquery.RangePartitioning(
+            field=spec.column,
+            range_=bigquery.PartitionRange(start=spec.start, end=spec.end, interval=spec.interval),
+        )
+        table.clustering_fields = CLUSTERING
+    table.description = description
+    return table
+
+
+def sample_info_fields() -> list[dict]:
+    return [
+        {"name": "sample_id", "type": "INT64", "mode": "NULLABLE"},
+        {"name": "sample_name", "type": "STRING", "mode": "NULLABLE"},
+        {"name": "file_path", "type": "STRING", "mode": "NULLABLE"},
+        {"name": "ingestion_datetime", "type": "DATETIME", "mode": "NULLABLE"},
+    ]
+
+
+def prepare_tables(options: BigQueryOptions, shards: tuple[Shard, ...], fields: list[dict]) -> list[str]:
+    """Pre-flight checks, then table creation. Returns the ids of tables this run created."""
+    from google.api_core import exceptions
+
+    client = make_client(options.project)
+    dataset_id = f"{options.project}.{options.dataset}"
+    try:
+        client.get_dataset(dataset_id)
+    except exceptions.NotFound:
+        raise OutputError(
+            f"BigQuery dataset {dataset_id} does not exist. Hint: create it first "
+            f"(bq mk --dataset {options.project}:{options.dataset})."
+        ) from None
+    wanted = [(options.table_id(s.suffix), fields, s) for s in shards]
+    wanted.append((options.table_id(SAMPLE_INFO_SUFFIX), sample_info_fields(), None))
+    existing = {}
+    for table_id, _, _ in wanted:
+        try:
+            existing[table_id] = client.get_table(table_id)
+        except exceptions.NotFound:
+            pass
+    if not options.append and existing:
+        names = ", ".join(sorted(existing))
+        raise OutputError(
+            f"BigQuery table(s) already exist: {names}. Hint: pass --append to add rows to them, "
+            "choose another --output_table, or delete them."
+        )
+    if options.append:
+        missing = [table_id for table_id, _, _ in wanted if table_id not in existing]
+        if missing:
+            raise OutputError(
+                f"--append needs every table to exist; missing: {', '.join(missing)}. "
+                "Hint: run once without --append to create them."
+            )
+        for table_id, table_fields, _ in wanted:
+            _check_append_schema(client, existing[table_id], table_fields, options.update_schema_on_append)
+        return []
+    created = []
+    try:
+        for table_id, table_fields, shard in wanted:
+            client.create_table(table_resource(table_id, table_fields, shard, "Loaded by variant_etl"))
+            created.append(table_id)
+    except Exception:
+        delete_tables(options, created)
+        raise
+    return created
+
+
+def _check_append_schema(client, table, fields: list[dict], update: bool) -> None:
+    """The table must hold every column we write, with the same type and mode."""
+    have = {f.name: f.to_api_repr() for f in table.schema}
+    new = []
+    for field in fields:
+        old = have.get(field["name"])
+        if old is None:
+            new.append(field)
+        elif _shape(old) != _shape(field):
+            raise OutputError(
+                f"{table.full_table_id}: column {field['name']!r} is {_shape(old)} in the table but "
+                f"{_shape(field)} in this run. Hint: load into a new table."
+            )
+    if new and not update:
+        raise OutputError(
+            f"{table.full_table_id} lacks column(s) {', '.join(f['name'] for f in new)}. "
+            "Hint: pass --update_schema_on_append to add them."
+        )
+    if new:
+        from google.cloud import bigquery
+
+        table.schema = list(table.schema) + [bigquery.SchemaField.from_api_repr(f) for f in new]
+        client.update_table(table, ["schema"])
+
+
+def _shape(field: dict) -> tuple:
+    sub = tuple(sorted(_shape(f) for f in field.get("fields", []) or []))
+    kind = (
+        field["type"].replace("INTEGER", "INT64").replace("FLOAT", "FLOAT64").replace("FLOAT6464", "FLOAT64")
+    )
+    kind = kind.replace("BOOLEAN", "BOOL")
+    return (field["name"], kind, field.get("mode", "NULLABLE"), sub)
+
+
+def insert_sample_info(options: BigQueryOptions, rows: list[dict]) -> None:
+    """The <table>__sample_info rows (a few per input file: inserted directly)."""
+    if not rows:
+        return
+    client = make_client(options.project)
+    table_id = options.table_id(SAMPLE_INFO_SUFFIX)
+    for start in range(0, len(rows), 500):
+        errors = client.insert_rows_json(table_id, rows[start : start + 500])
+        if errors:
+            raise OutputError(f"{table_id}: BigQuery refused sample_info rows: {str(errors)[:500]}")
+
+
+def delete_tables(options: BigQueryOptions, table_ids: list[str]) -> None:
+    client = make_client(options.project)
+    for table_id in table_ids:
+        client.delete_table(table_id, not_found_ok=True)
+
+
+class _WriteAvroFn(beam.DoFn):
+    """(file key, batch) of one shard -> Avro load files, one per file key."""
+
+    def __init__(self, shard: Shard, schema: pa.Schema, options: BigQueryOptions):
+        self._shard = shard
+        self._schema = schema
+        self._options = options
+
+    def setup(self):
+        self._parsed = fastavro.parse_schema(avro_schema(self._schema))
+
+    def start_bundle(self):
+        self._pending: dict[str, list[pa.RecordBatch]] = {}
+
+    def process(self, element):
+        key, batch = element
+        for other in sorted(k for k in self._pending if k != key):
+            yield self._flush(other)
+        self._pending.setdefault(key, []).append(batch)
+
+    def finish_bundle(self):
+        for key in sorted(self._pending):
+            yield GlobalWindows.windowed_value(self._flush(key))
+
+    def _flush(self, key: str):
+        batches = self._pending.pop(key)
+        path = FileSystems.join(self._options.temp_dir, self._shard.suffix, f"{uuid.uuid4().hex}.avro")
+        rows = records = 0
+        with FileSystems.create(path) as sink:
+            writer = fastavro.write.Writer(sink, self._parsed, codec="deflate")
+            for batch in batches:
+                records += _records(batch)
+                batch = _visible(batch)
+                for row in bigquery_rows(batch, self._options.null_numeric_value_replacement):
+                    writer.write(row)
+                rows += batch.num_rows
+            writer.flush()
+        return ("bq_file", self._shard.suffix, {"path": path, "rows": rows, "records": records})
+
+
+class _StreamRowsFn(beam.DoFn):
+    """(file key, batch) of one shard -> tabledata.insertAll, 500 rows a request."""
+
+    def __init__(self, shard: Shard, options: BigQueryOptions):
+        self._shard = shard
+        self._options = options
+
+    def setup(self):
+        self._client = make_client(self._options.project)
+
+    def process(self, element):
+        _, batch = element
+        records = _records(batch)
+        batch = _visible(batch)
+        rows = [json_safe(r) for r in bigquery_rows(batch, self._options.null_numeric_value_replacement)]
+        table_id = self._options.table_id(self._shard.suffix)
+        for start in range(0, len(rows), 500):
+            errors = self._client.insert_rows_json(table_id, rows[start : start + 500])
+            if errors:
+                raise OutputError(f"{table_id}: BigQuery refused streamed rows: {str(errors)[:1000]}")
+        yield ("bq_loaded", self._shard.suffix, {"rows": len(rows), "records": records})
+
+
+def _records(batch: pa.RecordBatch) -> int:
+    if RECORDS in batch.schema.names:
+        return int(pa.compute.sum(batch.column(RECORDS)).as_py() or 0)
+    return batch.num_rows
+
+
+def _visible(batch: pa.RecordBatch) -> pa.RecordBatch:
+    if RECORDS in batch.schema.names:
+        return batch.drop_columns([RECORDS])
+    return batch
+
+
+class WriteShardToBigQuery(beam.PTransform):
+    """(file key, batch) of one shard -> Avro load files (stats), or streamed rows (stats)."""
+
+    def __init__(self, shard: Shard, schema: pa.Schema, options: BigQueryOptions):
+        super().__init__()
+        self._shard = shard
+        self._schema = schema
+        self._options = options
+
+    def expand(self, batches):
+        if self._options.write_method == "STREAMING_INSERTS":
+            return batches | "StreamRows" >> beam.ParDo(_StreamRowsFn(self._shard, self._options))
+        return batches | "WriteAvro" >> beam.ParDo(_WriteAvroFn(self._shard, self._schema, self._options))
+
+
+class _LoadFn(beam.DoFn):
+    """Every shard's Avro files -> one load job per shard (appending to the created table)."""
+
+    def __init__(self, options: BigQueryOptions, suffixes: list[str]):
+        self._options = options
+        self._suffixes = suffixes
+
+    def process(self, stats: list[tuple]):
+        from google.cloud import bigquery
+
+        client = make_client(self._options.project)
+        files: dict[str, list[dict]] = {suffix: [] for suffix in self._suffixes}
+        for kind, suffix, info in stats:
+            if kind == "bq_file":
+                files[suffix].append(info)
+        loaded: list[str] = []
+        config = bigquery.LoadJobConfig(
+            source_format=bigquery.SourceFormat.AVRO,
+            use_avro_logical_types=True,
+            write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
+        )
+        try:
+            for suffix in self._suffixes:
+                shard_files = sorted(files[suffix], key=lambda f: f["path"])
+                if not shard_files:
+                    continue
+                table_id = self._options.table_id(suffix)
+                paths = [f["path"] for f in shard_files]
+                if all(p.startswith("gs://") for p in paths):
+                    client.load_table_from_uri(paths, table_id, job_config=config).result()
+                else:  # local temp files (DirectRunner): uploaded through the API
+                    for path in paths:
+                        with FileSystems.open(path) as source:
+                            client.load_table_from_file(source, table_id, job_config=config).result()
+                loaded.append(suffix)
+                yield (
+                    "bq_loaded",
+                    suffix,
+                    {
+                        "rows": sum(f["rows"] for f in shard_files),
+                        "records": sum(f["records"] for f in shard_files),
+                    },
+                )
+        except Exception as err:
+            done = ", ".join(loaded) or "none"
+            raise OutputError(
+                f"loading into BigQuery failed ({err}). Shards loaded before the failure: {done}."
+            ) from None
+        if not self._options.keep_intermediate_files:
+            paths = [f["path"] for infos in files.values() for f in infos]
+            if paths:
+                FileSystems.delete(paths)
+
+
+class LoadToBigQuery(beam.PTransform):
+    """All Avro file stats -> load jobs; yields ('bq_loaded', suffix, counts) per shard."""
+
+    def __init__(self, options: BigQueryOptions, suffixes: list[str]):
+        super().__init__()
+        self._fn = _LoadFn(options, suffixes)
+
+    def expand(self, stats):
+        return stats | "Gather" >> beam.combiners.ToList() | "Load" >> beam.ParDo(self._fn)
