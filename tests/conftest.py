@@ -85,3 +85,71 @@ def run_cli(*args: str, env_extra: dict | None = None) -> subprocess.CompletedPr
     return subprocess.run(
         ["python", "-m", "variant_etl", *args], capture_output=True, text=True, env=env, cwd=REPO
     )
+
+
+EMULATOR_REQUIREMENTS = REPO / "tests" / "bqemulator-requirements.txt"
+
+
+def _emulator_venv() -> Path:
+    """A virtualenv with the emulator, made once per machine (cached by requirements)."""
+    import hashlib
+    import sys
+
+    digest = hashlib.sha256(EMULATOR_REQUIREMENTS.read_bytes()).hexdigest()[:12]
+    root = Path(os.environ.get("VARIANT_ETL_CACHE", Path.home() / ".cache" / "variant_etl"))
+    venv = root / f"bqemulator-{digest}"
+    python = venv / "bin" / "python"
+    if not (venv / "ready").exists():
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "-r", str(EMULATOR_REQUIREMENTS)],
+            check=True,
+        )
+        # Put the bundled DuckDB extensions where DuckDB looks, so nothing is downloaded.
+        subprocess.run(
+            [
+                str(python),
+                "-c",
+                "from duckdb_extensions import import_extension as i; i('spatial'); i('avro')",
+            ],
+            check=True,
+        )
+        (venv / "ready").write_text("ok\n")
+    return venv
+
+
+@pytest.fixture(scope="session")
+def bigquery_emulator():
+    """A bqemulator process on 127.0.0.1 (REST); yields 'host:port' and stops it afterwards."""
+    import socket
+    import time
+    import urllib.request
+
+    venv = _emulator_venv()
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    log = open(Path(tempfile.gettempdir()) / f"bqemulator-{ports[0]}.log", "w")
+    process = subprocess.Popen(
+        [str(venv / "bin" / "bqemulator"), "start", "--rest-host", "127.0.0.1", "--rest-port", str(ports[0]),
+         "--grpc-host", "127.0.0.1", "--grpc-port", str(ports[1]), "--project", "test-project",
+         "--log-level", "warning"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    host = f"127.0.0.1:{ports[0]}"
+    deadline = time.time() + 120
+    while True:
+        try:
+            urllib.request.urlopen(f"http://{host}/bigquery/v2/projects/test-project/datasets", timeout=2)
+            break
+        except Exception:
+            if process.poll() is not None or time.time() > deadline:
+                log.close()
+                raise RuntimeError(f"bqemulator did not start; see {log.name}") from None
+            time.sleep(0.5)
+    yield host
+    process.terminate()
+    process.wait(timeout=30)
+    log.close()

@@ -154,36 +154,82 @@ def prepare_tables(options: BigQueryOptions, shards: tuple[Shard, ...], fields: 
 
 def _check_append_schema(client, table, fields: list[dict], update: bool) -> None:
     """The table must hold every column we write, with the same type and mode."""
-    have = {f.name: f.to_api_repr() for f in table.schema}
-    new = []
-    for field in fields:
-        old = have.get(field["name"])
-        if old is None:
-            new.append(field)
-        elif _shape(old) != _shape(field):
-            raise OutputError(
-                f"{table.full_table_id}: column {field['name']!r} is {_shape(old)} in the table but "
-                f"{_shape(field)} in this run. Hint: load into a new table."
-            )
-    if new and not update:
+    have = [f.to_api_repr() for f in table.schema]
+    missing = _missing_fields(have, fields, table.full_table_id, "")
+    if missing and not update:
         raise OutputError(
-            f"{table.full_table_id} lacks column(s) {', '.join(f['name'] for f in new)}. "
+            f"{table.full_table_id} lacks column(s) {', '.join(missing)}. "
             "Hint: pass --update_schema_on_append to add them."
         )
-    if new:
+    if not missing:
+        return
+    names = {f["name"] for f in have}
+    new = [f for f in fields if f["name"] not in names]
+    # New top-level columns by DDL; new fields inside a RECORD (e.g. a new FORMAT key under
+    # call) by a schema patch, which DDL cannot do.
+    table_sql = f"`{table.project}.{table.dataset_id}.{table.table_id}`"
+    for field in new:
+        client.query(
+            f"ALTER TABLE {table_sql} ADD COLUMN IF NOT EXISTS {field['name']} {_ddl_type(field)}"
+        ).result()
+    nested = _with_new_nested_fields([f.to_api_repr() for f in table.schema], fields)
+    if nested is not None:
         from google.cloud import bigquery
 
-        table.schema = list(table.schema) + [bigquery.SchemaField.from_api_repr(f) for f in new]
+        table = client.get_table(table.reference)
+        table.schema = [bigquery.SchemaField.from_api_repr(f) for f in nested]
         client.update_table(table, ["schema"])
 
 
-def _shape(field: dict) -> tuple:
-    sub = tuple(sorted(_shape(f) for f in field.get("fields", []) or []))
-    kind = (
-        field["type"].replace("INTEGER", "INT64").replace("FLOAT", "FLOAT64").replace("FLOAT6464", "FLOAT64")
+def _ddl_type(field: dict) -> str:
+    if field["type"] == "RECORD":
+        members = ", ".join(f"{f['name']} {_ddl_type(f)}" for f in field["fields"])
+        inner = f"STRUCT<{members}>"
+    else:
+        inner = field["type"]
+    return f"ARRAY<{inner}>" if field.get("mode") == "REPEATED" else inner
+
+
+def _with_new_nested_fields(have: list[dict], want: list[dict]) -> list[dict] | None:
+    """The table schema plus fields ``want`` adds inside existing RECORDs; None if none."""
+    changed = False
+    merged = []
+    by_name = {f["name"]: f for f in want}
+    for field in have:
+        target = by_name.get(field["name"])
+        if target is not None and field["type"] == "RECORD":
+            names = {f["name"] for f in field["fields"]}
+            extra = [f for f in target["fields"] if f["name"] not in names]
+            if extra:
+                field = {**field, "fields": field["fields"] + extra}
+                changed = True
+        merged.append(field)
+    return merged if changed else None
+
+
+def _missing_fields(have: list[dict], want: list[dict], table_id: str, prefix: str) -> list[str]:
+    """Paths of fields in ``want`` that ``have`` lacks; an error if a field differs in type."""
+    by_name = {f["name"]: f for f in have}
+    missing = []
+    for field in want:
+        old = by_name.get(field["name"])
+        path = prefix + field["name"]
+        if old is None:
+            missing.append(path)
+        elif _kind(old) != _kind(field) or old.get("mode", "NULLABLE") != field.get("mode", "NULLABLE"):
+            raise OutputError(
+                f"{table_id}: column {path!r} is {old.get('mode', 'NULLABLE')} {_kind(old)} in the table but "
+                f"{field.get('mode', 'NULLABLE')} {_kind(field)} in this run. Hint: load into a new table."
+            )
+        elif _kind(field) == "RECORD":
+            missing += _missing_fields(old.get("fields", []), field["fields"], table_id, path + ".")
+    return missing
+
+
+def _kind(field: dict) -> str:
+    return {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL", "STRUCT": "RECORD"}.get(
+        field["type"], field["type"]
     )
-    kind = kind.replace("BOOLEAN", "BOOL")
-    return (field["name"], kind, field.get("mode", "NULLABLE"), sub)
 
 
 def insert_sample_info(options: BigQueryOptions, rows: list[dict]) -> None:
@@ -314,6 +360,11 @@ class _LoadFn(beam.DoFn):
             source_format=bigquery.SourceFormat.AVRO,
             use_avro_logical_types=True,
             write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
+            schema_update_options=(
+                [bigquery.SchemaUpdateOption.ALLOW_FIELD_ADDITION]
+                if self._options.update_schema_on_append
+                else None
+            ),
         )
         try:
             for suffix in self._suffixes:
