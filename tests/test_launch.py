@@ -242,3 +242,14 @@ def test_other_entry_points(tmp_path):
     assert result.returncode == 0, result.stderr
     result = subprocess.run(["variant-etl", "validate-config"], capture_output=True, text=True)
     assert result.returncode == 0 and "OK, 25 shard(s)" in result.stdout
+
+
+def test_large_uncompressed_files_are_read_in_byte_ranges(tmp_path):
+    path = VT_VCF / "valid-4.1-large.vcf"
+    out = tmp_path / "out"
+    result = launch(out, path, extra=("--read_split_bytes", "50000"))
+    assert result.returncode == 0, result.stderr
+    assert written_by_shard(out) == expected_by_shard([path])
+    manifest = check_manifest_adds_up(out)
+    assert len(manifest["shards"][0]["files"]) > 10  # one file per range: each read in parallel
+    assert manifest["inputs"] == [{"path": str(path), "records_read": 9882, "malformed": 0}]

@@ -60,6 +60,10 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     inputs.add_argument("--input_file", help="a file listing one input pattern per line")
     inputs.add_argument(
+        "--read_split_bytes", type=_positive_int, default=64 * 2**20,
+        help="uncompressed VCFs larger than this are read in parallel, line-aligned byte ranges",
+    )  # fmt: skip
+    inputs.add_argument(
         "--allow_malformed_records", action="store_true",
         help="write malformed records to <out>/_malformed/ and go on, instead of failing",
     )  # fmt: skip
@@ -185,6 +189,7 @@ def _make_plan(args: argparse.Namespace):
         read=ReadOptions(
             one_based=args.use_1_based_coordinate,
             allow_malformed_records=args.allow_malformed_records,
+            split_bytes=args.read_split_bytes,
         ),
         parquet=parquet,
         infer_headers=args.infer_headers,

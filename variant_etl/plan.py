@@ -66,6 +66,8 @@ class ReadSplit:
     extra_header_lines: tuple[str, ...] = ()
     file_index: int = 0  # position of the file in the sorted input list
     sample_ids: tuple[int, ...] = ()
+    byte_range: tuple[int, int] | None = None  # uncompressed text: lines starting in [start, end)
+    part: int = 0  # number of this byte range in its file
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +81,7 @@ class ReadOptions:
     one_based: bool = False
     allow_malformed_records: bool = False
     batch_rows: int = 10_000
+    split_bytes: int = 64 * 2**20  # uncompressed VCFs above this are read in parallel ranges
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,16 +216,18 @@ def make_plan(
     batch_rows = max(100, min(read.batch_rows, 1_000_000 // max(1, max_samples)))
     read = dataclasses.replace(read, batch_rows=batch_rows)
     with_path = sample_name_encoding == "WITH_FILE_PATH"
-    splits = tuple(
-        ReadSplit(
+    splits = []
+    for index, h in enumerate(headers):
+        common = dict(
             path=h.path,
             samples=h.samples,
             extra_header_lines=header_overrides(h, merged),
             file_index=index,
             sample_ids=tuple(sample_id(name, h.path if with_path else None) for name in h.samples),
         )
-        for index, h in enumerate(headers)
-    )
+        ranges = _byte_ranges(h, read.split_bytes)
+        splits += [ReadSplit(**common, byte_range=r, part=part) for part, r in enumerate(ranges)]
+    splits = tuple(splits)
     _check_sample_ids(splits, merge)
     region_splits = _region_splits(headers, splits, merged, merge) if merge.strategy != "NONE" else ()
     now = datetime.datetime.now(datetime.timezone.utc).replace(second=0, microsecond=0)
@@ -262,6 +267,17 @@ def _region_splits(headers, splits, merged: MergedHeader, merge: MergeOptions) -
         return ()
     files = [RegionFile(s.path, s.file_index, s.samples, s.sample_ids) for s in splits]
     return plan_region_splits(files, merge.bucket_size)
+
+
+def _byte_ranges(header: VcfHeader, split_bytes: int) -> list[tuple[int, int] | None]:
+    """Large uncompressed VCFs are cut into line-aligned byte ranges read in parallel."""
+    if header.body_offset is None:
+        return [None]
+    size = FileSystems.match([header.path])[0].metadata_list[0].size_in_bytes
+    if size - header.body_offset <= split_bytes:
+        return [None]
+    starts = list(range(header.body_offset, size, split_bytes))
+    return [(start, min(start + split_bytes, size)) for start in starts]
 
 
 def _check_merge_options(merge: MergeOptions, options: SchemaOptions) -> None:

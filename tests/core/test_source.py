@@ -99,3 +99,23 @@ def test_bcf_header_and_duplicate_samples():
     assert read_header(str(REAL / "cyvcf2" / "multi-contig.bcf")).samples == ("NA00001", "NA00002", "NA00003")
     with pytest.raises(VcfFormatError, match="sample name 'HG00096' appears twice"):
         read_header(str(REAL / "hts-specs" / "failed_body_sample_011.vcf"))
+
+
+@pytest.mark.parametrize("size", [1, 7, 40, 41, 100, 10_000])
+def test_byte_ranges_read_every_record_once(write_vcf, size):
+    lines = [f"1\t{100 + i}\t.\tA\tC\t.\tPASS\tDP={i}\tGT\t0/1" for i in range(30)]
+    lines[17] = "1\t117\t.\tA\tC\t.\tPASS\tDP=x\tGT\t0/1:extra:junk"  # unparsable, line 5 + 17
+    path = write_vcf("ranges.vcf", HEADER + "\n".join(lines) + "\n")
+    with open_source(path) as whole:
+        body = whole.header.body_offset
+    end = len(open(path, "rb").read())
+    seen, errors = [], []
+    for start in range(body, end, size):
+        with open_source(path, byte_range=(start, min(start + size, end))) as source:
+            for index, item in enumerate(source.records()):
+                if isinstance(item, Exception):
+                    errors.append(source.location(index))
+                else:
+                    seen.append(item.pos)
+    assert seen == [100 + i for i in range(30) if i != 17]
+    assert errors == [f"{path}:22"]

@@ -44,6 +44,7 @@ class VcfHeader:
     samples: tuple[str, ...]
     lines: tuple[str, ...]  # normalised header lines, '#CHROM' line last
     physical_header_lines: int  # lines before the first record in the original file
+    body_offset: int | None = None  # byte offset of the first record (uncompressed text only)
 
 
 def parse_structured(value: str) -> dict[str, str]:

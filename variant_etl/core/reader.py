@@ -50,14 +50,20 @@ def read_split(
     extra_header_lines: tuple[str, ...] = (),
     sample_ids: tuple[int, ...] | None = None,
     file_index: int | None = None,
+    byte_range: tuple[int, int] | None = None,
+    record_base: int = 0,
 ) -> Iterator[pa.RecordBatch | Malformed]:
     """Yields RecordBatches and (with allow_malformed) Malformed entries.
 
     Without allow_malformed the first malformed record raises VcfFormatError,
     whose message names file, line, field and value. With ``file_index`` (merging),
-    batches carry a hidden ``_origin`` column: file index and record number.
+    batches carry a hidden ``_origin`` column: file index and record number (``record_base``
+    + the record's index in this split). ``byte_range`` reads the lines of an uncompressed
+    file that start in [start, end).
     """
-    with open_source(path, open_binary, extra_header_lines=extra_header_lines) as source:
+    with open_source(
+        path, open_binary, extra_header_lines=extra_header_lines, byte_range=byte_range
+    ) as source:
         builder = BatchBuilder(
             schema,
             source.header.samples,
@@ -73,7 +79,7 @@ def read_split(
                 text = None
             else:
                 try:
-                    builder.add(record, index)
+                    builder.add(record, record_base + index)
                 except MalformedRecord as err:
                     problem, text = err, str(record).rstrip("\n")
                 else:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import bz2
 import contextlib
+import dataclasses
 import gzip
 import os
 import threading
@@ -97,10 +98,15 @@ def read_header(path: str, open_binary: OpenBinary = _open_local) -> VcfHeader:
 
 
 class _LineMap:
-    """Maps a record's index to its line number in the original file."""
+    """Maps a record's index to its line number in the original file.
 
-    def __init__(self, header_lines: int):
-        self.header_lines = header_lines
+    ``lines_before`` is the number of lines before the first record read: the header's,
+    or for a byte range that starts later in the file, a function that counts them (only
+    called when a message needs a line number).
+    """
+
+    def __init__(self, lines_before: int | Callable[[], int]):
+        self._lines_before = lines_before
         self._gap_starts: list[int] = []  # record index after which blank lines were dropped
         self._gap_totals: list[int] = []  # cumulative blank lines before that record
 
@@ -112,6 +118,12 @@ class _LineMap:
             self._gap_starts.append(next_record_index)
             self._gap_totals.append(total)
 
+    @property
+    def header_lines(self) -> int:
+        if callable(self._lines_before):
+            self._lines_before = self._lines_before()
+        return self._lines_before
+
     def line_of(self, record_index: int) -> int:
         k = bisect.bisect_right(self._gap_starts, record_index)
         blanks = self._gap_totals[k - 1] if k else 0
@@ -122,7 +134,12 @@ class VcfSource:
     """An open input: ``header``, and ``records()`` yielding pysam records or errors."""
 
     def __init__(
-        self, path: str, open_binary: OpenBinary = _open_local, *, extra_header_lines: tuple[str, ...] = ()
+        self,
+        path: str,
+        open_binary: OpenBinary = _open_local,
+        *,
+        extra_header_lines: tuple[str, ...] = (),
+        byte_range: tuple[int, int] | None = None,
     ):
         self.path = path
         self._open_binary = open_binary
@@ -150,13 +167,26 @@ class VcfSource:
                 self._close_fds(read_fd)
                 raise
             lines = normalise_header_lines(raw_lines, path)
-            self.header = parse_header(lines, path, count)
+            body_offset = self._raw.tell() if self.format == "plain" else None
+            self.header = dataclasses.replace(parse_header(lines, path, count), body_offset=body_offset)
             self.line_map = _LineMap(count)
+            limit = None
+            if byte_range is not None:
+                if self.format != "plain":
+                    self._close_fds(read_fd)
+                    raise ValueError(f"{path}: byte ranges need an uncompressed file")
+                start, limit = byte_range
+                if start > body_offset:
+                    self._raw.seek(start - 1)
+                    if self._raw.read(1) != b"\n":
+                        self._raw.readline()  # that line belongs to the range before
+                    aligned = self._raw.tell()
+                    self.line_map = _LineMap(lambda: _count_lines(path, aligned, open_binary))
             # Definitions other inputs declare (or --infer_headers found) are added so that
             # htslib types the values as the schema does.
             pysam_lines = htslib_header_lines(with_extra_lines(lines, extra_header_lines))
             header_bytes = ("\n".join(pysam_lines) + "\n").encode("utf-8")
-            self._thread = threading.Thread(target=self._feed_text, args=(header_bytes,), daemon=True)
+            self._thread = threading.Thread(target=self._feed_text, args=(header_bytes, limit), daemon=True)
             self._thread.start()
             self._variant_file = self._open_pysam(read_fd)
 
@@ -188,23 +218,32 @@ class VcfSource:
             while chunk := self._raw.read(_CHUNK):
                 out.write(chunk)
 
-    def _feed_text(self, header_bytes: bytes) -> None:
+    def _feed_text(self, header_bytes: bytes, limit: int | None) -> None:
+        """Header, then the body's lines; with ``limit``, the lines that start before it."""
         with self._feeding() as out:
             out.write(header_bytes)
             records = 0
             carry = b""
+            offset = self._raw.tell() if limit is not None else 0  # of the next byte read
             while True:
                 chunk = self._text.read(_CHUNK)
                 if not chunk:
                     break
+                chunk_start = offset - len(carry)
+                offset += len(chunk)
                 chunk = carry + chunk
                 cut = chunk.rfind(b"\n") + 1
                 chunk, carry = chunk[:cut], chunk[cut:]
+                if limit is not None and chunk_start + len(chunk) > limit:
+                    keep = limit - chunk_start
+                    if keep > 0:
+                        records = self._write_body(out, chunk[: chunk.index(b"\n", keep - 1) + 1], records)
+                    return
                 if chunk:
                     records = self._write_body(out, chunk, records)
                 if self._stop.is_set():
                     return
-            if carry:
+            if carry and (limit is None or offset - len(carry) < limit):
                 self._write_body(out, carry + b"\n", records)
 
     def _write_body(self, out: BinaryIO, chunk: bytes, records: int) -> int:
@@ -276,9 +315,27 @@ class VcfSource:
 
 
 def open_source(
-    path: str, open_binary: OpenBinary = _open_local, *, extra_header_lines: tuple[str, ...] = ()
+    path: str,
+    open_binary: OpenBinary = _open_local,
+    *,
+    extra_header_lines: tuple[str, ...] = (),
+    byte_range: tuple[int, int] | None = None,
 ) -> VcfSource:
-    return VcfSource(path, open_binary, extra_header_lines=extra_header_lines)
+    return VcfSource(path, open_binary, extra_header_lines=extra_header_lines, byte_range=byte_range)
+
+
+def _count_lines(path: str, end: int, open_binary: OpenBinary) -> int:
+    """Lines that end before byte ``end`` of an uncompressed file."""
+    count = 0
+    with open_binary(path) as raw:
+        remaining = end
+        while remaining > 0:
+            chunk = raw.read(min(_CHUNK, remaining))
+            if not chunk:
+                break
+            count += chunk.count(b"\n")
+            remaining -= len(chunk)
+    return count
 
 
 def record_lines(path: str, open_binary: OpenBinary = _open_local) -> Iterator[str]:

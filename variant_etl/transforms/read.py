@@ -34,6 +34,8 @@ class _ReadSplitFn(beam.DoFn):
             extra_header_lines=split.extra_header_lines,
             sample_ids=split.sample_ids,
             file_index=split.file_index if self._with_origin else None,
+            byte_range=split.byte_range,
+            record_base=split.part << RECORD_BITS_PER_PART,
         ):
             if isinstance(item, Malformed):
                 yield pvalue.TaggedOutput(MALFORMED, dataclasses.asdict(item))
@@ -42,9 +44,12 @@ class _ReadSplitFn(beam.DoFn):
         yield pvalue.TaggedOutput(COUNTS, ("read", split.path, result.records_read))
 
 
+RECORD_BITS_PER_PART = 28  # record numbers of part k of a file start at k << 28
+
+
 def split_key(split: ReadSplit) -> str:
     """Names the output files made from this split's rows (deterministic, unlike bundles)."""
-    return f"s{split.file_index:07d}"
+    return f"s{split.file_index:07d}-{split.part:05d}"
 
 
 class ReadVcf(beam.PTransform):
