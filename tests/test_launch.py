@@ -68,6 +68,7 @@ def check_manifest_adds_up(out: Path) -> dict:
         for f in shard["files"]:
             assert (out / f["path"]).exists()
     assert not (out / "_temporary").exists()
+    assert (out / "_SUCCESS").exists()
     return manifest
 
 
@@ -214,11 +215,19 @@ def test_plan_time_errors(tmp_path, args, message):
     assert message in result.stderr and "Traceback" not in result.stderr
 
 
-def test_existing_output_is_refused(tmp_path):
+def test_existing_output_is_refused_unless_overwrite(tmp_path):
     out = tmp_path / "out"
-    assert launch(out, VT_VCF / "valid-4.0.vcf").returncode == 0
+    assert launch(out, VT_VCF / "valid-4.2.vcf").returncode == 0  # shards chr19, chr20, chrY, residual
     result = launch(out, VT_VCF / "valid-4.0.vcf")
     assert result.returncode == 2 and "already holds a completed run" in result.stderr
+    assert "--overwrite" in result.stderr
+    replaced = launch(out, VT_VCF / "valid-4.0.vcf", extra=("--overwrite",))  # shards chr19, chr20
+    assert replaced.returncode == 0, replaced.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["__sample_info.parquet", "_SUCCESS", "_manifest.json", "chr19", "chr20"]
+    )
+    assert written_by_shard(out) == expected_by_shard([VT_VCF / "valid-4.0.vcf"])
+    check_manifest_adds_up(out)
 
 
 def test_input_file_lists_patterns(tmp_path):

@@ -140,6 +140,10 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     bigquery.add_argument("--project", help="Google Cloud project (also Beam's --project)")
     output = parser.add_argument_group("Parquet output")
     output.add_argument("--output_parquet_dir", help="directory for <table_name_suffix>/*.parquet")
+    output.add_argument(
+        "--overwrite", action="store_true",
+        help="replace what --output_parquet_dir holds (only once the new run is complete)",
+    )  # fmt: skip
     output.add_argument("--parquet_compression", choices=("zstd", "snappy", "none"), default="zstd")
     output.add_argument(
         "--parquet_row_group_size", type=_positive_int, default=100_000, help="rows per row group"
@@ -181,6 +185,7 @@ def _make_plan(args: argparse.Namespace):
             compression=args.parquet_compression,
             row_group_rows=args.parquet_row_group_size,
             rows_per_file=args.parquet_rows_per_file,
+            overwrite=args.overwrite,
         )
     return make_plan(
         input_patterns=args.input_pattern,

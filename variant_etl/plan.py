@@ -90,6 +90,7 @@ class ParquetOptions:
     compression: str = "zstd"
     row_group_rows: int = 100_000
     rows_per_file: int = 2_000_000
+    overwrite: bool = False  # replace what the directory holds, at commit time
 
 
 @dataclasses.dataclass(frozen=True)
@@ -210,7 +211,7 @@ def make_plan(
         ) from None
     sharding = load_sharding_config(sharding_config_path or bundled_config(DEFAULT_SHARDING_CONFIG))
     if parquet is not None:
-        _check_output_dir(parquet.output_dir)
+        _check_output_dir(parquet.output_dir, parquet.overwrite)
     max_samples = max((len(h.samples) for h in headers), default=0)
     # Keep a batch near a million values, whether they are sites or calls.
     batch_rows = max(100, min(read.batch_rows, 1_000_000 // max(1, max_samples)))
@@ -335,12 +336,14 @@ def _with_inferred_fields(merged: MergedHeader, inputs: tuple[str, ...]) -> Merg
     return dataclasses.replace(merged, infos={**merged.infos, **infos}, formats={**merged.formats, **formats})
 
 
-def _check_output_dir(output_dir: str) -> None:
+def _check_output_dir(output_dir: str, overwrite: bool) -> None:
+    if overwrite:
+        return  # the commit step replaces the old output once the new one is complete
     manifest = FileSystems.join(output_dir, "_manifest.json")
     if FileSystems.exists(manifest):
         raise OutputError(
             f"{output_dir} already holds a completed run ({manifest} exists). "
-            "Hint: choose a new --output_parquet_dir, or delete the old output first."
+            "Hint: pass --overwrite to replace it, choose a new --output_parquet_dir, or delete it."
         )
     if FileSystems.exists(output_dir):
         leftovers = FileSystems.match([FileSystems.join(output_dir, "*")])[0].metadata_list
@@ -349,7 +352,8 @@ def _check_output_dir(output_dir: str) -> None:
             if any(name != "_temporary" for name in names):
                 raise OutputError(
                     f"{output_dir} is not empty ({', '.join(names[:5])}...). "
-                    "Hint: choose a new --output_parquet_dir, or delete it first."
+                    "Hint: pass --overwrite to replace its content, choose a new --output_parquet_dir, "
+                    "or delete it first."
                 )
 
 

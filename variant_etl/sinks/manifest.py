@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
+import shutil
 import uuid
 from collections import Counter
 
@@ -18,6 +20,7 @@ from variant_etl.core.errors import CountMismatchError
 from variant_etl.plan import Plan
 
 MANIFEST = "_manifest.json"
+SUCCESS = "_SUCCESS"
 MALFORMED_DIR = "_malformed"
 # A file, not a directory, so that read_parquet('out/*/*.parquet') reads variants only.
 SAMPLE_INFO = "__sample_info.parquet"
@@ -212,6 +215,27 @@ def build_manifest(plan: Plan, stats: list[tuple]) -> tuple[dict, list[tuple[str
     return manifest, renames
 
 
+def _remove_previous_output(out: str) -> None:
+    """--overwrite: everything but this run's temporary files goes, markers first."""
+    for marker in (SUCCESS, MANIFEST):
+        path = FileSystems.join(out, marker)
+        if FileSystems.exists(path):
+            FileSystems.delete([path])
+    if not FileSystems.exists(out):
+        return
+    if "://" not in out:  # local: directories are real, remove them whole
+        for name in os.listdir(out):
+            if name != "_temporary":
+                path = os.path.join(out, name)
+                shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+        return
+    temporary = FileSystems.join(out, "_temporary") + "/"
+    old = [m.path for m in FileSystems.match([FileSystems.join(out, "**")])[0].metadata_list]
+    old = [path for path in old if not path.startswith(temporary)]
+    if old:
+        FileSystems.delete(old)
+
+
 class _CommitFn(beam.DoFn):
     def __init__(self, plan: Plan):
         self._plan = plan
@@ -224,6 +248,8 @@ class _CommitFn(beam.DoFn):
             yield manifest["totals"]
             return
         out = self._plan.parquet.output_dir
+        if self._plan.parquet.overwrite:
+            _remove_previous_output(out)
         for directory in sorted({final.rsplit("/", 1)[0] for _, final in renames}):
             if not FileSystems.exists(directory):
                 FileSystems.mkdirs(directory)
@@ -233,6 +259,8 @@ class _CommitFn(beam.DoFn):
             pq.write_table(sample_info_table(self._plan), sink, compression="zstd")
         with FileSystems.create(FileSystems.join(out, MANIFEST)) as sink:
             sink.write(json.dumps(manifest, indent=2).encode("utf-8"))
+        with FileSystems.create(FileSystems.join(out, SUCCESS)):
+            pass  # written last: a directory without it is not a finished run
         temp_root = FileSystems.join(out, "_temporary")
         if FileSystems.exists(self._plan.temp_dir):
             FileSystems.delete([self._plan.temp_dir])
