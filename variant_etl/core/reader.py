@@ -13,6 +13,11 @@ from variant_etl.core.records import BatchBuilder, MalformedRecord
 from variant_etl.core.schema import VariantSchema
 from variant_etl.core.source import OpenBinary, _open_local, open_source, raw_lines
 
+MALFORMED_HINT = (
+    ". Hint: fix the record, or pass --allow_malformed_records to write it to _malformed/ "
+    "in the output and go on."
+)
+
 
 @dataclasses.dataclass(frozen=True)
 class Malformed:
@@ -89,10 +94,7 @@ def read_split(
             pending.append((index, problem, text))
             if not allow_malformed:
                 entry = _entries(source, pending, open_binary)[0]
-                raise VcfFormatError(
-                    entry.message() + ". Hint: fix the record, or pass --allow_malformed_records to write it "
-                    "to _malformed/ in the output and go on."
-                )
+                raise VcfFormatError(entry.message() + MALFORMED_HINT)
         result.records_read = index + 1
         batch = builder.flush()
         if batch is not None:

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pysam
 
 from variant_etl.core.errors import VcfFormatError
-from variant_etl.core.reader import Malformed
+from variant_etl.core.reader import MALFORMED_HINT, Malformed
 from variant_etl.core.records import BatchBuilder, MalformedRecord
 from variant_etl.core.schema import VariantSchema
 
@@ -124,7 +124,7 @@ def read_region(
                     counted += 1
                     entry = _malformed(region_file.path, split, number, "record", "", f"htslib: {err}", "")
                     if not allow_malformed:
-                        raise VcfFormatError(entry.message() + _HINT) from None
+                        raise VcfFormatError(entry.message() + MALFORMED_HINT) from None
                     yield entry
                     continue
                 number += 1
@@ -148,18 +148,12 @@ def read_region(
                         str(record).rstrip("\n"),
                     )
                     if not allow_malformed:
-                        raise VcfFormatError(entry.message() + _HINT) from None
+                        raise VcfFormatError(entry.message() + MALFORMED_HINT) from None
                     yield entry
         counts[region_file.path] = counts.get(region_file.path, 0) + counted
         batch = builder.flush()
         if batch is not None:
             yield pa.Table.from_batches([batch])
-
-
-_HINT = (
-    ". Hint: fix the record, or pass --allow_malformed_records to write it to _malformed/ "
-    "in the output and go on."
-)
 
 
 def _malformed(path, split, number, field, value, reason, raw) -> Malformed:

@@ -21,6 +21,7 @@ import dataclasses
 import re
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from variant_etl.core.errors import SchemaError
 from variant_etl.core.header import FieldDef, MergedHeader
@@ -210,6 +211,17 @@ def _check_unique(what: str, fixed: tuple[str, ...], columns: list[FieldColumn],
                 "Hint: rename the field in the input headers."
             )
         taken[key] = f"{kind} field {column.field.id!r}"
+
+
+def without_record_counts(rows):
+    """(rows without the hidden ``_records`` column, input records they hold).
+
+    ``rows`` is a RecordBatch or Table; unmerged rows hold one record each.
+    """
+    if RECORDS not in rows.schema.names:
+        return rows, rows.num_rows
+    records = int(pc.sum(rows.column(RECORDS)).as_py() or 0)
+    return rows.drop_columns([RECORDS]), records
 
 
 # BigQuery and Avro encodings of the same columns (from the Arrow schema, so there is one list).

@@ -22,7 +22,7 @@ from apache_beam.transforms.window import GlobalWindows
 
 from variant_etl.core.bigquery_rows import bigquery_rows, json_safe
 from variant_etl.core.errors import OutputError
-from variant_etl.core.schema import RECORDS, avro_schema
+from variant_etl.core.schema import avro_schema, without_record_counts
 from variant_etl.core.sharding import Shard
 
 EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"
@@ -281,8 +281,8 @@ class _WriteAvroFn(beam.DoFn):
         with FileSystems.create(path) as sink:
             writer = fastavro.write.Writer(sink, self._parsed, codec="deflate")
             for batch in batches:
-                records += _records(batch)
-                batch = _visible(batch)
+                batch, batch_records = without_record_counts(batch)
+                records += batch_records
                 for row in bigquery_rows(batch, self._options.null_numeric_value_replacement):
                     writer.write(row)
                 rows += batch.num_rows
@@ -302,8 +302,7 @@ class _StreamRowsFn(beam.DoFn):
 
     def process(self, element):
         _, batch = element
-        records = _records(batch)
-        batch = _visible(batch)
+        batch, records = without_record_counts(batch)
         rows = [json_safe(r) for r in bigquery_rows(batch, self._options.null_numeric_value_replacement)]
         table_id = self._options.table_id(self._shard.suffix)
         for start in range(0, len(rows), 500):
@@ -311,18 +310,6 @@ class _StreamRowsFn(beam.DoFn):
             if errors:
                 raise OutputError(f"{table_id}: BigQuery refused streamed rows: {str(errors)[:1000]}")
         yield ("bq_loaded", self._shard.suffix, {"rows": len(rows), "records": records})
-
-
-def _records(batch: pa.RecordBatch) -> int:
-    if RECORDS in batch.schema.names:
-        return int(pa.compute.sum(batch.column(RECORDS)).as_py() or 0)
-    return batch.num_rows
-
-
-def _visible(batch: pa.RecordBatch) -> pa.RecordBatch:
-    if RECORDS in batch.schema.names:
-        return batch.drop_columns([RECORDS])
-    return batch
 
 
 class WriteShardToBigQuery(beam.PTransform):

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.window import GlobalWindows
 
-from variant_etl.core.schema import RECORDS
+from variant_etl.core.schema import without_record_counts
 from variant_etl.core.sharding import Shard
 from variant_etl.plan import ParquetOptions
 
@@ -91,10 +91,7 @@ class _WriteShardFilesFn(beam.DoFn):
 
     def _flush(self, key: str, pending: _Pending) -> tuple[str, str, dict]:
         table = sorted_table(pending.batches)
-        records = table.num_rows
-        if RECORDS in table.column_names:
-            records = pc.sum(table.column(RECORDS)).as_py() or 0
-            table = table.drop_columns([RECORDS])
+        table, records = without_record_counts(table)
         chunk = pending.take_chunk()
         path = FileSystems.join(self._temp_dir, self._shard.suffix, f"{uuid.uuid4().hex}.parquet")
         write_parquet(table, path, self._options)
