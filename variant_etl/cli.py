@@ -272,11 +272,18 @@ def launch(args: argparse.Namespace, beam_args: list[str]) -> int:
         if getattr(args, name):
             beam_args = [*beam_args, f"--{name}={getattr(args, name)}"]
     options = _beam_options(beam_args, verbose=args.verbose)
-    created = _prepare_bigquery(plan)
+    dry_run = _dataflow_dry_run(options)
+    created = [] if dry_run else _prepare_bigquery(plan)
     try:
         with _worker_stderr(show=args.verbose):
             with beam.Pipeline(options=options) as p:
                 build(p, plan)
+        if dry_run:
+            print(
+                f"dry run: DataflowRunner translated the job ({len(plan.inputs)} input file(s), "
+                f"{len(plan.sharding.shards)} shards); nothing was uploaded or submitted"
+            )
+            return 0
         if plan.bigquery is not None:
             from variant_etl.sinks.bigquery import insert_sample_info
             from variant_etl.sinks.manifest import sample_info_rows
@@ -294,6 +301,15 @@ def launch(args: argparse.Namespace, beam_args: list[str]) -> int:
         manifest = json.load(f)
     _print_summary(plan, manifest)
     return 0
+
+
+def _dataflow_dry_run(options) -> bool:
+    """Beam's ``--dry_run=True``: DataflowRunner builds the job and returns before staging and
+    submitting it (other runners ignore the option). Beam tests the option's string for truth."""
+    from apache_beam.options.pipeline_options import StandardOptions, TestOptions
+
+    runner = (options.view_as(StandardOptions).runner or "").rsplit(".", 1)[-1].lower()
+    return bool(options.view_as(TestOptions).dry_run) and runner in ("dataflow", "dataflowrunner")
 
 
 def _prepare_bigquery(plan) -> list[str]:
