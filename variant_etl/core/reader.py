@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+import functools
+import io
+from collections.abc import Callable, Iterator
 
 import pyarrow as pa
 
 from variant_etl.core.diagnose import diagnose_line
 from variant_etl.core.errors import VcfFormatError
+from variant_etl.core.header import normalise_header_lines, parse_header, with_extra_lines
 from variant_etl.core.records import BatchBuilder, MalformedRecord
 from variant_etl.core.schema import VariantSchema
-from variant_etl.core.source import OpenBinary, _open_local, open_source, raw_lines
+from variant_etl.core.source import (
+    OpenBinary,
+    _count_lines,
+    _open_local,
+    _read_header_lines,
+    _text_stream,
+    detect_format,
+    open_source,
+    raw_lines,
+)
+from variant_etl.core.textparse import Fallback, TextParser
 
+_CHUNK_BYTES = 4 << 20  # text read per TextParser batch
 MALFORMED_HINT = (
     ". Hint: fix the record, or pass --allow_malformed_records to write it to _malformed/ "
     "in the output and go on."
@@ -57,6 +71,7 @@ def read_split(
     file_index: int | None = None,
     byte_range: tuple[int, int] | None = None,
     record_base: int = 0,
+    fast: bool = True,
 ) -> Iterator[pa.RecordBatch | Malformed]:
     """Yields RecordBatches and (with allow_malformed) Malformed entries.
 
@@ -65,7 +80,147 @@ def read_split(
     batches carry a hidden ``_origin`` column: file index and record number (``record_base``
     + the record's index in this split). ``byte_range`` reads the lines of an uncompressed
     file that start in [start, end).
+
+    Text inputs are parsed chunk by chunk by the vectorized ``TextParser``; a chunk it
+    cannot reproduce exactly (and BCF, and ``fast=False``) is read by pysam.
     """
+    options = dict(
+        schema=schema,
+        one_based=one_based,
+        allow_malformed=allow_malformed,
+        batch_rows=batch_rows,
+        extra_header_lines=extra_header_lines,
+        sample_ids=sample_ids,
+        file_index=file_index,
+    )
+    if not fast or detect_format(path, open_binary) == "bcf":
+        yield from _read_pysam(
+            path, result=result, open_binary=open_binary, byte_range=byte_range, record_base=record_base,
+            **options,
+        )  # fmt: skip
+        return
+    yield from _read_text(path, result, open_binary, byte_range, record_base, options)
+
+
+def _read_text(path, result, open_binary, byte_range, record_base, options) -> Iterator:
+    """Reads a text VCF in chunks of lines: TextParser first, pysam for chunks it refuses."""
+    fmt = detect_format(path, open_binary)
+    with open_binary(path) as raw:
+        text = _text_stream(raw, fmt)
+        try:
+            header_text, count, _ = _read_header_lines(text, path)
+        except (OSError, EOFError) as err:
+            raise VcfFormatError(f"{path}: cannot read the header ({err})") from None
+        lines = normalise_header_lines(header_text, path)
+        own = parse_header(with_extra_lines(lines, options["extra_header_lines"]), path, count)
+        parser = TextParser(
+            options["schema"],
+            own.infos,
+            own.formats,
+            own.samples,
+            one_based=options["one_based"],
+            sample_ids=options["sample_ids"],
+            file_index=options["file_index"],
+        )
+        lines_before: int | Callable[[], int] = count
+        limit = None
+        if byte_range is not None:
+            if fmt != "plain":
+                raise ValueError(f"{path}: byte ranges need an uncompressed file")
+            start, limit = byte_range
+            if start > raw.tell():
+                raw.seek(start - 1)
+                if raw.read(1) != b"\n":
+                    raw.readline()  # that line belongs to the range before
+                aligned = raw.tell()
+                lines_before = functools.cache(lambda: _count_lines(path, aligned, open_binary))
+        header_bytes = "".join(header_text).encode("utf-8")
+        records = 0
+        for chunk, lines_in_chunk in _body_chunks(text, limit, raw.tell() if limit else 0, path, _CHUNK_BYTES):
+            try:
+                batch = parser.parse(chunk, record_base + records)
+            except Fallback:
+                part = ReadResult()
+                shift = _line_shift(lines_before, count)
+                yield from _read_pysam(
+                    path,
+                    result=part,
+                    open_binary=lambda _path, data=header_bytes + chunk: io.BytesIO(data),
+                    record_base=record_base + records,
+                    records_before=records,
+                    line_shift=shift,
+                    **options,
+                )
+                records += part.records_read
+            else:
+                records += batch.num_rows
+                if batch.num_rows:
+                    yield batch
+            lines_before = _advance(lines_before, lines_in_chunk)
+        result.records_read = records
+
+
+def _line_shift(lines_before, header_lines: int) -> Callable[[], int]:
+    """How far a line number in (header + chunk) is from the same line in the file."""
+    return lambda: (lines_before() if callable(lines_before) else lines_before) - header_lines
+
+
+def _advance(lines_before, lines: int):
+    if callable(lines_before):
+        return functools.cache(lambda previous=lines_before: previous() + lines)
+    return lines_before + lines
+
+
+def _body_chunks(text, limit: int | None, offset: int, path: str, size: int):
+    """(bytes of complete lines, their line count); with ``limit``, the lines that start
+    before it (``offset``: the position of the next byte of ``text``)."""
+    carry = b""
+    while True:
+        try:
+            piece = text.read(size)
+        except (OSError, EOFError) as err:
+            raise VcfFormatError(
+                f"{path}: the file is truncated or corrupt ({err}). "
+                "Hint: check it with 'gzip -t' or 'bgzip -t', or re-download it."
+            ) from None
+        if not piece:
+            break
+        chunk_start = offset - len(carry)
+        offset += len(piece)
+        chunk = carry + piece
+        cut = chunk.rfind(b"\n") + 1
+        chunk, carry = chunk[:cut], chunk[cut:]
+        if limit is not None and chunk_start + len(chunk) > limit:
+            keep = limit - chunk_start
+            if keep > 0:
+                chunk = chunk[: chunk.index(b"\n", keep - 1) + 1]
+                yield chunk, chunk.count(b"\n")
+            return
+        if chunk:
+            yield chunk, chunk.count(b"\n")
+    if carry and (limit is None or offset - len(carry) < limit):
+        yield carry + b"\n", 1
+
+
+def _read_pysam(
+    path: str,
+    schema: VariantSchema,
+    *,
+    one_based: bool,
+    allow_malformed: bool,
+    batch_rows: int,
+    result: ReadResult,
+    open_binary: OpenBinary,
+    extra_header_lines: tuple[str, ...],
+    sample_ids: tuple[int, ...] | None,
+    file_index: int | None,
+    byte_range: tuple[int, int] | None = None,
+    record_base: int = 0,
+    records_before: int = 0,
+    line_shift: Callable[[], int] | None = None,
+) -> Iterator[pa.RecordBatch | Malformed]:
+    """read_split through pysam. ``records_before`` and ``line_shift`` place a chunk read
+    on its own (header + lines) in its file, for messages."""
     with open_source(
         path, open_binary, extra_header_lines=extra_header_lines, byte_range=byte_range
     ) as source:
@@ -93,17 +248,17 @@ def read_split(
                     continue
             pending.append((index, problem, text))
             if not allow_malformed:
-                entry = _entries(source, pending, open_binary)[0]
+                entry = _entries(source, pending, open_binary, records_before, line_shift)[0]
                 raise VcfFormatError(entry.message() + MALFORMED_HINT)
         result.records_read = index + 1
         batch = builder.flush()
         if batch is not None:
             yield batch
         if pending:
-            yield from _entries(source, pending, open_binary)
+            yield from _entries(source, pending, open_binary, records_before, line_shift)
 
 
-def _entries(source, pending, open_binary: OpenBinary) -> list[Malformed]:
+def _entries(source, pending, open_binary: OpenBinary, records_before=0, line_shift=None) -> list[Malformed]:
     lines = {}
     if source.line_map is not None:
         numbers = {source.line_map.line_of(index) for index, _, _ in pending}
@@ -112,6 +267,8 @@ def _entries(source, pending, open_binary: OpenBinary) -> list[Malformed]:
     for index, problem, text in pending:
         line = source.line_map.line_of(index) if source.line_map is not None else None
         raw = lines.get(line, text or "")
+        if line is not None and line_shift is not None:
+            line += line_shift()
         if isinstance(problem, MalformedRecord):
             field, value, reason = problem.field, str(problem.value), problem.reason
             written = _raw_value(raw, field)
@@ -124,7 +281,7 @@ def _entries(source, pending, open_binary: OpenBinary) -> list[Malformed]:
             Malformed(
                 file=source.path,
                 line=line,
-                record=index + 1,
+                record=records_before + index + 1,
                 field=field,
                 value=value,
                 reason=reason,

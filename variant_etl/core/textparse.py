@@ -1,0 +1,411 @@
+"""A vectorized parser for VCF text: a chunk of record lines -> one Arrow RecordBatch.
+
+pysam (htslib) is the reference parser. This one does the same work with pyarrow
+compute kernels over a whole chunk at once, for the records whose values it can
+reproduce exactly as htslib reads them (32-bit floats, the missing value '.', END
+setting end_position). Anything else, such as a value htslib would type otherwise, a
+count that does not match Number=, an undeclared field or bytes that are not UTF-8,
+raises ``Fallback`` and the caller reads the chunk with pysam, which also writes the
+error messages. ``tests/test_textparse.py`` checks both parsers give identical batches
+on every test file.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from variant_etl.core import schema as s
+from variant_etl.core.header import FieldDef
+from variant_etl.core.records import sample_id
+from variant_etl.core.schema import VariantSchema
+
+_SITE_COLUMNS = ("CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO")
+# htslib keeps the 8 lowest int32 values for "missing" and "end of vector".
+_INT_MIN = -(2**31) + 8
+_INT_MAX = 2**31 - 1
+_STRING_TYPES = ("String", "Character")
+
+
+class Fallback(Exception):
+    """The chunk holds something only the reference parser reads exactly."""
+
+
+def _require(condition: bool, why: str) -> None:
+    if not condition:
+        raise Fallback(why)
+
+
+class TextParser:
+    """Parses chunks of one file's record lines into batches of the output schema.
+
+    ``file_infos``/``file_formats`` are the definitions htslib would use for this file
+    (its header plus the extra lines it is given); a field is parsed here only when
+    they agree with the schema's definition.
+    """
+
+    def __init__(
+        self,
+        schema: VariantSchema,
+        file_infos: dict[str, FieldDef],
+        file_formats: dict[str, FieldDef],
+        samples: tuple[str, ...],
+        *,
+        one_based: bool = False,
+        sample_ids: tuple[int, ...] | None = None,
+        file_index: int | None = None,
+    ):
+        self.schema = schema
+        self.arrow_schema = schema.arrow_schema()
+        if file_index is not None:
+            self.arrow_schema = self.arrow_schema.append(pa.field(s.ORIGIN, pa.int64()))
+        self.file_index = file_index
+        self.one_based = one_based
+        self.samples = samples
+        ids = sample_ids if sample_ids else tuple(sample_id(n) for n in samples)
+        self._sample_ids = np.array(ids, dtype=np.int64)
+        alt_ids = {c.field.id for c in schema.alt_columns}
+        moved_ids = {c.field.id for c in schema.moved_info_columns}
+        self._infos = {}  # key -> (column, 'alt' | 'moved' | 'info')
+        for key, column in schema.infos.items():
+            if _same(file_infos.get(key), column.field):
+                kind = "alt" if key in alt_ids else "moved" if key in moved_ids else "info"
+                self._infos[key] = (column, kind)
+        end = file_infos.get("END")
+        self._end_ok = end is not None and (end.number, end.type) == ("1", "Integer")
+        self._formats = {k: c for k, c in schema.formats.items() if _same(file_formats.get(k), c.field)}
+        ps = file_formats.get("PS")
+        self._ps_ok = ps is not None and (ps.number, ps.type) == ("1", "Integer")
+        self._column_names = list(_SITE_COLUMNS) + (["FORMAT", *samples] if samples else [])
+
+    def parse(self, chunk: bytes, first_index: int = 0) -> pa.RecordBatch:
+        """``chunk``: complete record lines. ``first_index``: the first record's number
+        (for ``_origin``). Raises Fallback when pysam must read the chunk."""
+        _require(b"\r" not in chunk, "carriage return")
+        table = self._read_table(chunk)
+        n = table.num_rows
+        columns = {name: table.column(i).combine_chunks() for i, name in enumerate(self._column_names)}
+        chrom, ref = columns["CHROM"], columns["REF"]
+        _require(_no_empty(chrom) and _no_empty(ref), "empty CHROM or REF")
+        pos = _integers(columns["POS"])
+        _require(n == 0 or (pc.min(pos).as_py() >= 1 and pc.max(pos).as_py() <= _INT_MAX), "POS range")
+        alts = _split_or_empty(columns["ALT"], ",")
+        _require(_no_empty(alts.values) and not _any_equal(alts.values, "."), "odd ALT")
+        n_alts = np.diff(alts.offsets.to_numpy()).astype(np.int64)
+        quality = _floats(_dot_as_null(columns["QUAL"]))
+        filters = _split_or_empty(columns["FILTER"], ";")
+        info = self._info(columns["INFO"], n, n_alts, alts)
+        pos_np = pos.to_numpy()
+        end = pos_np - 1 + pc.binary_length(ref).to_numpy().astype(np.int64)
+        if info.end_rows is not None:
+            _require(bool(np.all(info.end_values >= pos_np[info.end_rows])), "END before POS")
+            end[info.end_rows] = info.end_values
+
+        arrays = [
+            chrom,
+            pa.array(pos_np if self.one_based else pos_np - 1, pa.int64()),
+            pa.array(end, pa.int64()),
+            ref,
+            self._alternate_bases(alts, n_alts, info.alt_children),
+            _split_or_empty(columns["ID"], ";"),
+            quality,
+            filters,
+        ]
+        if self.schema.with_calls:
+            arrays.append(self._calls(columns, n, n_alts, quality, filters, info.moved))
+        arrays += [info.columns[c.name] for c in self.schema.info_columns]
+        if self.file_index is not None:
+            origin = (self.file_index << s.ORIGIN_FILE_SHIFT) | (first_index + np.arange(n, dtype=np.int64))
+            arrays.append(pa.array(origin, pa.int64()))
+        return pa.RecordBatch.from_arrays(arrays, schema=self.arrow_schema)
+
+    def _read_table(self, chunk: bytes) -> pa.Table:
+        names = self._column_names
+        try:
+            return pacsv.read_csv(
+                io.BytesIO(chunk),
+                read_options=pacsv.ReadOptions(column_names=names, block_size=max(len(chunk), 1) + 1),
+                parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False, escape_char=False),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False
+                ),
+            )
+        except (pa.ArrowInvalid, UnicodeDecodeError) as err:
+            raise Fallback(f"table: {err}") from None
+
+    def _info(self, text: pa.Array, n: int, n_alts: np.ndarray, alts: pa.ListArray) -> _Info:
+        result = _Info(n, self.schema)
+        entries = pc.split_pattern(text, ";")
+        parents = pc.list_parent_indices(entries).to_numpy()
+        pairs = pc.split_pattern(pc.list_flatten(entries), "=", max_splits=1)
+        offsets = pairs.offsets.to_numpy()
+        has_value = np.diff(offsets) == 2
+        keys = pairs.values.take(pa.array(offsets[:-1]))
+        values = pairs.values.take(_indices(np.where(has_value, offsets[:-1] + 1, -1)))
+        encoded = pc.dictionary_encode(keys)
+        codes = encoded.indices.to_numpy()
+        dots = 0
+        for code, key in enumerate(encoded.dictionary.to_pylist()):
+            where = np.flatnonzero(codes == code)
+            rows = parents[where]
+            _require(not np.any(np.diff(rows) == 0), f"INFO/{key} twice")
+            if key == ".":
+                dots = len(rows)
+                continue
+            vals = values.take(pa.array(where))
+            if key == "END":
+                _require(self._end_ok and vals.null_count == 0, "END")
+                result.end_rows = rows
+                result.end_values = _integers(vals).to_numpy(zero_copy_only=False)
+                continue
+            _require(key in self._infos, f"INFO/{key} not parsed here")
+            if key == "SVLEN":
+                symbolic = pc.match_substring(alts.values, "<").to_numpy(zero_copy_only=False)
+                _require(not symbolic.any(), "SVLEN with symbolic alleles sets the end")
+            column, kind = self._infos[key]
+            typed = _info_values(column.field, vals, n_alts[rows])
+            if kind == "alt":
+                result.alt_children[column.name] = _alt_child(typed, rows, n, n_alts)
+            else:
+                column_values = _scatter(typed, rows, n)
+                (result.moved if kind == "moved" else result.columns)[column.name] = column_values
+        _require(dots == np.count_nonzero(pc.equal(text, ".").to_numpy(zero_copy_only=False)), "'.' in INFO")
+        return result
+
+    def _alternate_bases(self, alts: pa.ListArray, n_alts: np.ndarray, children: dict) -> pa.Array:
+        total = len(alts.values)
+        arrays = [alts.values]
+        arrays += [children.get(c.name, pa.nulls(total, c.value_type)) for c in self.schema.alt_columns]
+        struct_type = self.schema.alternate_bases_type().value_type
+        structs = pa.StructArray.from_arrays(arrays, fields=list(struct_type))
+        return pa.ListArray.from_arrays(alts.offsets, structs)
+
+    def _calls(self, columns, n, n_alts, quality, filters, moved) -> pa.Array:
+        n_samples = len(self.samples)
+        call_row = np.repeat(np.arange(n), n_samples)
+        n_calls = len(call_row)
+        children = [pa.array(np.tile(self._sample_ids, n), pa.int64())]
+        if self.schema.options.include_call_name:
+            children.append(pa.array(list(self.samples) * n, pa.string()))
+        fields = _CallFields(self, columns, n, n_samples, call_row) if n_samples else None
+        genotype, phaseset = _genotypes(fields, n_alts, n_calls)
+        children += [genotype, phaseset]
+        if self.schema.options.copy_quality_to_calls:
+            children.append(quality.take(pa.array(call_row)))
+        if self.schema.options.copy_filter_to_calls:
+            children.append(filters.take(pa.array(call_row)))
+        for column in self.schema.call_columns:
+            if fields is None or column.field.id not in fields.keys:
+                children.append(pa.nulls(n_calls, column.arrow_type))
+            else:
+                children.append(fields.values(column))
+        for column in self.schema.moved_info_columns:
+            row_values = moved.get(column.name, pa.nulls(n, column.arrow_type))
+            children.append(row_values.take(pa.array(call_row)))
+        structs = pa.StructArray.from_arrays(children, fields=self.schema.call_fields())
+        if n_samples:
+            offsets = np.arange(0, n_calls + 1, n_samples, dtype=np.int32)
+        else:
+            offsets = np.zeros(n + 1, dtype=np.int32)
+        return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), structs)
+
+
+class _Info:
+    """INFO parsed from a chunk: top-level columns, alternate_bases children, moved columns, END."""
+
+    def __init__(self, n: int, schema: VariantSchema):
+        self.columns = {c.name: pa.nulls(n, c.arrow_type) for c in schema.info_columns}
+        self.alt_children: dict[str, pa.Array] = {}
+        self.moved: dict[str, pa.Array] = {}
+        self.end_rows: np.ndarray | None = None
+        self.end_values: np.ndarray | None = None
+
+
+class _CallFields:
+    """The FORMAT sub-fields of every call of a chunk, calls in row-major order."""
+
+    def __init__(self, parser: TextParser, columns, n: int, n_samples: int, call_row: np.ndarray):
+        formats = pc.dictionary_encode(columns["FORMAT"])
+        format_keys = [text.split(":") for text in formats.dictionary.to_pylist()]
+        for keys in format_keys:
+            _require(len(set(keys)) == len(keys), "FORMAT key twice")
+            for key in keys:
+                _require(key in parser._formats or key == "GT" or (key == "PS" and parser._ps_ok), key)
+            _require("GT" not in keys or keys[0] == "GT", "GT not first")
+        self.keys = {key for keys in format_keys for key in keys}
+        self._format_keys = format_keys
+        self._call_format = formats.indices.to_numpy()[call_row]
+        by_sample = pa.concat_arrays([columns[name] for name in parser.samples])
+        row_major = (np.arange(n_samples)[None, :] * n + np.arange(n)[:, None]).ravel()
+        parts = pc.split_pattern(by_sample.take(pa.array(row_major)), ":")
+        self._offsets = parts.offsets.to_numpy()
+        self._count = np.diff(self._offsets)
+        self._parts = parts.values
+        _require(_no_empty(self._parts), "empty FORMAT value")
+        key_counts = np.array([len(keys) for keys in format_keys])[self._call_format]
+        _require(not np.any(self._count > key_counts), "more values than FORMAT keys")
+
+    def text(self, key: str) -> tuple[pa.Array, np.ndarray]:
+        """The value of ``key`` per call ('.' where the call leaves it out), null where the
+        record's FORMAT lacks it; and the mask of calls whose FORMAT has it."""
+        position = np.array([keys.index(key) if key in keys else -1 for keys in self._format_keys])
+        at = position[self._call_format]
+        in_format = at >= 0
+        present = in_format & (self._count > at)
+        values = self._parts.take(_indices(np.where(present, self._offsets[:-1] + at, -1)))
+        if np.any(in_format & ~present):
+            values = pc.if_else(pa.array(in_format & ~present), pa.scalar("."), values)
+        return values, in_format
+
+    def values(self, column) -> pa.Array:
+        text, _ = self.text(column.field.id)
+        field = column.field
+        if field.is_list:
+            lists = pc.split_pattern(text, ",")
+            typed = _typed(lists.values, field.type)
+            return pa.ListArray.from_arrays(lists.offsets, typed, mask=pc.is_null(text))
+        _require(field.type in _STRING_TYPES or not _any_contains(text, ","), "FORMAT Number=1 with ','")
+        return _typed(text, field.type)
+
+
+def _genotypes(fields: _CallFields | None, n_alts: np.ndarray, n_calls: int) -> tuple[pa.Array, pa.Array]:
+    if fields is None or "GT" not in fields.keys:
+        genotype = pa.ListArray.from_arrays(
+            pa.array(np.zeros(n_calls + 1, np.int32)), pa.array([], pa.int64())
+        )
+        phaseset = pa.nulls(n_calls, pa.string())
+    else:
+        text, in_format = fields.text("GT")
+        phased = pc.match_substring(text, "|")
+        _require(not pc.any(pc.and_(phased, pc.match_substring(text, "/"))).as_py(), "mixed phasing")
+        alleles = pc.split_pattern(pc.replace_substring(text, "|", "/"), "/")
+        counts = np.diff(alleles.offsets.to_numpy())
+        allele_text = alleles.values
+        missing = pc.equal(allele_text, ".")
+        numbers = _integers(pc.if_else(missing, pa.scalar("0"), allele_text)).to_numpy(zero_copy_only=False)
+        call_of_allele = np.repeat(np.arange(n_calls), counts)
+        n_samples = n_calls // len(n_alts) if len(n_alts) else 1
+        allowed = n_alts[call_of_allele // n_samples]
+        _require(not np.any((numbers < 0) | (numbers > allowed)), "allele index")
+        numbers = np.where(missing.to_numpy(zero_copy_only=False), s.MISSING_GENOTYPE, numbers)
+        genotype = pa.ListArray.from_arrays(alleles.offsets, pa.array(numbers, pa.int64()))
+        star = pc.and_(phased, pa.array(counts > 1))
+        phaseset = pc.if_else(
+            pc.and_(star, pa.array(in_format)), pa.scalar("*"), pa.scalar(None, pa.string())
+        )
+    if fields is not None and "PS" in fields.keys:
+        text, _ = fields.text("PS")
+        ps = pc.cast(_integers(_dot_as_null(text)), pa.string())
+        phaseset = pc.coalesce(ps, phaseset)
+    return genotype, phaseset
+
+
+def _info_values(field: FieldDef, text: pa.Array, n_alts: np.ndarray) -> pa.Array:
+    """Typed values of one INFO field in the rows that have it (``text``: after '=')."""
+    if field.type == "Flag":
+        _require(text.null_count == len(text), f"INFO/{field.id}: a Flag with a value")
+        return pa.array(np.ones(len(text), dtype=bool), pa.bool_())
+    _require(text.null_count == 0 and _no_empty(text), f"INFO/{field.id} without a value")
+    if not field.is_list:
+        _require(field.number == "1", "Number=0")
+        _require(field.type in _STRING_TYPES or not _any_contains(text, ","), "Number=1 with ','")
+        return _typed(text, field.type)
+    lists = pc.split_pattern(text, ",")
+    counts = np.diff(lists.offsets.to_numpy())
+    if field.number == "A":
+        _require(np.array_equal(counts, n_alts), "Number=A count")
+    elif field.number == "R":
+        _require(np.array_equal(counts, n_alts + 1), "Number=R count")
+    return pa.ListArray.from_arrays(lists.offsets, _typed(lists.values, field.type))
+
+
+def _alt_child(lists: pa.ListArray, rows: np.ndarray, n: int, n_alts: np.ndarray) -> pa.Array:
+    """One value per alternate allele of every row; null in rows without the field."""
+    alt_starts = np.concatenate([[0], np.cumsum(n_alts)])
+    slot_row = np.repeat(np.arange(n), n_alts)
+    slot_k = np.arange(alt_starts[-1]) - alt_starts[:-1][slot_row]
+    first = np.full(n, -1, dtype=np.int64)
+    first[rows] = lists.offsets.to_numpy()[:-1]
+    has = first[slot_row] >= 0
+    return lists.values.take(_indices(np.where(has, first[slot_row] + slot_k, -1)))
+
+
+def _typed(text: pa.Array, field_type: str) -> pa.Array:
+    """Strings as written; numbers with '.' as null, floats rounded to 32 bits as htslib does."""
+    if field_type in _STRING_TYPES:
+        return text
+    _require(_no_empty(text), "empty value")
+    numbers = _dot_as_null(text)
+    if field_type == "Integer":
+        values = _integers(numbers)
+        if values.null_count < len(values):
+            _require(pc.min(values).as_py() >= _INT_MIN and pc.max(values).as_py() <= _INT_MAX, "int32")
+        return values
+    return _floats(numbers)
+
+
+def _integers(text: pa.Array) -> pa.Array:
+    _require(not _any_contains(text, "x") and not _any_contains(text, "X"), "hexadecimal")
+    try:
+        return pc.cast(text, pa.int64())
+    except pa.ArrowInvalid:
+        raise Fallback("not an integer") from None
+
+
+def _floats(text: pa.Array) -> pa.Array:
+    try:
+        values = pc.cast(text, pa.float64())
+    except pa.ArrowInvalid:
+        raise Fallback("not a number") from None
+    _require(not pc.any(pc.invert(pc.is_finite(values))).as_py(), "nan or inf")
+    return pc.cast(pc.cast(values, pa.float32(), safe=False), pa.float64())
+
+
+def _split_or_empty(text: pa.Array, separator: str) -> pa.ListArray:
+    """Splits each value; '.' gives an empty list."""
+    lists = pc.split_pattern(text, separator)
+    dot = pc.equal(text, ".").to_numpy(zero_copy_only=False)
+    if not dot.any():
+        return lists
+    offsets = lists.offsets.to_numpy()
+    counts = np.where(dot, 0, np.diff(offsets))
+    keep = np.repeat(~dot, np.diff(offsets))
+    values = lists.values.slice(offsets[0], offsets[-1] - offsets[0]).filter(pa.array(keep))
+    new_offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(new_offsets), values)
+
+
+def _scatter(values: pa.Array, rows: np.ndarray, n: int) -> pa.Array:
+    """An array of ``n`` rows holding ``values`` at ``rows``, null elsewhere."""
+    index = np.full(n, -1, dtype=np.int64)
+    index[rows] = np.arange(len(rows))
+    return values.take(_indices(index))
+
+
+def _indices(index: np.ndarray) -> pa.Array:
+    """Take indices with -1 as null."""
+    return pa.array(index, pa.int64(), mask=index < 0)
+
+
+def _dot_as_null(text: pa.Array) -> pa.Array:
+    return pc.if_else(pc.equal(text, "."), pa.scalar(None, pa.string()), text)
+
+
+def _no_empty(text: pa.Array) -> bool:
+    return len(text) == 0 or pc.min(pc.binary_length(text)).as_py() != 0
+
+
+def _any_equal(text: pa.Array, value: str) -> bool:
+    return bool(pc.any(pc.equal(text, value)).as_py())
+
+
+def _any_contains(text: pa.Array, value: str) -> bool:
+    return bool(pc.any(pc.match_substring(text, value)).as_py())
+
+
+def _same(own: FieldDef | None, wanted: FieldDef) -> bool:
+    return own is not None and (own.number, own.type) == (wanted.number, wanted.type)
