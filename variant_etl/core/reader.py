@@ -136,7 +136,8 @@ def _read_text(path, result, open_binary, byte_range, record_base, options) -> I
                 lines_before = functools.cache(lambda: _count_lines(path, aligned, open_binary))
         header_bytes = "".join(header_text).encode("utf-8")
         records = 0
-        for chunk, lines_in_chunk in _body_chunks(text, limit, raw.tell() if limit else 0, path, _CHUNK_BYTES):
+        chunks = _body_chunks(text, limit, raw.tell() if limit else 0, path, _CHUNK_BYTES)
+        for chunk, lines_in_chunk in chunks:
             try:
                 batch = parser.parse(chunk, record_base + records)
             except Fallback:
