@@ -400,9 +400,5 @@ def _any_equal(text: pa.Array, value: str) -> bool:
     return bool(pc.any(pc.equal(text, value)).as_py())
 
 
-def _any_contains(text: pa.Array, value: str) -> bool:
-    return bool(pc.any(pc.match_substring(text, value)).as_py())
-
-
 def _same(own: FieldDef | None, wanted: FieldDef) -> bool:
     return own is not None and (own.number, own.type) == (wanted.number, wanted.type)
