@@ -149,8 +149,9 @@ class Plan:
         }
 
 
-def expand_inputs(patterns: list[str], input_file: str | None) -> tuple[str, ...]:
-    """Expands --input_pattern globs and the patterns listed in --input_file."""
+def expand_inputs(patterns: list[str], input_file: str | None) -> dict[str, int]:
+    """Expands --input_pattern globs and the patterns listed in --input_file: {path: size in
+    bytes}, sorted by path (the sizes come with the listing: no request per file)."""
     all_patterns = list(patterns)
     if input_file:
         try:
@@ -164,16 +165,16 @@ def expand_inputs(patterns: list[str], input_file: str | None) -> tuple[str, ...
         all_patterns += listed
     # Beam's local filesystem does not match a bare 'x*.vcf': make local patterns absolute.
     all_patterns = [p if "://" in p else os.path.abspath(p) for p in all_patterns]
-    paths: list[str] = []
+    sizes: dict[str, int] = {}
     for pattern, result in zip(all_patterns, FileSystems.match(all_patterns)):
-        found = [m.path for m in result.metadata_list if not m.path.endswith(INDEX_SUFFIXES)]
+        found = {m.path: m.size_in_bytes for m in result.metadata_list if not m.path.endswith(INDEX_SUFFIXES)}
         if not found:
             raise VcfFormatError(
                 f"input pattern {pattern!r} matches no file. Hint: quote the pattern so the "
                 "shell does not expand it, and check the path."
             )
-        paths += found
-    return tuple(sorted(dict.fromkeys(paths)))
+        sizes.update(found)
+    return dict(sorted(sizes.items()))
 
 
 def make_plan(
@@ -194,7 +195,8 @@ def make_plan(
     schema_options = schema_options or SchemaOptions()
     merge = merge or MergeOptions()
     _check_merge_options(merge, schema_options)
-    inputs = expand_inputs(input_patterns, input_file)
+    sizes = expand_inputs(input_patterns, input_file)
+    inputs = tuple(sizes)
     headers = tuple(read_header(path, open_binary) for path in inputs)
     if representative_header_file:
         merged = representative_header(read_header(representative_header_file, open_binary), list(headers))
@@ -226,7 +228,7 @@ def make_plan(
             file_index=index,
             sample_ids=tuple(sample_id(name, h.path if with_path else None) for name in h.samples),
         )
-        ranges = _byte_ranges(h, read.split_bytes)
+        ranges = _byte_ranges(h, sizes[h.path], read.split_bytes)
         splits += [ReadSplit(**common, byte_range=r, part=part) for part, r in enumerate(ranges)]
     splits = tuple(splits)
     _check_sample_ids(splits, merge)
@@ -270,11 +272,10 @@ def _region_splits(headers, splits, merged: MergedHeader, merge: MergeOptions) -
     return plan_region_splits(files, merge.bucket_size)
 
 
-def _byte_ranges(header: VcfHeader, split_bytes: int) -> list[tuple[int, int] | None]:
+def _byte_ranges(header: VcfHeader, size: int, split_bytes: int) -> list[tuple[int, int] | None]:
     """Large uncompressed VCFs are cut into line-aligned byte ranges read in parallel."""
     if header.body_offset is None:
         return [None]
-    size = FileSystems.match([header.path])[0].metadata_list[0].size_in_bytes
     if size - header.body_offset <= split_bytes:
         return [None]
     starts = list(range(header.body_offset, size, split_bytes))

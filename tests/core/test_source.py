@@ -119,3 +119,66 @@ def test_byte_ranges_read_every_record_once(write_vcf, size):
                     seen.append(item.pos)
     assert seen == [100 + i for i in range(30) if i != 17]
     assert errors == [f"{path}:22"]
+
+
+def header_or_error(read):
+    try:
+        return read()
+    except VcfFormatError as err:
+        return ("error", str(err))
+
+
+INPUTS = sorted(
+    p for folder in (REAL, VT_VCF) for p in folder.rglob("*") if p.suffix in (".vcf", ".bcf", ".gz", ".bz2")
+)
+
+
+@pytest.mark.parametrize("path", INPUTS, ids=lambda p: str(p.relative_to(REAL.parent)))
+def test_read_header_equals_the_header_of_an_open_source(path):
+    """read_header reads text headers without pysam's pipe; the result (or error) is the same."""
+
+    def opened():
+        with open_source(str(path)) as source:
+            return source.header
+
+    assert header_or_error(lambda: read_header(str(path))) == header_or_error(opened)
+
+
+LONG_HEADER = HEADER.replace("#CHROM", "##contig=<ID=1>\n" * 2000 + "#CHROM")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        gzip.compress(HEADER.encode())[:30],  # gzip cut before the first line
+        gzip.compress(LONG_HEADER.encode())[:150],  # gzip cut inside the header
+        b"\x1f\x8b\x08\x00garbage",  # a gzip magic, then garbage
+        bytes(range(256)) * 4,  # binary
+        b"BZh91AY&SY" + b"\x00" * 20,  # a bzip2 magic, then garbage
+    ],
+)
+def test_read_header_fails_as_an_open_source_does(tmp_path, data):
+    path = tmp_path / "broken.vcf.gz"
+    path.write_bytes(data)
+    with pytest.raises(VcfFormatError) as ours:
+        read_header(str(path))
+    with pytest.raises(VcfFormatError) as theirs:
+        open_source(str(path)).close()
+    assert str(ours.value) == str(theirs.value)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tS1",  # samples without FORMAT
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT",  # FORMAT without samples
+        "##fileformat=VCFv4.2\n#comment\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO",
+        "##fileformat=garbage\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO",
+    ],
+)
+def test_headers_htslib_refuses_are_refused_by_read_header(write_vcf, header):
+    path = write_vcf("refused.vcf", header + "\n1\t100\t.\tA\tC\t.\tPASS\t.\n")
+    with pytest.raises(VcfFormatError, match="htslib cannot read this file"):
+        read_header(path)
+    with pytest.raises(VcfFormatError, match="htslib cannot read this file"):
+        open_source(path).close()

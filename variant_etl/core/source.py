@@ -92,9 +92,40 @@ def _read_header_lines(stream: BinaryIO, path: str) -> tuple[list[str], int, byt
 
 
 def read_header(path: str, open_binary: OpenBinary = _open_local) -> VcfHeader:
-    """Reads and normalises the header of a VCF or BCF file (any compression)."""
-    with open_source(path, open_binary) as source:
-        return source.header
+    """Reads and normalises the header of a VCF or BCF file (any compression).
+
+    Text inputs are decompressed only up to the '#CHROM' line, without the pipe and
+    thread a ``VcfSource`` needs (the plan reads every input's header); BCF goes
+    through pysam. Gives the same header, and the same errors, as ``open_source``.
+    """
+    fmt = detect_format(path, open_binary)
+    if fmt == "bcf":
+        with open_source(path, open_binary) as source:
+            return source.header
+    with open_binary(path) as raw:
+        try:
+            raw_lines, count, _ = _read_header_lines(_text_stream(raw, fmt), path)
+        except (OSError, EOFError) as err:
+            raise VcfFormatError(f"{path}: cannot read the header ({err})") from None
+        body_offset = raw.tell() if fmt == "plain" else None
+    lines = normalise_header_lines(raw_lines, path)
+    header = dataclasses.replace(parse_header(lines, path, count), body_offset=body_offset)
+    _check_htslib_accepts(lines, path)
+    return header
+
+
+def _check_htslib_accepts(lines: list[str], path: str) -> None:
+    """htslib refuses some headers we parse (samples without FORMAT, a '#x' line...):
+    let it parse the header text from memory (a data: URL), as the reader would."""
+    text = "\n".join(htslib_header_lines(lines)) + "\n"
+    try:
+        pysam.VariantFile("data:," + text).close()
+    except (OSError, ValueError):
+        raise VcfFormatError(
+            f"{path}: htslib cannot read this file (it rejects the header). "
+            "Hint: check the ##fileformat line, lines that start with a single '#', and that the "
+            "'#CHROM' line has a FORMAT column before the sample names."
+        ) from None
 
 
 class _LineMap:
