@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pyarrow as pa
 
+from variant_etl.core.bgzf import BlockRange, newlines_before
 from variant_etl.core.diagnose import diagnose_line
 from variant_etl.core.errors import VcfFormatError
 from variant_etl.core.header import normalise_header_lines, parse_header, with_extra_lines
@@ -124,9 +125,16 @@ def _read_text(path, result, open_binary, byte_range, record_base, options) -> I
         )
         lines_before: int | Callable[[], int] = count
         limit = None
-        if byte_range is not None:
+        if byte_range is not None and fmt == "gzip":  # bgzip: a range of blocks (core/bgzf.py)
+            start, end = byte_range
+            text = BlockRange(raw, start, end)
+            if start == 0:
+                _read_header_lines(text, path)
+            else:
+                lines_before = functools.cache(lambda: _bgzf_lines_before(path, start, open_binary))
+        elif byte_range is not None:
             if fmt != "plain":
-                raise ValueError(f"{path}: byte ranges need an uncompressed file")
+                raise ValueError(f"{path}: byte ranges need an uncompressed or bgzipped file")
             start, limit = byte_range
             if start > raw.tell():
                 raw.seek(start - 1)
@@ -159,6 +167,11 @@ def _read_text(path, result, open_binary, byte_range, record_base, options) -> I
                     yield batch
             lines_before = _advance(lines_before, lines_in_chunk)
         result.records_read = records
+
+
+def _bgzf_lines_before(path: str, start: int, open_binary: OpenBinary) -> int:
+    with open_binary(path) as raw:
+        return newlines_before(raw, start)
 
 
 def _line_shift(lines_before, header_lines: int) -> Callable[[], int]:
