@@ -15,6 +15,7 @@ import uuid
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from variant_etl.core.bgzf import block_starts, is_bgzf
 from variant_etl.core.errors import OutputError, SchemaError, VariantEtlError, VcfFormatError
 from variant_etl.core.header import (
     MergedHeader,
@@ -29,11 +30,12 @@ from variant_etl.core.records import sample_id
 from variant_etl.core.regions import RegionFile, RegionSplit, index_of, plan_region_splits
 from variant_etl.core.schema import SchemaOptions, VariantSchema, build_schema
 from variant_etl.core.sharding import ShardingConfig, load_sharding_config
-from variant_etl.core.source import read_header, record_lines
+from variant_etl.core.source import detect_format, read_header, record_lines
 from variant_etl.sinks.bigquery import BigQueryOptions
 
 INDEX_SUFFIXES = (".tbi", ".csi", ".gzi", ".crai", ".bai")
 DEFAULT_SHARDING_CONFIG = "homo_sapiens_default.yaml"
+BGZF_RATIO = 4  # a VCF compresses about this much or more: bgzip ranges are split_bytes / 4
 
 
 def bundled_config(name: str) -> str:
@@ -66,7 +68,9 @@ class ReadSplit:
     extra_header_lines: tuple[str, ...] = ()
     file_index: int = 0  # position of the file in the sorted input list
     sample_ids: tuple[int, ...] = ()
-    byte_range: tuple[int, int] | None = None  # uncompressed text: lines starting in [start, end)
+    # uncompressed text: the lines starting in [start, end); bgzip: the lines of BGZF blocks
+    # [start, end) (core/bgzf.py)
+    byte_range: tuple[int, int] | None = None
     part: int = 0  # number of this byte range in its file
 
 
@@ -268,18 +272,27 @@ def _region_splits(headers, splits, merged: MergedHeader, merge: MergeOptions) -
             why,
         )
         return ()
-    files = [RegionFile(s.path, s.file_index, s.samples, s.sample_ids) for s in splits]
+    files = [RegionFile(s.path, s.file_index, s.samples, s.sample_ids) for s in splits if s.part == 0]
     return plan_region_splits(files, merge.bucket_size)
 
 
 def _byte_ranges(header: VcfHeader, size: int, split_bytes: int) -> list[tuple[int, int] | None]:
-    """Large uncompressed VCFs are cut into line-aligned byte ranges read in parallel."""
-    if header.body_offset is None:
+    """Large uncompressed VCFs are cut into line-aligned byte ranges read in parallel; large
+    bgzipped ones into ranges of BGZF blocks (core/bgzf.py), about a quarter of
+    ``split_bytes`` of compressed data each."""
+    if header.body_offset is not None:
+        if size - header.body_offset <= split_bytes:
+            return [None]
+        starts = list(range(header.body_offset, size, split_bytes))
+        return [(start, min(start + split_bytes, size)) for start in starts]
+    every = max(1, split_bytes // BGZF_RATIO)
+    if size <= every or detect_format(header.path, open_binary) != "gzip":
         return [None]
-    if size - header.body_offset <= split_bytes:
-        return [None]
-    starts = list(range(header.body_offset, size, split_bytes))
-    return [(start, min(start + split_bytes, size)) for start in starts]
+    with open_binary(header.path) as raw:
+        if not is_bgzf(raw):
+            return [None]
+        starts = block_starts(raw, size, every)
+    return list(zip(starts, starts[1:] + [size])) if len(starts) > 1 else [None]
 
 
 def _check_merge_options(merge: MergeOptions, options: SchemaOptions) -> None:
