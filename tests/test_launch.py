@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import REPO, TESTDATA, VT_VCF, bcftools_positions, run_cli
@@ -262,3 +263,56 @@ def test_large_uncompressed_files_are_read_in_byte_ranges(tmp_path):
     manifest = check_manifest_adds_up(out)
     assert len(manifest["shards"][0]["files"]) > 10  # one file per range: each read in parallel
     assert manifest["inputs"] == [{"path": str(path), "records_read": 9882, "malformed": 0}]
+
+
+SMALL_HEADER = (
+    "##fileformat=VCFv4.2\n##contig=<ID=chr1>\n##contig=<ID=chr2>\n"
+    '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
+    "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t{sample}\n"
+)
+
+
+def write_small_files(folder: Path, count: int) -> list[Path]:
+    """Files of 4 records on chr1 and chr2, positions interleaved across files; f003 has a
+    fifth, malformed record."""
+    folder.mkdir()
+    paths = []
+    for i in range(count):
+        records = [
+            f"chr{c}\t{1000 - i + k}\t.\tA\tC\t.\tPASS\t.\tGT\t0/1\n" for c in (1, 2) for k in (0, 500)
+        ]
+        if i == 3:
+            records.append("chr1\tx\t.\tA\tC\t.\tPASS\t.\tGT\t0/1\n")
+        paths.append(folder / f"f{i:03d}.vcf")
+        paths[-1].write_text(SMALL_HEADER.format(sample=f"S{i}") + "".join(records))
+    return paths
+
+
+def test_small_files_are_read_in_groups_with_per_file_counts_and_deterministic_output(tmp_path):
+    paths = write_small_files(tmp_path / "in", 120)  # two groups: 100 files, then 20
+    first, second = tmp_path / "a", tmp_path / "b"
+    extra = ("--allow_malformed_records", "--direct_num_workers", "1", "--direct_running_mode", "in_memory")
+    assert launch(first, tmp_path / "in" / "*.vcf", extra=extra).returncode == 0
+    result = launch(second, tmp_path / "in" / "*.vcf", extra=("--allow_malformed_records",))
+    assert result.returncode == 0, result.stderr
+    manifest = check_manifest_adds_up(second)
+    assert manifest["inputs"] == [
+        {
+            "path": str(p),
+            "records_read": 5 if p.name == "f003.vcf" else 4,
+            "malformed": int(p.name == "f003.vcf"),
+        }
+        for p in paths
+    ]
+    files = {s["table_name_suffix"]: len(s["files"]) for s in manifest["shards"] if s["files"]}
+    assert files == {"chr1": 2, "chr2": 2}  # one file per group and shard, not one per input
+    contents = {}
+    for out in (first, second):
+        contents[out] = {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.glob("*/*.parquet"))}
+        for path in out.glob("*/*.parquet"):
+            starts = pq.read_table(path).column("start_position").to_pylist()
+            assert starts == sorted(starts)
+    assert contents[first] == contents[second]
+    assert written_by_shard(second) == {
+        f"chr{c}": (240, sum(999 - i + k for i in range(120) for k in (0, 500))) for c in (1, 2)
+    }

@@ -68,3 +68,25 @@ def test_read_then_shard(write_vcf, one_based):
         assert_that(read[read_tags.COUNTS], equal_to([("read", path, 5)]), label="CheckCounts")
         malformed = read[read_tags.MALFORMED] | beam.Map(lambda e: (e["line"], e["field"]))
         assert_that(malformed, equal_to([(8, "POS")]), label="CheckMalformed")
+
+
+def test_a_group_of_small_files_is_read_into_the_first_files_key(write_vcf):
+    first = write_vcf("a.vcf", VCF)
+    second = write_vcf("b.vcf", VCF.replace("1\t100\t", "1\t101\t"))
+    schema = build_schema(merge_headers([read_header(first)]))
+    group = [ReadSplit(second, (), file_index=1, group=7), ReadSplit(first, (), file_index=0, group=7)]
+    with TestPipeline() as p:
+        read = (
+            p | beam.Create(group) | ReadVcf(schema, ReadOptions(allow_malformed_records=True, batch_rows=3))
+        )
+        keys = read.batches | beam.Map(lambda kv: kv[0]) | beam.Distinct()
+        assert_that(keys, equal_to(["s0000000-00000"]), label="CheckKeys")
+        both = read.batches | beam.FlatMap(rows)
+        expected = [("1", 99), ("1", 100), ("1", 199), ("1", 199), ("2", 4), ("2", 4), ("3", 6), ("3", 6)]
+        assert_that(both, equal_to(expected), label="CheckRows")
+        # counts and dead letters stay per input file
+        assert_that(
+            read[read_tags.COUNTS], equal_to([("read", first, 5), ("read", second, 5)]), label="CheckCounts"
+        )
+        malformed = read[read_tags.MALFORMED] | beam.Map(lambda e: (e["file"], e["line"]))
+        assert_that(malformed, equal_to([(first, 8), (second, 8)]), label="CheckMalformed")

@@ -59,7 +59,11 @@ SAMPLE_NAME_ENCODINGS = ("WITHOUT_FILE_PATH", "WITH_FILE_PATH")
 
 @dataclasses.dataclass(frozen=True)
 class ReadSplit:
-    """A unit of reading: for now a whole file."""
+    """A unit of reading: a whole file, or a byte range of a large uncompressed one.
+
+    Splits with the same ``group`` (small files, one after another) are read by one task
+    into one set of output files.
+    """
 
     path: str
     samples: tuple[str, ...]
@@ -72,6 +76,7 @@ class ReadSplit:
     # [start, end) (core/bgzf.py)
     byte_range: tuple[int, int] | None = None
     part: int = 0  # number of this byte range in its file
+    group: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +91,9 @@ class ReadOptions:
     allow_malformed_records: bool = False
     batch_rows: int = 10_000
     split_bytes: int = 64 * 2**20  # uncompressed VCFs above this are read in parallel ranges
+    # Whole files are read together, up to this many and this many bytes on disk a group.
+    group_files: int = 100
+    group_bytes: int = 8 * 2**20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,6 +153,7 @@ class Plan:
                 for s in self.sharding.shards
             ],
             "splits": len(self.splits),
+            "read_groups": len({split.group for split in self.splits}),
             "region_splits": len(self.region_splits),
             "output_parquet_dir": self.parquet.output_dir if self.parquet else None,
             "output_tables": [self.bigquery.table_id(s.suffix) for s in self.sharding.shards]
@@ -234,7 +243,7 @@ def make_plan(
         )
         ranges = _byte_ranges(h, sizes[h.path], read.split_bytes)
         splits += [ReadSplit(**common, byte_range=r, part=part) for part, r in enumerate(ranges)]
-    splits = tuple(splits)
+    splits = _group_small_files(splits, sizes, read)
     _check_sample_ids(splits, merge)
     region_splits = _region_splits(headers, splits, merged, merge) if merge.strategy != "NONE" else ()
     now = datetime.datetime.now(datetime.timezone.utc).replace(second=0, microsecond=0)
@@ -293,6 +302,23 @@ def _byte_ranges(header: VcfHeader, size: int, split_bytes: int) -> list[tuple[i
             return [None]
         starts = block_starts(raw, size, every)
     return list(zip(starts, starts[1:] + [size])) if len(starts) > 1 else [None]
+
+
+def _group_small_files(
+    splits: list[ReadSplit], sizes: dict[str, int], read: ReadOptions
+) -> tuple[ReadSplit, ...]:
+    """Numbers groups of consecutive whole files, so that a thousand small files cost a
+    few tasks and output files, not one each. A byte range is a group of its own."""
+    grouped: list[ReadSplit] = []
+    group, files, total = -1, 0, 0  # the group being filled: its number, files and bytes
+    for split in splits:
+        size = sizes[split.path]
+        fits = 0 < files < read.group_files and total + size <= read.group_bytes
+        if split.byte_range is not None or not fits:
+            group, files, total = group + 1, 0, 0
+        grouped.append(dataclasses.replace(split, group=group))
+        files, total = (files + 1, total + size) if split.byte_range is None else (read.group_files, 0)
+    return tuple(grouped)
 
 
 def _check_merge_options(merge: MergeOptions, options: SchemaOptions) -> None:

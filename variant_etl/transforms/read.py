@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import apache_beam as beam
+import pyarrow as pa
 from apache_beam import pvalue
 
 from variant_etl.core.reader import Malformed, ReadResult, read_split
@@ -21,7 +22,26 @@ class _ReadSplitFn(beam.DoFn):
         self._options = options
         self._with_origin = with_origin
 
-    def process(self, split: ReadSplit):
+    def process(self, element):
+        _, group = element  # (group number, its splits)
+        splits = sorted(group, key=lambda split: (split.file_index, split.part))
+        key = split_key(splits[0])  # the group's rows share output files
+        pending: list[pa.RecordBatch] = []  # small files' batches, joined up to batch_rows
+        rows = 0
+        for split in splits:
+            for item in self._read(split):
+                if not isinstance(item, pa.RecordBatch):
+                    yield item  # a dead letter or a count
+                    continue
+                pending.append(item)
+                rows += item.num_rows
+                if rows >= self._options.batch_rows:
+                    yield key, _joined(pending)
+                    pending, rows = [], 0
+        if pending:
+            yield key, _joined(pending)
+
+    def _read(self, split: ReadSplit):
         result = ReadResult()
         for item in read_split(
             split.path,
@@ -40,8 +60,12 @@ class _ReadSplitFn(beam.DoFn):
             if isinstance(item, Malformed):
                 yield pvalue.TaggedOutput(MALFORMED, dataclasses.asdict(item))
             else:
-                yield (split_key(split), item)
+                yield item
         yield pvalue.TaggedOutput(COUNTS, ("read", split.path, result.records_read))
+
+
+def _joined(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
+    return batches[0] if len(batches) == 1 else pa.concat_batches(batches)
 
 
 RECORD_BITS_PER_PART = 28  # record numbers of part k of a file start at k << 28
@@ -55,6 +79,9 @@ def split_key(split: ReadSplit) -> str:
 class ReadVcf(beam.PTransform):
     """Splits -> (file key, RecordBatch) (main), dead-letter dicts ('malformed'), counts ('counts').
 
+    The splits of one group are read one after another, in file order, and their rows go to
+    the first split's key; counts and dead letters stay per input file.
+
     With ``with_origin`` (merging) each batch has a hidden ``_origin`` column.
     """
 
@@ -67,7 +94,8 @@ class ReadVcf(beam.PTransform):
     def expand(self, splits):
         return (
             splits
-            | "Distribute" >> beam.Reshuffle()
+            | "KeyByGroup" >> beam.Map(lambda split: (split.group, split))
+            | "GroupSmallFiles" >> beam.GroupByKey()  # also spreads the groups over workers
             | "ReadSplit"
             >> beam.ParDo(_ReadSplitFn(self._schema, self._options, self._with_origin)).with_outputs(
                 MALFORMED, COUNTS, main="batches"
