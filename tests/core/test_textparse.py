@@ -272,3 +272,45 @@ def test_bgzip_block_ranges_read_every_record_once(tmp_path, fallbacks, monkeypa
     malformed = [m for r in results for m in r[1]]
     assert [(m.line, m.field) for m in malformed] == [(bad_at + 1, "INFO/XX")]
     assert [(m.line, m.field) for m in expected[1]] == [(bad_at + 1, "INFO/XX")]
+
+
+@pytest.mark.parametrize("inputs, window", [("merge", 10_000_000), ("gvcf", 64)])
+@pytest.mark.parametrize("keep_overlapping", [False, True])
+def test_indexed_windows_parse_as_pysam_does(
+    tmp_path, monkeypatch, fallbacks, inputs, window, keep_overlapping
+):
+    """Merging indexed inputs reads each window's lines through tabix into TextParser; the
+    tables and counts equal pysam's reading of the same windows."""
+    from tests.test_merge import GVCFS, MERGE_FILES, indexed_copies
+    from variant_etl.core import regions
+
+    copies = indexed_copies(tmp_path, MERGE_FILES if inputs == "merge" else GVCFS)
+    plan = make_plan(
+        input_patterns=[str(p) for p in copies],
+        input_file=None,
+        sharding_config_path=None,
+        read=ReadOptions(),
+        parquet=None,
+        merge=MergeOptions("MOVE_TO_CALLS", window),
+    )
+    assert plan.region_splits
+
+    def read(split):
+        counts: dict[str, int] = {}
+        items = list(
+            regions.read_region(
+                split, plan.schema, one_based=False, allow_malformed=True,
+                keep_overlapping=keep_overlapping, counts=counts,
+            )
+        )  # fmt: skip
+        return repr([t.to_pylist() if isinstance(t, pa.Table) else t for t in items]), counts
+
+    parsed = []
+    read_window_fast = regions._read_window_fast
+    monkeypatch.setattr(
+        regions, "_read_window_fast", lambda *args: parsed.append(read_window_fast(*args)) or parsed[-1]
+    )
+    fast = [read(split) for split in plan.region_splits]
+    assert fallbacks == [] and parsed and None not in parsed
+    monkeypatch.setattr(regions, "_read_window_fast", lambda *args: None)
+    assert [read(split) for split in plan.region_splits] == fast

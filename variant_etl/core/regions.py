@@ -10,6 +10,7 @@ exactly once; gVCF blocks that start earlier are also read, to be cut at the edg
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Callable, Iterator
 
@@ -19,7 +20,9 @@ import pysam
 from variant_etl.core.errors import VcfFormatError
 from variant_etl.core.reader import MALFORMED_HINT, Malformed
 from variant_etl.core.records import BatchBuilder, MalformedRecord
-from variant_etl.core.schema import VariantSchema
+from variant_etl.core.schema import START_POSITION, VariantSchema
+from variant_etl.core.source import detect_format, read_header
+from variant_etl.core.textparse import Fallback, TextParser
 
 INDEX_SUFFIXES = (".tbi", ".csi")
 # Without a contig length, windows go up to the largest position an index can hold.
@@ -97,6 +100,13 @@ def read_region(
     it are in the tables too (not counted: their own window counts them).
     """
     for region_file in split.files:
+        fast = _read_window_fast(region_file, split, schema, one_based, keep_overlapping)
+        if fast is not None:
+            table, counted = fast
+            counts[region_file.path] = counts.get(region_file.path, 0) + counted
+            if table.num_rows:
+                yield table
+            continue
         builder = BatchBuilder(
             schema,
             region_file.samples,
@@ -154,6 +164,51 @@ def read_region(
         batch = builder.flush()
         if batch is not None:
             yield pa.Table.from_batches([batch])
+
+
+def _read_window_fast(
+    region_file: RegionFile,
+    split: RegionSplit,
+    schema: VariantSchema,
+    one_based: bool,
+    keep_overlapping: bool,
+) -> tuple[pa.Table, int] | None:
+    """A bgzipped VCF's window: its lines through the tabix index, parsed by TextParser.
+    None when pysam must read it (BCF, or a line TextParser hands back)."""
+    if detect_format(region_file.path) != "gzip":
+        return None
+    header = _own_header(region_file.path)
+    try:
+        with pysam.TabixFile(region_file.path, encoding="utf-8") as tabix:
+            if split.contig not in tabix.contigs:
+                return pa.table({}), 0
+            lines = list(tabix.fetch(split.contig, split.start, split.end))
+    except (OSError, ValueError):
+        return None
+    if not lines:
+        return pa.table({}), 0
+    parser = TextParser(
+        schema,
+        header.infos,
+        header.formats,
+        header.samples,
+        one_based=one_based,
+        sample_ids=region_file.sample_ids,
+        file_index=region_file.file_index,
+    )
+    try:
+        # record numbers from 1 in the window, as the pysam path counts them
+        batch = parser.parse(("\n".join(lines) + "\n").encode("utf-8"), 1)
+    except Fallback:
+        return None
+    home = batch.column(START_POSITION).to_numpy() >= split.start + (1 if one_based else 0)
+    table = pa.Table.from_batches([batch if keep_overlapping else batch.filter(pa.array(home))])
+    return table, int(home.sum())
+
+
+@functools.lru_cache(maxsize=64)
+def _own_header(path: str):
+    return read_header(path)
 
 
 def _malformed(path, split, number, field, value, reason, raw) -> Malformed:
