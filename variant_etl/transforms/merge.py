@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import typing
+
 import apache_beam as beam
 import pyarrow as pa
 
 from variant_etl.core import merge
 from variant_etl.plan import MergeOptions
+from variant_etl.transforms.batches import KeyedBatch
 
 
 def merge_key(key: tuple[str, int]) -> str:
@@ -52,7 +55,13 @@ class MergeVariants(beam.PTransform):
         size = self._options.bucket_size
         return (
             keyed_batches
-            | "KeyByBucket" >> beam.FlatMap(lambda kv: merge.bucket_pieces(kv[1], size, spanning=spanning))
+            | "KeyByBucket"
+            >> beam.FlatMap(lambda kv: merge.bucket_pieces(kv[1], size, spanning=spanning)).with_output_types(
+                typing.Tuple[typing.Tuple[str, int], pa.RecordBatch]  # noqa: UP006
+            )
             | "GroupByBucket" >> beam.GroupByKey()
-            | "MergeBucket" >> beam.ParDo(_MergeBucketFn(self._options, self._ranked_sample_ids))
+            | "MergeBucket"
+            >> beam.ParDo(_MergeBucketFn(self._options, self._ranked_sample_ids)).with_output_types(
+                KeyedBatch
+            )
         )

@@ -11,6 +11,7 @@ from apache_beam import pvalue
 from variant_etl.core.reader import Malformed, ReadResult, read_split
 from variant_etl.core.schema import VariantSchema
 from variant_etl.plan import ReadOptions, ReadSplit, open_binary
+from variant_etl.transforms.batches import KeyedBatch
 
 MALFORMED = "malformed"
 COUNTS = "counts"
@@ -97,7 +98,7 @@ class ReadVcf(beam.PTransform):
             | "KeyByGroup" >> beam.Map(lambda split: (split.group, split))
             | "GroupSmallFiles" >> beam.GroupByKey()  # also spreads the groups over workers
             | "ReadSplit"
-            >> beam.ParDo(_ReadSplitFn(self._schema, self._options, self._with_origin)).with_outputs(
-                MALFORMED, COUNTS, main="batches"
-            )
+            >> beam.ParDo(_ReadSplitFn(self._schema, self._options, self._with_origin))
+            .with_output_types(KeyedBatch)
+            .with_outputs(MALFORMED, COUNTS, main="batches")
         )

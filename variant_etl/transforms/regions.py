@@ -13,6 +13,7 @@ from variant_etl.core.reader import Malformed
 from variant_etl.core.regions import RegionSplit, read_region
 from variant_etl.core.schema import VariantSchema
 from variant_etl.plan import MergeOptions, ReadOptions
+from variant_etl.transforms.batches import KeyedBatch
 from variant_etl.transforms.read import COUNTS, MALFORMED
 
 
@@ -66,5 +67,8 @@ class ReadMergedRegions(beam.PTransform):
         return (
             splits
             | "Distribute" >> beam.Reshuffle()
-            | "ReadAndMerge" >> beam.ParDo(self._fn).with_outputs(MALFORMED, COUNTS, main="batches")
+            | "ReadAndMerge"
+            >> beam.ParDo(self._fn)
+            .with_output_types(KeyedBatch)
+            .with_outputs(MALFORMED, COUNTS, main="batches")
         )

@@ -9,6 +9,7 @@ from apache_beam import pvalue
 
 from variant_etl.core.schema import RECORDS
 from variant_etl.core.sharding import DROPPED, ShardingConfig, ShardLookup
+from variant_etl.transforms.batches import KeyedBatch
 
 COUNTS = "counts"
 
@@ -61,6 +62,6 @@ class ShardVariants(beam.PTransform):
 
     def expand(self, batches):
         tags = [shard_tag(s.index) for s in self._config.shards]
-        return batches | "ShardBatch" >> beam.ParDo(
-            _ShardBatchFn(self._config, self._one_based)
-        ).with_outputs(COUNTS, *tags)
+        fn = beam.ParDo(_ShardBatchFn(self._config, self._one_based))
+        fn = fn.with_output_types(KeyedBatch, **dict.fromkeys(tags, KeyedBatch))
+        return batches | "ShardBatch" >> fn.with_outputs(COUNTS, *tags)
