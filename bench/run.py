@@ -152,6 +152,11 @@ def main() -> None:
             ),
         }
         outs = {"variant_etl": work / "ve", "variant_etl (unindexed, shuffle)": work / "ve2"}
+        if peers:
+            merge_peer = [str(peers_python()), str(HERE / "peers" / "bcftools_merge_polars_bio.py")]
+            inputs = str(DATA / f"merge_{n}x{s}_batch*.vcf.gz")
+            tools["bcftools merge + polars-bio"] = [*merge_peer, inputs, str(work / "merge.parquet")]
+            outs["bcftools merge + polars-bio"] = work / "merge.parquet"
         report += table(
             f"MOVE_TO_CALLS merge of 3 files x {n:,} variants x {s} samples",
             run_case("merge", tools, outs, runs),

@@ -15,6 +15,7 @@ from variant_etl.core.source import read_header
 from variant_etl.plan import ReadOptions, ReadSplit
 from variant_etl.transforms import read as read_tags
 from variant_etl.transforms import shard as shard_tags
+from variant_etl.transforms.batches import is_end_of_key
 from variant_etl.transforms.read import ReadVcf
 from variant_etl.transforms.shard import ShardVariants, shard_tag
 
@@ -41,6 +42,8 @@ VCF = """##fileformat=VCFv4.2
 
 def rows(element: tuple[str, pa.RecordBatch]) -> list[tuple]:
     _, batch = element
+    if is_end_of_key(batch):  # the marker after a key's last batch
+        return []
     return list(zip(batch.column("reference_name").to_pylist(), batch.column("start_position").to_pylist()))
 
 

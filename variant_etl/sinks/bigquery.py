@@ -24,6 +24,7 @@ from variant_etl.core.bigquery_rows import bigquery_rows, json_safe
 from variant_etl.core.errors import OutputError
 from variant_etl.core.schema import avro_schema, without_record_counts
 from variant_etl.core.sharding import Shard
+from variant_etl.transforms.batches import is_end_of_key
 
 EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"
 SAMPLE_INFO_SUFFIX = "sample_info"
@@ -266,6 +267,10 @@ class _WriteAvroFn(beam.DoFn):
 
     def process(self, element):
         key, batch = element
+        if is_end_of_key(batch):
+            if key in self._pending:
+                yield self._flush(key)
+            return
         for other in sorted(k for k in self._pending if k != key):
             yield self._flush(other)
         self._pending.setdefault(key, []).append(batch)
@@ -302,6 +307,8 @@ class _StreamRowsFn(beam.DoFn):
 
     def process(self, element):
         _, batch = element
+        if is_end_of_key(batch):
+            return
         batch, records = without_record_counts(batch)
         rows = [json_safe(r) for r in bigquery_rows(batch, self._options.null_numeric_value_replacement)]
         table_id = self._options.table_id(self._shard.suffix)

@@ -19,8 +19,9 @@ from apache_beam.transforms.window import GlobalWindows
 from variant_etl.core.schema import without_record_counts
 from variant_etl.core.sharding import Shard
 from variant_etl.plan import ParquetOptions
+from variant_etl.transforms.batches import is_end_of_key
 
-MAX_BYTES_PER_FILE = 512 * 2**20  # in memory (Arrow) before a file is cut
+MAX_BYTES_PER_FILE = 256 * 2**20  # in memory (Arrow) before a file is cut
 SORT_KEYS = [("reference_name", "ascending"), ("start_position", "ascending"), ("end_position", "ascending")]
 
 
@@ -74,6 +75,10 @@ class _WriteShardFilesFn(beam.DoFn):
 
     def process(self, element: tuple[str, pa.RecordBatch]):
         key, batch = element
+        if is_end_of_key(batch):
+            if self._pending.get(key) is not None and self._pending[key].rows:
+                yield self._flush(key, self._pending[key])
+            return
         # A key's batches come from one input element, one after another: when another key
         # starts, the others are complete. Writing them now bounds memory to about one key.
         for other in sorted(k for k, p in self._pending.items() if k != key and p.rows):

@@ -36,3 +36,11 @@ class RecordBatchCoder(beam.coders.Coder):
 beam.coders.registry.register_coder(pa.RecordBatch, RecordBatchCoder)
 
 KeyedBatch = typing.Tuple[str, pa.RecordBatch]  # noqa: UP006 (Beam's type hints want typing.Tuple)
+
+# A batch without columns ends a key: its writers may write the key's files now, instead of
+# holding the rows until the end of the bundle (which may hold the whole input).
+END_OF_KEY = pa.RecordBatch.from_pydict({})
+
+
+def is_end_of_key(batch: pa.RecordBatch) -> bool:
+    return batch.num_columns == 0

@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from variant_etl.core import merge
 from variant_etl.plan import MergeOptions
-from variant_etl.transforms.batches import KeyedBatch
+from variant_etl.transforms.batches import END_OF_KEY, KeyedBatch, is_end_of_key
 
 
 def merge_key(key: tuple[str, int]) -> str:
@@ -36,6 +36,7 @@ class _MergeBucketFn(beam.DoFn):
             merged = merge.merge_with_non_variants(table, (key[1] * size, (key[1] + 1) * size), self._order)
         for batch in merged.to_batches():
             yield merge_key(key), batch
+        yield merge_key(key), END_OF_KEY
 
 
 class MergeVariants(beam.PTransform):
@@ -56,7 +57,9 @@ class MergeVariants(beam.PTransform):
         return (
             keyed_batches
             | "KeyByBucket"
-            >> beam.FlatMap(lambda kv: merge.bucket_pieces(kv[1], size, spanning=spanning)).with_output_types(
+            >> beam.FlatMap(
+                lambda kv: [] if is_end_of_key(kv[1]) else merge.bucket_pieces(kv[1], size, spanning=spanning)
+            ).with_output_types(
                 typing.Tuple[typing.Tuple[str, int], pa.RecordBatch]  # noqa: UP006
             )
             | "GroupByBucket" >> beam.GroupByKey()

@@ -11,7 +11,7 @@ from apache_beam import pvalue
 from variant_etl.core.reader import Malformed, ReadResult, read_split
 from variant_etl.core.schema import VariantSchema
 from variant_etl.plan import ReadOptions, ReadSplit, open_binary
-from variant_etl.transforms.batches import KeyedBatch
+from variant_etl.transforms.batches import END_OF_KEY, KeyedBatch
 
 MALFORMED = "malformed"
 COUNTS = "counts"
@@ -41,6 +41,7 @@ class _ReadSplitFn(beam.DoFn):
                     pending, rows = [], 0
         if pending:
             yield key, _joined(pending)
+        yield key, END_OF_KEY
 
     def _read(self, split: ReadSplit):
         result = ReadResult()

@@ -13,7 +13,7 @@ from variant_etl.core.reader import Malformed
 from variant_etl.core.regions import RegionSplit, read_region
 from variant_etl.core.schema import VariantSchema
 from variant_etl.plan import MergeOptions, ReadOptions
-from variant_etl.transforms.batches import KeyedBatch
+from variant_etl.transforms.batches import END_OF_KEY, KeyedBatch
 from variant_etl.transforms.read import COUNTS, MALFORMED
 
 
@@ -54,6 +54,7 @@ class _ReadMergedRegionFn(beam.DoFn):
             merged = merge.move_to_calls(table, self._order)
         for batch in merged.to_batches(max_chunksize=self._options.batch_rows):
             yield split.key, batch
+        yield split.key, END_OF_KEY
 
 
 class ReadMergedRegions(beam.PTransform):

@@ -9,7 +9,7 @@ from apache_beam import pvalue
 
 from variant_etl.core.schema import RECORDS
 from variant_etl.core.sharding import DROPPED, ShardingConfig, ShardLookup
-from variant_etl.transforms.batches import KeyedBatch
+from variant_etl.transforms.batches import KeyedBatch, is_end_of_key
 
 COUNTS = "counts"
 
@@ -25,9 +25,14 @@ class _ShardBatchFn(beam.DoFn):
 
     def setup(self):
         self._lookup = ShardLookup(self._config)
+        self._tags = [shard_tag(s.index) for s in self._config.shards]
 
     def process(self, element: tuple[str, pa.RecordBatch]):
         key, batch = element
+        if is_end_of_key(batch):
+            for tag in self._tags:
+                yield pvalue.TaggedOutput(tag, element)
+            return
         starts = batch.column("start_position").to_numpy()
         if self._one_based:
             starts = starts - 1  # regions are matched on 0-based starts
