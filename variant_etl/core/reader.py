@@ -119,6 +119,7 @@ def _read_text(path, result, open_binary, byte_range, record_base, options) -> I
             own.infos,
             own.formats,
             own.samples,
+            filters=own.filters,
             one_based=options["one_based"],
             sample_ids=options["sample_ids"],
             file_index=options["file_index"],

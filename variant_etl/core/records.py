@@ -156,6 +156,9 @@ class BatchBuilder:
             if key not in self._formats and key not in s.FORMAT_CONSUMED:
                 raise MalformedRecord(f"FORMAT/{key}", key, _UNDECLARED)
         n_samples = len(self.samples)
+        if len(record.samples) != n_samples:  # htslib reads a line cut after INFO as sample-less
+            found = len(record.samples)
+            raise MalformedRecord("FORMAT", "", f"{found} sample column(s), but the header names {n_samples}")
         genotypes: list = []
         phasesets: list = []
         field_cols: dict[str, list] = {c.name: [] for c in self.schema.call_columns}

@@ -192,6 +192,7 @@ def _read_window_fast(
         header.infos,
         header.formats,
         header.samples,
+        filters=header.filters,
         one_based=one_based,
         sample_ids=region_file.sample_ids,
         file_index=region_file.file_index,

@@ -13,6 +13,7 @@ on every test file.
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import pyarrow as pa
@@ -29,6 +30,9 @@ _SITE_COLUMNS = ("CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO")
 _INT_MIN = -(2**31) + 8
 _INT_MAX = 2**31 - 1
 _STRING_TYPES = ("String", "Character")
+_FILTER_NAME = re.compile(r"[0-9A-Za-z_.-]+")
+# Contig names as VCF 4.3 allows them
+_CONTIG_NAME = re.compile(r"[0-9A-Za-z!#$%&+./:;?@^_|~-][0-9A-Za-z!#$%&*+./:;=?@^_|~-]*")
 
 
 class Fallback(Exception):
@@ -55,11 +59,13 @@ class TextParser:
         file_formats: dict[str, FieldDef],
         samples: tuple[str, ...],
         *,
+        filters: tuple[str, ...] = (),
         one_based: bool = False,
         sample_ids: tuple[int, ...] | None = None,
         file_index: int | None = None,
     ):
         self.schema = schema
+        self._filters = {"PASS", *filters}
         self.arrow_schema = schema.arrow_schema()
         if file_index is not None:
             self.arrow_schema = self.arrow_schema.append(pa.field(s.ORIGIN, pa.int64()))
@@ -86,6 +92,7 @@ class TextParser:
         """``chunk``: complete record lines. ``first_index``: the first record's number
         (for ``_origin``). Raises Fallback when pysam must read the chunk."""
         _require(b"\r" not in chunk, "carriage return")
+        _require(b"\x00" not in chunk, "NUL byte")  # htslib ends the line there
         # pyarrow reads '0x10' as 16 where htslib stops at the 'x': leave such chunks to pysam
         _require(b"0x" not in chunk and b"0X" not in chunk, "hexadecimal")
         table = self._read_table(chunk)
@@ -100,6 +107,10 @@ class TextParser:
         n_alts = np.diff(alts.offsets.to_numpy()).astype(np.int64)
         quality = _floats(_dot_as_null(columns["QUAL"]))
         filters = _split_or_empty(columns["FILTER"], ";")
+        # htslib adds undeclared FILTERs and contigs to its header, and refuses odd names: pysam decides
+        undeclared = set(pc.unique(filters.values).to_pylist()) - self._filters
+        _require(all(map(_FILTER_NAME.fullmatch, undeclared)), "odd FILTER")
+        _require(all(map(_CONTIG_NAME.fullmatch, pc.unique(chrom).to_pylist())), "odd CHROM")
         info = self._info(columns["INFO"], n, n_alts, alts)
         pos_np = pos.to_numpy()
         end = pos_np - 1 + pc.binary_length(ref).to_numpy().astype(np.int64)
@@ -289,6 +300,7 @@ def _genotypes(fields: _CallFields | None, n_alts: np.ndarray, n_calls: int) -> 
         alleles = pc.split_pattern(pc.replace_substring(text, "|", "/"), "/")
         counts = np.diff(alleles.offsets.to_numpy())
         allele_text = alleles.values
+        _require(not pc.any(pc.starts_with(allele_text, "-")).as_py(), "signed allele")
         missing = pc.equal(allele_text, ".")
         numbers = _integers(pc.if_else(missing, pa.scalar("0"), allele_text)).to_numpy(zero_copy_only=False)
         call_of_allele = np.repeat(np.arange(n_calls), counts)
