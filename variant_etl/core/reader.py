@@ -256,7 +256,7 @@ def _read_pysam(
                 try:
                     builder.add(record, record_base + index)
                 except MalformedRecord as err:
-                    problem, text = err, str(record).rstrip("\n")
+                    problem, text = err, record_text(record)
                 else:
                     if len(builder) >= batch_rows:
                         yield builder.flush()
@@ -271,6 +271,13 @@ def _read_pysam(
             yield batch
         if pending:
             yield from _entries(source, pending, open_binary, records_before, line_shift)
+
+
+def record_text(record) -> str | None:
+    try:
+        return str(record).rstrip("\n")
+    except UnicodeDecodeError:
+        return None
 
 
 def _entries(source, pending, open_binary: OpenBinary, records_before=0, line_shift=None) -> list[Malformed]:

@@ -90,6 +90,14 @@ class BatchBuilder:
 
     def add(self, record, index: int = 0) -> None:
         """Validates and appends one pysam VariantRecord (``index``: its number in the file)."""
+        try:
+            self._add(record, index)
+        except UnicodeDecodeError as err:  # pysam decodes each string as it is read
+            raise MalformedRecord("record", "", f"holds bytes that are not UTF-8 ({err.reason})") from None
+
+    def _add(self, record, index: int) -> None:
+        # Everything is read (and decoded) before anything is appended.
+        chrom, ref, ident = record.chrom, record.ref, record.id
         pos = record.pos
         if pos < 1:
             raise MalformedRecord("POS", pos, "expected a positive integer")
@@ -100,11 +108,11 @@ class BatchBuilder:
         filters = list(record.filter.keys())
 
         cols = self._cols
-        cols[s.REFERENCE_NAME].append(record.chrom)
+        cols[s.REFERENCE_NAME].append(chrom)
         cols[s.START_POSITION].append(pos if self.one_based else pos - 1)
         cols[s.END_POSITION].append(record.stop)
-        cols[s.REFERENCE_BASES].append(record.ref)
-        cols[s.NAMES].append(record.id.split(";") if record.id else [])
+        cols[s.REFERENCE_BASES].append(ref)
+        cols[s.NAMES].append(ident.split(";") if ident else [])
         cols[s.QUALITY].append(record.qual)
         cols[s.FILTER].append(filters)
         if self.file_index is not None:

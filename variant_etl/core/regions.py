@@ -18,7 +18,7 @@ import pyarrow as pa
 import pysam
 
 from variant_etl.core.errors import VcfFormatError
-from variant_etl.core.reader import MALFORMED_HINT, Malformed
+from variant_etl.core.reader import MALFORMED_HINT, Malformed, record_text
 from variant_etl.core.records import BatchBuilder, MalformedRecord
 from variant_etl.core.schema import START_POSITION, VariantSchema
 from variant_etl.core.source import detect_format, read_header
@@ -155,7 +155,7 @@ def read_region(
                         err.field,
                         str(err.value),
                         err.reason,
-                        str(record).rstrip("\n"),
+                        record_text(record) or "",
                     )
                     if not allow_malformed:
                         raise VcfFormatError(entry.message() + MALFORMED_HINT) from None
