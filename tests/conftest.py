@@ -3,6 +3,7 @@ from __future__ import annotations
 import gzip
 import os
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -77,6 +78,35 @@ def write_vcf(tmp_path):
         return str(path)
 
     return write
+
+
+def generate_vcf(out: Path, variants: int, samples: int) -> Path:
+    """A realistic VCF from the shared benchmark generator (deterministic: seed 42)."""
+    generator = REPO.parent / "shared" / "bench" / "gen_vcf.py"
+    subprocess.run(
+        [sys.executable, str(generator), "--variants", str(variants), "--samples", str(samples),
+         "--seed", "42", "--out", str(out)],
+        check=True,
+    )  # fmt: skip
+    return out
+
+
+MUTATION_BYTES = b"\t\n:;,=|/.0123456789-+eExACGT<>*\r\xff\x00 "
+
+
+def mutate(rng, data: bytes) -> bytes:
+    """1 to 6 random byte edits (replace, insert, delete) with bytes that matter to a VCF."""
+    edited = bytearray(data)
+    for _ in range(rng.randint(1, 6)):
+        at = rng.randrange(len(edited))
+        action = rng.random()
+        if action < 0.4:
+            edited[at] = rng.choice(MUTATION_BYTES)
+        elif action < 0.7:
+            edited.insert(at, rng.choice(MUTATION_BYTES))
+        else:
+            del edited[at]
+    return bytes(edited)
 
 
 def run_cli(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:

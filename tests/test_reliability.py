@@ -6,22 +6,17 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import duckdb
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, generate_vcf, mutate, run_cli
 from tests.test_launch import check_manifest_adds_up
 
 
 def test_a_run_killed_mid_write_leaves_no_complete_looking_output(tmp_path):
     source = tmp_path / "gen.vcf"
-    subprocess.run(
-        [sys.executable, str(REPO.parent / "shared" / "bench" / "gen_vcf.py"),
-         "--variants", "150000", "--samples", "0", "--seed", "42", "--out", str(source)],
-        check=True,
-    )  # fmt: skip
+    generate_vcf(source, 150000, 0)
     out = tmp_path / "out"
     args = ["--input_pattern", str(source), "--output_parquet_dir", str(out), "--read_split_bytes", "2000000"]
     run = subprocess.Popen(
@@ -64,11 +59,7 @@ def test_mutated_files_give_rows_or_dead_letters_never_a_crash(tmp_path):
     from variant_etl.plan import ReadOptions, make_plan
 
     source = tmp_path / "gen.vcf"
-    subprocess.run(
-        [sys.executable, str(REPO.parent / "shared" / "bench" / "gen_vcf.py"),
-         "--variants", "40", "--samples", "3", "--seed", "42", "--out", str(source)],
-        check=True,
-    )  # fmt: skip
+    generate_vcf(source, 40, 3)
     data = source.read_bytes()
     body_start = data.index(b"\n", data.index(b"\n#CHROM") + 1) + 1
     plan = make_plan(
@@ -79,19 +70,9 @@ def test_mutated_files_give_rows_or_dead_letters_never_a_crash(tmp_path):
         parquet=None,
     )
     rng = random.Random(7)
-    alphabet = b"\t\n:;,=|/.0123456789-+eExACGT<>*\r\xff\x00 "
     refused = 0
     for _ in range(150):
-        body = bytearray(data[body_start:])
-        for _ in range(rng.randint(1, 6)):
-            at = rng.randrange(len(body))
-            action = rng.random()
-            if action < 0.4:
-                body[at] = rng.choice(alphabet)
-            elif action < 0.7:
-                body.insert(at, rng.choice(alphabet))
-            else:
-                del body[at]
+        body = mutate(rng, data[body_start:])
         path = tmp_path / "mutated.vcf"
         path.write_bytes(data[:body_start] + bytes(body))
         for fast in (True, False):

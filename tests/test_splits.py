@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import duckdb
 import pysam
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import generate_vcf, run_cli
 from tests.test_launch import check_manifest_adds_up
 
 
@@ -23,11 +21,7 @@ def rows(out) -> list[tuple]:
 
 def test_bgzipped_file_is_read_in_block_ranges(tmp_path):
     plain = tmp_path / "gen.vcf"
-    subprocess.run(
-        [sys.executable, str(REPO.parent / "shared" / "bench" / "gen_vcf.py"),
-         "--variants", "20000", "--samples", "4", "--seed", "42", "--out", str(plain)],
-        check=True,
-    )  # fmt: skip
+    generate_vcf(plain, 20000, 4)
     bgzipped = tmp_path / "gen.vcf.gz"
     pysam.tabix_compress(str(plain), str(bgzipped))
     plan = run_cli("plan", "--input_pattern", str(bgzipped), "--read_split_bytes", "400000")

@@ -8,14 +8,12 @@ entries and counts whether its chunks go through TextParser or through pysam.
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
-from tests.conftest import REAL, REPO, TESTDATA, VT_VCF
+from tests.conftest import REAL, TESTDATA, VT_VCF, generate_vcf, mutate
 from variant_etl.core import reader, textparse
 from variant_etl.core.errors import VcfFormatError
 from variant_etl.core.reader import Malformed, ReadResult, read_split
@@ -104,13 +102,7 @@ def test_every_test_file_parses_as_pysam_does(tmp_path, name, monkeypatch):
 
 
 def write_generated(tmp_path: Path, variants: int, samples: int) -> Path:
-    out = tmp_path / f"gen_{variants}x{samples}.vcf"
-    subprocess.run(
-        [sys.executable, str(REPO.parent / "shared" / "bench" / "gen_vcf.py"),
-         "--variants", str(variants), "--samples", str(samples), "--seed", "42", "--out", str(out)],
-        check=True,
-    )  # fmt: skip
-    return out
+    return generate_vcf(tmp_path / f"gen_{variants}x{samples}.vcf", variants, samples)
 
 
 @pytest.mark.parametrize("samples", [0, 7])
@@ -333,19 +325,9 @@ def test_parser_never_crashes_on_mutated_bytes(tmp_path, seed):
     )
     body = b"".join(line for line in path.read_bytes().splitlines(keepends=True) if not line.startswith(b"#"))
     rng = random.Random(seed)
-    alphabet = b"\t\n:;,=|/.0123456789-+eExACGT<>*\r\xff\x00 "
     outcomes = {"batch": 0, "fallback": 0}
     for _ in range(400):
-        chunk = bytearray(body)
-        for _ in range(rng.randint(1, 6)):
-            at = rng.randrange(len(chunk))
-            action = rng.random()
-            if action < 0.4:
-                chunk[at] = rng.choice(alphabet)
-            elif action < 0.7:
-                chunk.insert(at, rng.choice(alphabet))
-            else:
-                del chunk[at]
+        chunk = mutate(rng, body)
         if not chunk.endswith(b"\n"):
             chunk += b"\n"
         try:

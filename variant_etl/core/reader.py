@@ -21,9 +21,11 @@ from variant_etl.core.source import (
     _open_local,
     _read_header_lines,
     _text_stream,
+    body_chunks,
     detect_format,
     open_source,
     raw_lines,
+    truncated,
 )
 from variant_etl.core.textparse import Fallback, TextParser
 
@@ -94,18 +96,18 @@ def read_split(
         sample_ids=sample_ids,
         file_index=file_index,
     )
-    if not fast or detect_format(path, open_binary) == "bcf":
+    fmt = detect_format(path, open_binary)
+    if not fast or fmt == "bcf":
         yield from _read_pysam(
             path, result=result, open_binary=open_binary, byte_range=byte_range, record_base=record_base,
             **options,
         )  # fmt: skip
         return
-    yield from _read_text(path, result, open_binary, byte_range, record_base, options)
+    yield from _read_text(path, fmt, result, open_binary, byte_range, record_base, options)
 
 
-def _read_text(path, result, open_binary, byte_range, record_base, options) -> Iterator:
+def _read_text(path, fmt, result, open_binary, byte_range, record_base, options) -> Iterator:
     """Reads a text VCF in chunks of lines: TextParser first, pysam for chunks it refuses."""
-    fmt = detect_format(path, open_binary)
     with open_binary(path) as raw:
         text = _text_stream(raw, fmt)
         try:
@@ -145,7 +147,7 @@ def _read_text(path, result, open_binary, byte_range, record_base, options) -> I
                 lines_before = functools.cache(lambda: _count_lines(path, aligned, open_binary))
         header_bytes = "".join(header_text).encode("utf-8")
         records = 0
-        chunks = _body_chunks(text, limit, raw.tell() if limit else 0, path, _CHUNK_BYTES)
+        chunks = _checked(body_chunks(text, limit, raw.tell() if limit else 0, _CHUNK_BYTES), path)
         for chunk, lines_in_chunk in chunks:
             try:
                 batch = parser.parse(chunk, record_base + records)
@@ -186,35 +188,12 @@ def _advance(lines_before, lines: int):
     return lines_before + lines
 
 
-def _body_chunks(text, limit: int | None, offset: int, path: str, size: int):
-    """(bytes of complete lines, their line count); with ``limit``, the lines that start
-    before it (``offset``: the position of the next byte of ``text``)."""
-    carry = b""
-    while True:
-        try:
-            piece = text.read(size)
-        except (OSError, EOFError) as err:
-            raise VcfFormatError(
-                f"{path}: the file is truncated or corrupt ({err}). "
-                "Hint: check it with 'gzip -t' or 'bgzip -t', or re-download it."
-            ) from None
-        if not piece:
-            break
-        chunk_start = offset - len(carry)
-        offset += len(piece)
-        chunk = carry + piece
-        cut = chunk.rfind(b"\n") + 1
-        chunk, carry = chunk[:cut], chunk[cut:]
-        if limit is not None and chunk_start + len(chunk) > limit:
-            keep = limit - chunk_start
-            if keep > 0:
-                chunk = chunk[: chunk.index(b"\n", keep - 1) + 1]
-                yield chunk, chunk.count(b"\n")
-            return
-        if chunk:
-            yield chunk, chunk.count(b"\n")
-    if carry and (limit is None or offset - len(carry) < limit):
-        yield carry + b"\n", 1
+def _checked(chunks: Iterator, path: str) -> Iterator:
+    """``chunks``, with a read error (truncated or corrupt compressed data) as VcfFormatError."""
+    try:
+        yield from chunks
+    except (OSError, EOFError) as err:
+        raise truncated(path, err) from None
 
 
 def _read_pysam(

@@ -254,28 +254,11 @@ class VcfSource:
         with self._feeding() as out:
             out.write(header_bytes)
             records = 0
-            carry = b""
-            offset = self._raw.tell() if limit is not None else 0  # of the next byte read
-            while True:
-                chunk = self._text.read(_CHUNK)
-                if not chunk:
-                    break
-                chunk_start = offset - len(carry)
-                offset += len(chunk)
-                chunk = carry + chunk
-                cut = chunk.rfind(b"\n") + 1
-                chunk, carry = chunk[:cut], chunk[cut:]
-                if limit is not None and chunk_start + len(chunk) > limit:
-                    keep = limit - chunk_start
-                    if keep > 0:
-                        records = self._write_body(out, chunk[: chunk.index(b"\n", keep - 1) + 1], records)
-                    return
-                if chunk:
-                    records = self._write_body(out, chunk, records)
+            offset = self._raw.tell() if limit is not None else 0
+            for chunk, _ in body_chunks(self._text, limit, offset, _CHUNK):
+                records = self._write_body(out, chunk, records)
                 if self._stop.is_set():
                     return
-            if carry and (limit is None or offset - len(carry) < limit):
-                self._write_body(out, carry + b"\n", records)
 
     def _write_body(self, out: BinaryIO, chunk: bytes, records: int) -> int:
         if b"\r" in chunk:
@@ -323,10 +306,7 @@ class VcfSource:
             yield record
         self._thread.join()
         if self._feeder_error is not None:
-            raise VcfFormatError(
-                f"{self.path}: the file is truncated or corrupt ({self._feeder_error}). "
-                "Hint: check it with 'gzip -t' or 'bgzip -t', or re-download it."
-            )
+            raise truncated(self.path, self._feeder_error)
 
     def close(self) -> None:
         self._stop.set()
@@ -353,6 +333,35 @@ def open_source(
     byte_range: tuple[int, int] | None = None,
 ) -> VcfSource:
     return VcfSource(path, open_binary, extra_header_lines=extra_header_lines, byte_range=byte_range)
+
+
+def body_chunks(text: BinaryIO, limit: int | None, offset: int, size: int) -> Iterator[tuple[bytes, int]]:
+    """(bytes of complete lines, their line count) read from ``text``; with ``limit``, only
+    the lines that start before it (``offset``: the position of the next byte of ``text``)."""
+    carry = b""
+    while piece := text.read(size):
+        chunk_start = offset - len(carry)
+        offset += len(piece)
+        chunk = carry + piece
+        cut = chunk.rfind(b"\n") + 1
+        chunk, carry = chunk[:cut], chunk[cut:]
+        if limit is not None and chunk_start + len(chunk) > limit:
+            keep = limit - chunk_start
+            if keep > 0:
+                chunk = chunk[: chunk.index(b"\n", keep - 1) + 1]
+                yield chunk, chunk.count(b"\n")
+            return
+        if chunk:
+            yield chunk, chunk.count(b"\n")
+    if carry and (limit is None or offset - len(carry) < limit):
+        yield carry + b"\n", 1
+
+
+def truncated(path: str, err: BaseException) -> VcfFormatError:
+    return VcfFormatError(
+        f"{path}: the file is truncated or corrupt ({err}). "
+        "Hint: check it with 'gzip -t' or 'bgzip -t', or re-download it."
+    )
 
 
 def _count_lines(path: str, end: int, open_binary: OpenBinary) -> int:
