@@ -147,6 +147,7 @@ EDGE_HEADER = """##fileformat=VCFv4.2
 ##FILTER=<ID=q10,Description="d">
 ##FORMAT=<ID=GT,Number=1,Type=String,Description="d">
 ##FORMAT=<ID=AD,Number=R,Type=Integer,Description="d">
+##FORMAT=<ID=PL,Number=G,Type=Integer,Description="d">
 ##FORMAT=<ID=DP,Number=1,Type=Integer,Description="d">
 ##FORMAT=<ID=GQ,Number=1,Type=Float,Description="d">
 ##FORMAT=<ID=FT,Number=1,Type=String,Description="d">
@@ -156,7 +157,7 @@ EDGE_HEADER = """##fileformat=VCFv4.2
 """
 EDGE_RECORDS = [
     # missing values, trailing sub-fields left out, whole samples missing
-    "1\t10\trs1;rs2\tA\tC,G\t0.1\tq10;PASS\tDP=5;AF=0.1,.;S=.;SL=a,.,b;F;G=1,2,3\tGT:AD:DP:GQ:FT\t0/1:1,2:3:4.1:.\t./.\t.",
+    "1\t10\trs1;rs2\tA\tC,G\t0.1\tq10;PASS\tDP=5;AF=0.1,.;S=.;SL=a,.,b;F;G=1,2,3\tGT:AD:DP:GQ:FT\t0/1:1,2,0:3:4.1:.\t./.\t.",
     # phased, phase sets, haploid and triploid calls
     "1\t20\trs1;rs1\tA\tT\t.\t.\tS=a,b\tGT:AD:PS\t1|0:.:5\t0|1:.,.:.\t.|.",
     "1\t30\t.\tA\t.\t1e3\tPASS\tEND=40\tGT:AD\t0\t.\t.",
@@ -164,6 +165,10 @@ EDGE_RECORDS = [
     # FORMAT keys in another order, GT absent
     "1\t31\t.\tAC\tA,<DEL>\t007\tPASS\tDP=-12\tDP:GQ:FT\t1:2:a,b\t.:.:.\t3",
     "1\t40\t.\tA\tC\t1.5\tPASS\tAF=0.25\tGT:DP\t0/1:1\t0/0:2\t./1:3",
+    # Number=G: one value per genotype of the call's ploidy; without GT, haploid or diploid
+    "1\t60\t.\tA\tC\t1\tPASS\t.\tGT:PL\t0/1:0,1,2\t1:3,4\t0/1/1:1,2,3,4",
+    "1\t61\t.\tA\tC,G\t1\tPASS\t.\tPL\t0,1,2\t0,1,2,3,4,5\t.",
+    "1\t62\t.\tA\tC\t1\tPASS\t.\tGT:PL:AD\t.:0,1,2:.\t./.:.:1,2\t0/0",
 ]
 # Each must go to pysam (and is read as pysam reads it).
 EDGE_FALLBACKS = [
@@ -181,6 +186,12 @@ EDGE_FALLBACKS = [
     "1\t50\t.\tA\tC\t1\tPASS\tEND=10\tGT\t0/1\t0/1\t0/1",  # END before POS
     "1\t50\t.\tA\tC\t1\tPASS\t.\tGT\t0/1\t0/1",  # a column short
     "1\t50\t.\tA\tC\t1\tPASS\t.\tGT\t0/1\t0/1\t\xff",  # not UTF-8
+    "1\t50\t.\tA\tC\t1\tPASS\t.\tGT:AD\t0/1:1,2,3\t0/1\t0/1",  # FORMAT Number=R count
+    "1\t50\t.\tA\tC\t1\tPASS\t.\tGT:PL\t0/1:0,1\t0/1\t0/1",  # FORMAT Number=G count
+    "1\t50\t.\tA\tC\t1\tPASS\t.\tPL\t0,1,2,3\t.\t.",  # neither haploid nor diploid
+    "1\t50\t.\tA1\tC\t1\tPASS\t.\tGT\t0/1\t0/1\t0/1",  # REF not bases
+    "1\t50\t.\tR\tC\t1\tPASS\t.\tGT\t0/1\t0/1\t0/1",  # an IUPAC code: pysam path
+    "1\t2147483648\t.\tA\tC\t1\tPASS\t.\tGT\t0/1\t0/1\t0/1",  # POS beyond 32 bits
 ]
 
 

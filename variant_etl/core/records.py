@@ -17,6 +17,9 @@ from variant_etl.core import schema as s
 from variant_etl.core.schema import FieldColumn, VariantSchema
 
 _INT64_MAX = 2**63
+MAX_POS = 2**31 - 1  # VCF integers are 32-bit; htslib itself would read larger positions
+# VCF asks for A, C, G, T or N; reference FASTAs (and REFs copied from them) also hold IUPAC codes
+_REF_BASES = re.compile(r"[ACGTNRYSWKMBDHVUacgtnryswkmbdhvu]+")
 _UNDECLARED = "field is not declared in any input header (Hint: --infer_headers)"
 
 
@@ -101,6 +104,10 @@ class BatchBuilder:
         pos = record.pos
         if pos < 1:
             raise MalformedRecord("POS", pos, "expected a positive integer")
+        if pos > MAX_POS:
+            raise MalformedRecord("POS", pos, f"expected at most {MAX_POS} (VCF positions are 32-bit)")
+        if not _REF_BASES.fullmatch(ref):
+            raise MalformedRecord("REF", ref, "expected bases (A, C, G, T, N or IUPAC codes)")
         alts = record.alts or ()
         n_alts = len(alts)
         info_values, alt_values, moved_values = self._info_values(record, n_alts)
@@ -180,6 +187,7 @@ class BatchBuilder:
         ps_at = present.index("PS") if "PS" in present else None
         for index, sample in enumerate(record.samples.values()):
             phaseset = None
+            gt = None
             if gt_at is not None:
                 gt = sample["GT"]
                 if None in gt:
@@ -196,10 +204,16 @@ class BatchBuilder:
                 if ps is not None:
                     phaseset = str(ps)
             phasesets.append(phaseset)
+            # a lone '.' says nothing of the ploidy
+            ploidy = len(gt) if gt and gt != (None,) else None
             for column, values, convert in present_columns:
                 value = sample[column.field.id]
-                if convert is not None and value is not None:
-                    value = convert(value, f"FORMAT/{column.field.id} of {self.samples[index]}")
+                if value is not None:
+                    if convert is not None:
+                        value = convert(value, f"FORMAT/{column.field.id} of {self.samples[index]}")
+                    elif column.field.number in _COUNTED:
+                        where = f"FORMAT/{column.field.id} of {self.samples[index]}"
+                        _check_count(column.field.number, value, n_alts, ploidy, where)
                 values.append(value)
         for column in self.schema.call_columns:
             if column.field.id not in present:
@@ -280,12 +294,8 @@ def _checked(column: FieldColumn, value, n_alts: int, where: str):
         if len(values) != 1:
             raise MalformedRecord(where, _vcf_text(values), "Number=1: expected 1 value")
         return _scalar(column, values[0], where)
-    if number == "A" and len(values) != n_alts and not _all_missing(values):
-        raise MalformedRecord(where, _vcf_text(values), f"Number=A: expected {n_alts} value(s), one per ALT")
-    if number == "R" and len(values) != n_alts + 1 and not _all_missing(values):
-        raise MalformedRecord(
-            where, _vcf_text(values), f"Number=R: expected {n_alts + 1} value(s), REF and each ALT"
-        )
+    if number in _COUNTED:
+        _check_count(number, values, n_alts, None, where)
     if number == "A" and len(values) != n_alts:
         values = (None,) * n_alts
     return [_scalar(column, v, where) for v in values]
@@ -330,6 +340,39 @@ def _check_missing_alleles(record, index: int, name: str, n_alts: int) -> None:
                 gt_text,
                 f"allele {allele} does not exist (the record has {n_alts} ALT allele(s))",
             )
+
+
+def genotype_count(n_alleles: int, ploidy: int) -> int:
+    """Values of a Number=G field: one per unordered genotype of ``ploidy`` alleles."""
+    return math.comb(n_alleles + ploidy - 1, ploidy)
+
+
+def _genotype_counts(n_alts: int, ploidy: int | None = None) -> tuple[int, ...]:
+    """Allowed Number=G counts; without a GT to tell the ploidy, haploid or diploid."""
+    if ploidy is not None:
+        return (genotype_count(n_alts + 1, ploidy),)
+    return (n_alts + 1, genotype_count(n_alts + 1, 2))
+
+
+_COUNTED = ("A", "R", "G")
+
+
+def _check_count(number: str, value, n_alts: int, ploidy: int | None, where: str) -> None:
+    """Number=A/R/G of a FORMAT value (htslib does not check them)."""
+    values = value if value.__class__ is tuple else (value,)
+    if _all_missing(values):
+        return
+    if number == "A" and len(values) != n_alts:
+        raise MalformedRecord(where, _vcf_text(values), f"Number=A: expected {n_alts} value(s), one per ALT")
+    if number == "R" and len(values) != n_alts + 1:
+        raise MalformedRecord(
+            where, _vcf_text(values), f"Number=R: expected {n_alts + 1} value(s), REF and each ALT"
+        )
+    if number == "G" and len(values) not in _genotype_counts(n_alts, ploidy):
+        expected = " or ".join(map(str, _genotype_counts(n_alts, ploidy)))
+        raise MalformedRecord(
+            where, _vcf_text(values), f"Number=G: expected {expected} value(s), one per genotype"
+        )
 
 
 def _all_missing(values: tuple) -> bool:

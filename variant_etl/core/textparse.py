@@ -22,7 +22,7 @@ import pyarrow.csv as pacsv
 
 from variant_etl.core import schema as s
 from variant_etl.core.header import FieldDef
-from variant_etl.core.records import sample_id
+from variant_etl.core.records import genotype_count, sample_id
 from variant_etl.core.schema import VariantSchema
 
 _SITE_COLUMNS = ("CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO")
@@ -100,6 +100,7 @@ class TextParser:
         columns = {name: table.column(i).combine_chunks() for i, name in enumerate(self._column_names)}
         chrom, ref = columns["CHROM"], columns["REF"]
         _require(_no_empty(chrom) and _no_empty(ref), "empty CHROM or REF")
+        _require(n == 0 or pc.all(pc.match_substring_regex(ref, "^[ACGTNacgtn]+$")).as_py(), "REF bases")
         pos = _integers(columns["POS"])
         _require(n == 0 or (pc.min(pos).as_py() >= 1 and pc.max(pos).as_py() <= _INT_MAX), "POS range")
         alts = _split_or_empty(columns["ALT"], ",")
@@ -207,7 +208,7 @@ class TextParser:
         children = [pa.array(np.tile(self._sample_ids, n), pa.int64())]
         if self.schema.options.include_call_name:
             children.append(pa.array(list(self.samples) * n, pa.string()))
-        fields = _CallFields(self, columns, n, n_samples, call_row) if n_samples else None
+        fields = _CallFields(self, columns, n, n_samples, call_row, n_alts) if n_samples else None
         genotype, phaseset = _genotypes(fields, n_alts, n_calls)
         children += [genotype, phaseset]
         if self.schema.options.copy_quality_to_calls:
@@ -244,7 +245,10 @@ class _Info:
 class _CallFields:
     """The FORMAT sub-fields of every call of a chunk, calls in row-major order."""
 
-    def __init__(self, parser: TextParser, columns, n: int, n_samples: int, call_row: np.ndarray):
+    def __init__(
+        self, parser: TextParser, columns, n: int, n_samples: int, call_row: np.ndarray, n_alts: np.ndarray
+    ):
+        self._call_alts = n_alts[call_row]
         formats = pc.dictionary_encode(columns["FORMAT"])
         format_keys = [text.split(":") for text in formats.dictionary.to_pylist()]
         for keys in format_keys:
@@ -282,9 +286,48 @@ class _CallFields:
         field = column.field
         if field.is_list:
             lists = pc.split_pattern(text, ",")
+            if field.number in ("A", "R", "G"):
+                self._check_counts(field, text, lists)
             typed = _typed(lists.values, field.type)
             return pa.ListArray.from_arrays(lists.offsets, typed, mask=pc.is_null(text))
         return _typed(text, field.type)
+
+    def _check_counts(self, field, text: pa.Array, lists: pa.ListArray) -> None:
+        """Number=A/R/G value counts (pysam writes the message of a wrong one)."""
+        counts = np.diff(lists.offsets.to_numpy())
+        given = pc.fill_null(pc.not_equal(text, "."), False).to_numpy(zero_copy_only=False)
+        alleles = self._call_alts + 1
+        if field.number == "A":
+            ok = counts == alleles - 1
+        elif field.number == "R":
+            ok = counts == alleles
+        else:
+            ploidy = self._ploidy()
+            diploid = alleles * (alleles + 1) // 2
+            ok = np.where(
+                ploidy > 0,
+                counts == _genotype_counts(alleles, ploidy),
+                (counts == alleles) | (counts == diploid),
+            )
+        _require(bool(np.all(ok | ~given)), f"FORMAT/{field.id} Number={field.number} count")
+
+    def _ploidy(self) -> np.ndarray:
+        """Alleles in each call's GT; 0 where it has none or a lone '.'."""
+        if "GT" not in self.keys:
+            return np.zeros(len(self._call_alts), np.int64)
+        text, _ = self.text("GT")
+        ploidy = pc.add(pc.count_substring_regex(text, "[/|]"), 1)
+        unknown = pc.fill_null(pc.equal(text, "."), True)
+        return pc.if_else(unknown, 0, ploidy).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _genotype_counts(alleles: np.ndarray, ploidy: np.ndarray) -> np.ndarray:
+    """C(alleles + ploidy - 1, ploidy) per call, computed once per distinct pair."""
+    if len(alleles) == 0:
+        return np.zeros(0, np.int64)
+    pairs, inverse = np.unique(np.stack([alleles, ploidy]), axis=1, return_inverse=True)
+    counts = np.array([genotype_count(int(a), int(p)) for a, p in pairs.T], dtype=np.int64)
+    return counts[inverse.ravel()]
 
 
 def _genotypes(fields: _CallFields | None, n_alts: np.ndarray, n_calls: int) -> tuple[pa.Array, pa.Array]:
