@@ -82,8 +82,12 @@ def test_truncated_gzip_is_a_clear_error(tmp_path):
 
 
 def test_empty_and_headerless_files(write_vcf):
-    with pytest.raises(VcfFormatError, match="no '#CHROM' header line"):
+    with pytest.raises(VcfFormatError, match="empty.vcf: the file is empty"):
         read_header(write_vcf("empty.vcf", ""))
+    with pytest.raises(VcfFormatError, match="empty.vcf.gz: the file is empty"):
+        read_header(write_vcf("empty.vcf.gz", "", compress="gzip"))
+    with pytest.raises(VcfFormatError, match="binary.vcf: not a VCF or BCF file"):
+        read_header(write_vcf("binary.vcf", "\x00\x01\x02garbage\n"))
     with pytest.raises(VcfFormatError, match="no '#CHROM' header line"):
         read_header(write_vcf("nohead.vcf", RECORDS))
 

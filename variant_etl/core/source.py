@@ -85,8 +85,18 @@ def _read_header_lines(stream: BinaryIO, path: str) -> tuple[list[str], int, byt
         if text.startswith("#") or not text.strip():
             lines.append(text)
             continue
+        if not lines and (b"\x00" in line or "\ufffd" in text):
+            raise VcfFormatError(
+                f"{path}: not a VCF or BCF file (it starts with binary data, {line[:12]!r}). "
+                "Hint: inputs must be VCF text (plain, gzip, bgzip or bzip2) or BCF."
+            )
         # A record before any #CHROM line: let normalise_header_lines raise.
         break
+    if count == 0:
+        raise VcfFormatError(
+            f"{path}: the file is empty. Hint: a VCF holds at least its header, which ends with "
+            "the '#CHROM POS ID REF ALT QUAL FILTER INFO' line."
+        )
     normalise_header_lines(lines, path)
     raise AssertionError("unreachable")  # pragma: no cover
 
