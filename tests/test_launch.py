@@ -64,7 +64,13 @@ def check_manifest_adds_up(out: Path) -> dict:
     )
     assert totals["records_read"] == sum(i["records_read"] for i in manifest["inputs"])
     assert totals["rows_written"] == sum(s["rows"] for s in manifest["shards"])
+    for entry in manifest["inputs"]:
+        assert entry["records_read"] == entry["records_parsed"] + entry["malformed"]
+    assert sum(i["records_parsed"] for i in manifest["inputs"]) == (
+        sum(s["records_routed"] for s in manifest["shards"]) + totals["dropped_no_matching_shard"]
+    )
     for shard in manifest["shards"]:
+        assert shard["records_routed"] == shard["records"] == sum(f["records"] for f in shard["files"])
         assert shard["rows"] == sum(f["rows"] for f in shard["files"])
         for f in shard["files"]:
             assert (out / f["path"]).exists()

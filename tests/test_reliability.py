@@ -9,6 +9,7 @@ import subprocess
 import time
 
 import duckdb
+import pytest
 
 from tests.conftest import REPO, generate_vcf, mutate, run_cli
 from tests.test_launch import check_manifest_adds_up
@@ -91,3 +92,118 @@ def test_mutated_files_give_rows_or_dead_letters_never_a_crash(tmp_path):
             malformed = sum(isinstance(item, Malformed) for item in items)
             assert rows + malformed == result.records_read
     assert refused < 150
+
+
+def _plan(source, out, **read):
+    from variant_etl.plan import ParquetOptions, ReadOptions, make_plan
+
+    return make_plan(
+        input_patterns=[str(source)], input_file=None, sharding_config_path=None,
+        read=ReadOptions(**read), parquet=ParquetOptions(output_dir=str(out)),
+    )  # fmt: skip
+
+
+def _run(plan, runner: str) -> None:
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from variant_etl.pipeline import build
+
+    with beam.Pipeline(options=PipelineOptions([f"--runner={runner}"])) as p:
+        build(p, plan)
+
+
+def _rows(out) -> list[tuple]:
+    return (
+        duckdb.connect()
+        .execute(
+            f"SELECT reference_name, start_position, reference_bases, to_json(call) "
+            f"FROM read_parquet('{out}/*/*.parquet') ORDER BY ALL"
+        )
+        .fetchall()
+    )
+
+
+def _once(failed: set, name: str) -> None:
+    if name not in failed:
+        failed.add(name)
+        raise RuntimeError(f"injected failure in {name}")
+
+
+@pytest.mark.parametrize("where", ["read", "write", "commit"])
+def test_a_bundle_that_fails_once_is_retried_without_duplicate_rows(tmp_path, monkeypatch, where):
+    """Beam's BundleBasedDirectRunner retries a failed bundle (up to 4 attempts) as Dataflow
+    does. A bundle that fails once, after it emitted batches (read), wrote a Parquet file
+    (write) or moved files into place (commit), gives the output of a run without failure."""
+    from variant_etl.sinks import manifest as manifest_module
+    from variant_etl.sinks import parquet as parquet_module
+    from variant_etl.transforms import read as read_module
+
+    source = generate_vcf(tmp_path / "gen.vcf", 3000, 2)
+    clean = tmp_path / "clean"
+    _run(_plan(source, clean, split_bytes=100_000), "BundleBasedDirectRunner")
+    failed: set = set()
+    if where == "read":
+        process = read_module._ReadSplitFn.process
+
+        def flaky_process(self, element):
+            for number, item in enumerate(process(self, element)):
+                yield item
+                if number == 1:  # after the first batch went out
+                    _once(failed, where)
+
+        monkeypatch.setattr(read_module._ReadSplitFn, "process", flaky_process)
+    elif where == "write":
+        write = parquet_module.write_parquet
+
+        def flaky_write(table, path, options):
+            write(table, path, options)
+            _once(failed, where)  # the file exists, but its bundle fails
+
+        monkeypatch.setattr(parquet_module, "write_parquet", flaky_write)
+    else:
+        sample_info = manifest_module.sample_info_table
+
+        def flaky_sample_info(plan):
+            _once(failed, where)  # after the shard files were moved into place
+            return sample_info(plan)
+
+        monkeypatch.setattr(manifest_module, "sample_info_table", flaky_sample_info)
+    out = tmp_path / "out"
+    _run(_plan(source, out, split_bytes=100_000), "BundleBasedDirectRunner")
+    assert failed == {where}  # the failure happened, and the run still completed
+    assert _rows(out) == _rows(clean) and len(_rows(out)) == 3000
+    manifest = check_manifest_adds_up(out)
+    expected = json.loads((clean / "_manifest.json").read_text())
+    assert manifest["totals"] == expected["totals"]
+    assert [s["files"] for s in manifest["shards"]] == [s["files"] for s in expected["shards"]]
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == sorted(
+        p.relative_to(clean) for p in clean.rglob("*")
+    )
+
+
+@pytest.mark.parametrize(
+    "stats, message",
+    [
+        ([("read", "{src}", 10), ("parsed", "{src}", 9)], "records read (10) != parsed (9) + malformed (0)"),
+        (
+            [("read", "{src}", 10), ("parsed", "{src}", 10), ("routed", "chr1", 9)],
+            "records parsed (10) != routed to shards (9)",
+        ),
+        (
+            [("read", "{src}", 10), ("parsed", "{src}", 10), ("routed", "chr1", 10)],
+            "shard chr1: records routed (10) != written to Parquet (0)",
+        ),
+        ([], "{src}: reported no count"),
+    ],
+)
+def test_counts_that_do_not_add_up_fail_the_commit(tmp_path, stats, message):
+    from variant_etl.core.errors import CountMismatchError
+    from variant_etl.sinks.manifest import build_manifest
+
+    source = generate_vcf(tmp_path / "gen.vcf", 10, 0)
+    plan = _plan(source, tmp_path / "out")
+    stats = [(kind, key.format(src=source), value) for kind, key, value in stats]
+    with pytest.raises(CountMismatchError, match="Nothing was committed") as err:
+        build_manifest(plan, stats)
+    assert message.format(src=source) in str(err.value)

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.window import GlobalWindows
 
-from variant_etl.core.errors import CountMismatchError
+from variant_etl.core.errors import CountMismatchError, OutputError
 from variant_etl.plan import Plan
 
 MANIFEST = "_manifest.json"
@@ -102,6 +102,8 @@ def build_manifest(plan: Plan, stats: list[tuple]) -> tuple[dict, list[tuple[str
     """Adds up the stats; returns the manifest and the (temp, final) renames to do."""
     out = plan.parquet.output_dir if plan.parquet else None
     reads: Counter = Counter()
+    parsed: Counter = Counter()  # per input: records that became rows
+    routed: Counter = Counter()  # per shard: records ShardVariants sent to it
     malformed_by_input: Counter = Counter()
     dropped = 0
     files: dict[str, list[dict]] = {s.suffix: [] for s in plan.sharding.shards}
@@ -110,6 +112,10 @@ def build_manifest(plan: Plan, stats: list[tuple]) -> tuple[dict, list[tuple[str
     for kind, key, value in stats:
         if kind == "read":
             reads[key] += value
+        elif kind == "parsed":
+            parsed[key] += value
+        elif kind == "routed":
+            routed[key] += value
         elif kind == "dropped":
             dropped += value
         elif kind == "file":
@@ -150,6 +156,7 @@ def build_manifest(plan: Plan, stats: list[tuple]) -> tuple[dict, list[tuple[str
             "regions": [str(r) for r in shard.regions] or ["residual"],
             "rows": sum(f["rows"] for f in listed),
             "records": sum(f["records"] for f in listed),
+            "records_routed": routed[shard.suffix],
             "files": listed,
             "partitioning": shard.partitioning.to_bigquery(),
             "partition_range_end": shard.partition_range_end,
@@ -192,7 +199,12 @@ def build_manifest(plan: Plan, stats: list[tuple]) -> tuple[dict, list[tuple[str
         "coordinates": "1-based start" if plan.read.one_based else "0-based, half-open",
         "variant_merge_strategy": plan.merge.strategy,
         "inputs": [
-            {"path": path, "records_read": reads[path], "malformed": malformed_by_input[path]}
+            {
+                "path": path,
+                "records_read": reads[path],
+                "records_parsed": parsed[path],
+                "malformed": malformed_by_input[path],
+            }
             for path in plan.inputs
         ],
         "shards": shards,
@@ -204,15 +216,49 @@ def build_manifest(plan: Plan, stats: list[tuple]) -> tuple[dict, list[tuple[str
         },
         "totals": totals,
     }
-    for sink, written in sinks.items():
-        accounted = written + totals["malformed"] + dropped
-        if totals["records_read"] != accounted or set(reads) != set(plan.inputs):
-            raise CountMismatchError(
-                f"records read ({totals['records_read']}) != records written to {sink} ({written}) "
-                f"+ malformed ({totals['malformed']}) + dropped ({dropped}); inputs read: "
-                f"{len(reads)} of {len(plan.inputs)}. Nothing was committed; this is a bug, please report it."
-            )
+    _check_conservation(manifest, sinks, set(reads))
     return manifest, renames
+
+
+def _check_conservation(manifest: dict, sinks: dict[str, int], reported: set[str]) -> None:
+    """Every record read is accounted for: per input file, per shard and over the run.
+    Any mismatch fails the run before anything is committed."""
+    totals = manifest["totals"]
+    problems = []
+    for entry in manifest["inputs"]:
+        if entry["path"] not in reported:
+            problems.append(f"{entry['path']}: reported no count")
+        elif entry["records_read"] != entry["records_parsed"] + entry["malformed"]:
+            problems.append(
+                f"{entry['path']}: records read ({entry['records_read']}) != parsed "
+                f"({entry['records_parsed']}) + malformed ({entry['malformed']})"
+            )
+    parsed = sum(entry["records_parsed"] for entry in manifest["inputs"])
+    routed = sum(shard["records_routed"] for shard in manifest["shards"])
+    if parsed != routed + totals["dropped_no_matching_shard"]:
+        problems.append(
+            f"records parsed ({parsed}) != routed to shards ({routed}) + dropped "
+            f"({totals['dropped_no_matching_shard']})"
+        )
+    for shard in manifest["shards"]:
+        written = {"Parquet": shard["records"], "BigQuery": shard.get("bigquery_records")}
+        for sink in sinks:
+            if written[sink] != shard["records_routed"]:
+                problems.append(
+                    f"shard {shard['table_name_suffix']}: records routed ({shard['records_routed']}) "
+                    f"!= written to {sink} ({written[sink]})"
+                )
+    for sink, records in sinks.items():
+        accounted = records + totals["malformed"] + totals["dropped_no_matching_shard"]
+        if totals["records_read"] != accounted:
+            problems.append(
+                f"records read ({totals['records_read']}) != written to {sink} ({records}) + malformed "
+                f"({totals['malformed']}) + dropped ({totals['dropped_no_matching_shard']})"
+            )
+    if problems:
+        raise CountMismatchError(
+            f"{'; '.join(problems[:5])}. Nothing was committed; this is a bug, please report it."
+        )
 
 
 def _remove_previous_output(out: str) -> None:
@@ -236,6 +282,26 @@ def _remove_previous_output(out: str) -> None:
         FileSystems.delete(old)
 
 
+def _move(renames: list[tuple[str, str]]) -> None:
+    """Moves the files into place; on a second try, only those not moved yet."""
+    if not renames:
+        return
+    try:
+        FileSystems.rename([src for src, _ in renames], [dst for _, dst in renames])
+        return
+    except Exception:  # BeamIOError: some sources are gone, moved by an earlier attempt
+        pass
+    moved = {src: not FileSystems.exists(src) for src, _ in renames}
+    left = [(src, dst) for src, dst in renames if not moved[src]]
+    lost = [dst for src, dst in renames if moved[src] and not FileSystems.exists(dst)]
+    if lost:
+        raise OutputError(
+            f"{lost[0]}: neither its temporary file nor the file itself exists; nothing more is moved"
+        )
+    if left:
+        FileSystems.rename([src for src, _ in left], [dst for _, dst in left])
+
+
 class _CommitFn(beam.DoFn):
     def __init__(self, plan: Plan):
         self._plan = plan
@@ -248,13 +314,15 @@ class _CommitFn(beam.DoFn):
             yield manifest["totals"]
             return
         out = self._plan.parquet.output_dir
-        if self._plan.parquet.overwrite:
+        # Each step can be run again: a runner retries a failed commit bundle.
+        removed = FileSystems.join(self._plan.temp_dir, "_previous_output_removed")
+        if self._plan.parquet.overwrite and not FileSystems.exists(removed):
             _remove_previous_output(out)
+            FileSystems.create(removed).close()
         for directory in sorted({final.rsplit("/", 1)[0] for _, final in renames}):
             if not FileSystems.exists(directory):
                 FileSystems.mkdirs(directory)
-        if renames:
-            FileSystems.rename([src for src, _ in renames], [dst for _, dst in renames])
+        _move(renames)
         with FileSystems.create(FileSystems.join(out, SAMPLE_INFO)) as sink:
             pq.write_table(sample_info_table(self._plan), sink, compression="zstd")
         with FileSystems.create(FileSystems.join(out, MANIFEST)) as sink:

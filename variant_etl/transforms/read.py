@@ -45,6 +45,7 @@ class _ReadSplitFn(beam.DoFn):
 
     def _read(self, split: ReadSplit):
         result = ReadResult()
+        parsed = 0  # records that became rows
         for item in read_split(
             split.path,
             self._schema,
@@ -62,8 +63,10 @@ class _ReadSplitFn(beam.DoFn):
             if isinstance(item, Malformed):
                 yield pvalue.TaggedOutput(MALFORMED, dataclasses.asdict(item))
             else:
+                parsed += item.num_rows
                 yield item
         yield pvalue.TaggedOutput(COUNTS, ("read", split.path, result.records_read))
+        yield pvalue.TaggedOutput(COUNTS, ("parsed", split.path, parsed))
 
 
 def _joined(batches: list[pa.RecordBatch]) -> pa.RecordBatch:

@@ -30,6 +30,7 @@ class _ReadMergedRegionFn(beam.DoFn):
     def process(self, split: RegionSplit):
         gvcf = self._merging.strategy == merge.MERGE_WITH_NON_VARIANTS
         counts: dict[str, int] = {}
+        malformed: dict[str, int] = {}
         tables = []
         for item in read_region(
             split,
@@ -40,11 +41,14 @@ class _ReadMergedRegionFn(beam.DoFn):
             counts=counts,
         ):
             if isinstance(item, Malformed):
+                malformed[item.file] = malformed.get(item.file, 0) + 1
                 yield pvalue.TaggedOutput(MALFORMED, dataclasses.asdict(item))
             else:
                 tables.append(item)
         for path, number in sorted(counts.items()):
             yield pvalue.TaggedOutput(COUNTS, ("read", path, number))
+            # the merge keeps the count of its records in each row (_records)
+            yield pvalue.TaggedOutput(COUNTS, ("parsed", path, number - malformed.get(path, 0)))
         if not tables:
             return
         table = pa.concat_tables(tables)

@@ -26,6 +26,7 @@ class _ShardBatchFn(beam.DoFn):
     def setup(self):
         self._lookup = ShardLookup(self._config)
         self._tags = [shard_tag(s.index) for s in self._config.shards]
+        self._suffixes = {s.index: s.suffix for s in self._config.shards}
 
     def process(self, element: tuple[str, pa.RecordBatch]):
         key, batch = element
@@ -41,7 +42,9 @@ class _ShardBatchFn(beam.DoFn):
             rows = np.flatnonzero(shard_of == index)
             if index == DROPPED:
                 yield pvalue.TaggedOutput(COUNTS, ("dropped", "", _records(batch, rows)))
-            elif len(rows) == batch.num_rows:
+                continue
+            yield pvalue.TaggedOutput(COUNTS, ("routed", self._suffixes[int(index)], _records(batch, rows)))
+            if len(rows) == batch.num_rows:
                 yield pvalue.TaggedOutput(shard_tag(int(index)), (key, batch))
             elif rows[-1] - rows[0] + 1 == len(rows):  # contiguous, as in sorted input: no copy
                 yield pvalue.TaggedOutput(shard_tag(int(index)), (key, batch.slice(int(rows[0]), len(rows))))
@@ -58,7 +61,7 @@ def _records(batch: pa.RecordBatch, rows: np.ndarray) -> int:
 
 class ShardVariants(beam.PTransform):
     """(file key, batch) -> one PCollection of (file key, batch) per shard (tag shard_<i>),
-    plus 'counts' of rows no shard takes."""
+    plus 'counts': the records routed to each shard, and those no shard takes."""
 
     def __init__(self, config: ShardingConfig, *, one_based: bool = False):
         super().__init__()
