@@ -69,6 +69,17 @@ def test_bad_region_syntax(text):
             "table_name_suffix is missing",
         ),
         (item("a-b", ["chr1"]), "may only contain letters, digits and '_'"),
+        # Suffixes become directory names and BigQuery table names.
+        (item("../x", ["chr1"]), r"item 1 \('../x'\): table_name_suffix may only contain letters"),
+        (item("a/b", ["chr1"]), "may only contain letters, digits and '_'"),
+        (item("..", ["chr1"]), "may only contain letters, digits and '_'"),
+        (item("chr1\\n", ["chr1"]), "may only contain letters, digits and '_'"),  # YAML "\n": a newline
+        (item("a b", ["chr1"]), "may only contain letters, digits and '_'"),
+        (item("a`;x", ["chr1"]), "may only contain letters, digits and '_'"),
+        (item("chr\u00e9", ["chr1"]), "may only contain letters, digits and '_'"),
+        (item("x" * 961, ["chr1"]), r"at most 960 characters"),
+        (item("", ["chr1"]), "table_name_suffix is missing or empty"),
+        (item("  ", ["chr1"]), "table_name_suffix is missing or empty"),
         (
             '- output_table:\n    table_name_suffix: "a"\n    regions: []\n    partition_range_end: 5\n',
             "regions must be a non-empty list",
@@ -85,6 +96,17 @@ def test_bad_region_syntax(text):
 def test_validation_messages(text, message):
     with pytest.raises(ShardingConfigError, match=message):
         config(text)
+
+
+def test_python_tags_are_refused_not_run(tmp_path):
+    marker = tmp_path / "pwned"
+    text = f'- !!python/object/apply:os.system ["touch {marker}"]\n'
+    with pytest.raises(ShardingConfigError) as err:
+        config(text)
+    message = str(err.value)
+    assert message.startswith("test.yaml: not valid YAML (could not determine a constructor for the tag")
+    assert "python/object/apply:os.system" in message and "\n" not in message
+    assert not marker.exists()
 
 
 def test_missing_file_is_a_clear_error(tmp_path):

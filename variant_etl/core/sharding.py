@@ -32,7 +32,7 @@ from variant_etl.core.partitioning import RangePartitioning, partitioning_for
 
 RESIDUAL = "residual"
 DROPPED = -1
-_SUFFIX_RE = re.compile(r"^[A-Za-z0-9_]+$")
+_SUFFIX_RE = re.compile(r"[A-Za-z0-9_]+")  # fullmatch: "$" would let "chr1\n" through
 _RANGE_RE = re.compile(r"^(.+):([0-9,]+)-([0-9,]+)$")
 _ITEM_KEYS = {"table_name_suffix", "regions", "partition_range_end"}
 MAX_SUFFIX_LENGTH = 1024 - 64  # BigQuery table ids are at most 1024 characters
@@ -125,9 +125,9 @@ def load_sharding_config(path: str, text: str | None = None) -> ShardingConfig:
         except OSError as err:
             raise ShardingConfigError(f"{path}: cannot read the sharding config ({err.strerror})") from None
     try:
-        items = yaml.safe_load(text)
+        items = yaml.safe_load(text)  # plain data only: a !!python/... tag is an error, never run
     except yaml.YAMLError as err:
-        raise ShardingConfigError(f"{path}: not valid YAML ({err})") from None
+        raise ShardingConfigError(f"{path}: not valid YAML ({_yaml_problem(err)})") from None
     if not isinstance(items, list) or not items:
         raise ShardingConfigError(
             f"{path}: expected a non-empty list of '- output_table:' items, got {type(items).__name__}"
@@ -135,6 +135,18 @@ def load_sharding_config(path: str, text: str | None = None) -> ShardingConfig:
     shards = [_parse_item(path, index, item) for index, item in enumerate(items)]
     _check_across_items(path, shards)
     return ShardingConfig(path=path, shards=tuple(shards))
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """PyYAML's message on one line: the problem and where it is."""
+    if not isinstance(err, yaml.MarkedYAMLError) or not err.problem:
+        return " ".join(str(err).split())
+    problem = f"{err.context}: {err.problem}" if err.context else err.problem
+    if err.problem_mark:
+        problem += f" at line {err.problem_mark.line + 1}, column {err.problem_mark.column + 1}"
+    if isinstance(err, yaml.constructor.ConstructorError):
+        problem += "; a sharding config holds only lists, mappings, strings and numbers"
+    return problem
 
 
 def _parse_item(path: str, index: int, item: object) -> Shard:
@@ -150,7 +162,7 @@ def _parse_item(path: str, index: int, item: object) -> Shard:
     if not isinstance(suffix, str) or not suffix.strip():
         raise ShardingConfigError(f"{where}: table_name_suffix is missing or empty")
     where = f"{where} ({suffix!r})"
-    if not _SUFFIX_RE.match(suffix) or len(suffix) > MAX_SUFFIX_LENGTH:
+    if not _SUFFIX_RE.fullmatch(suffix) or len(suffix) > MAX_SUFFIX_LENGTH:
         raise ShardingConfigError(
             f"{where}: table_name_suffix may only contain letters, digits and '_' "
             f"(at most {MAX_SUFFIX_LENGTH} characters), got {suffix!r}"
