@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 
 import fastavro
@@ -79,15 +80,58 @@ def test_nulls_inside_lists_are_replaced_not_dropped():
 
 @pytest.mark.parametrize(
     "text, expected",
-    [("p:d.t", ("p", "d", "t")), ("my-proj.d.t", ("my-proj", "d", "t")), ("d.t", ("dflt", "d", "t"))],
+    [
+        ("my-project:d.t", ("my-project", "d", "t")),
+        ("my-proj.d.t", ("my-proj", "d", "t")),
+        ("d.t", ("default-project", "d", "t")),
+        ("example.com:my-project:Data_1.T_2", ("example.com:my-project", "Data_1", "T_2")),
+        ("example.com:my-project.d.t", ("example.com:my-project", "d", "t")),
+        (f"my-project:{'d' * 1024}.{'t' * 1024}", ("my-project", "d" * 1024, "t" * 1024)),
+    ],
 )
 def test_parse_output_table(text, expected):
-    assert parse_output_table(text, "dflt") == expected
+    assert parse_output_table(text, "default-project") == expected
 
 
-def test_bad_output_table():
-    with pytest.raises(OutputError, match="must look like PROJECT:DATASET.TABLE"):
-        parse_output_table("nodots", None)
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("nodots", "must look like PROJECT:DATASET.TABLE, got 'nodots'"),
+        ("my-project:d.", "must look like PROJECT:DATASET.TABLE"),
+        ("my-project:.t", "must look like PROJECT:DATASET.TABLE"),
+        ("my-project:d.t`; DROP TABLE x; --", "the table name may only contain letters, digits and '_'"),
+        ("`my-project`.d.t", "is not a Google Cloud project id"),
+        ("my-project:d.t x", "the table name may only contain"),
+        ("my-project:d.t;x", "the table name may only contain"),
+        ("my-project:d'.t", "the dataset name may only contain"),
+        ('my-project:d".t', "the dataset name may only contain"),
+        ("my-project:d/x.t", "the dataset name may only contain"),
+        ("my-project:d.t\n", "the table name may only contain"),
+        ("my-project:d.t\x00", "the table name may only contain"),
+        ("my-project:d.t\u00e9", "the table name may only contain"),
+        ("my-project:../d.t", "the dataset name may only contain"),
+        ("my-project/../x:d.t", "is not a Google Cloud project id"),
+        (f"my-project:{'d' * 1025}.t", "at most 1024 characters"),
+        (f"my-project:d.{'t' * 1025}", "at most 1024 characters"),
+        ("abc:d.t", "'abc' is not a Google Cloud project id (6 to 30"),
+        (f"{'p' * 31}:d.t", "is not a Google Cloud project id"),
+        ("My-Project:d.t", "is not a Google Cloud project id"),
+        ("1project:d.t", "is not a Google Cloud project id"),
+        ("project-:d.t", "is not a Google Cloud project id"),
+        ("my_project:d.t", "is not a Google Cloud project id"),
+        ("my-project:x:d.t", "is not a Google Cloud project id"),
+    ],
+)
+def test_bad_output_table(text, message):
+    with pytest.raises(OutputError, match=re.escape(message)) as err:
+        parse_output_table(text, None)
+    assert "\n" not in str(err.value) and len(str(err.value)) < 400
+
+
+@pytest.mark.parametrize("project", [None, "bad project", "p"])
+def test_output_table_needs_a_valid_project(project):
+    with pytest.raises(OutputError, match="names no project|is not a Google Cloud project id"):
+        parse_output_table("d.t", project)
 
 
 # --- against the emulator ---------------------------------------------------------------

@@ -29,7 +29,16 @@ from variant_etl.transforms.batches import is_end_of_key
 EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"
 SAMPLE_INFO_SUFFIX = "sample_info"
 CLUSTERING = ["start_position", "end_position"]
-_TABLE_RE = re.compile(r"^(?:([\w.:-]+)[:.])?(\w+)\.(\w+)$")
+# [PROJECT(: or .)]DATASET.TABLE, split before each part is checked on its own.
+_TABLE_SHAPE = re.compile(r"(?:(.+)[:.])?([^:.]+)\.([^:.]+)", re.DOTALL)
+# Google Cloud project ids: 6-30 lowercase letters, digits and hyphens, starting with a letter
+# and not ending with a hyphen; domain-scoped ones start with 'example.com:'.
+_PROJECT_RE = re.compile(r"(?:[a-z0-9](?:[a-z0-9.-]{0,61}[a-z0-9])?:)?[a-z][a-z0-9-]{4,28}[a-z0-9]")
+# Stricter than BigQuery's table names (which allow Unicode letters, '-' and ' '), so that every
+# name is safe unquoted in SQL, as a file name and in a URL.
+_NAME_RE = re.compile(r"[A-Za-z0-9_]+")
+MAX_DATASET_NAME_LENGTH = 1024
+MAX_TABLE_NAME_LENGTH = 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,17 +58,41 @@ class BigQueryOptions:
 
 
 def parse_output_table(text: str, default_project: str | None) -> tuple[str, str, str]:
-    """'PROJECT:DATASET.TABLE' (or PROJECT.DATASET.TABLE, or DATASET.TABLE with --project)."""
-    match = _TABLE_RE.match(text)
+    """'PROJECT:DATASET.TABLE' (or PROJECT.DATASET.TABLE, or DATASET.TABLE with --project).
+
+    Every part is checked here, before any request is made: the names go into request URLs
+    and table ids unquoted.
+    """
+    match = _TABLE_SHAPE.fullmatch(text)
     if not match:
-        raise OutputError(f"--output_table must look like PROJECT:DATASET.TABLE, got {text!r}")
+        raise OutputError(f"--output_table must look like PROJECT:DATASET.TABLE, got {shown(text)}")
     project, dataset, table = match.groups()
+    for what, name, limit in (
+        ("dataset", dataset, MAX_DATASET_NAME_LENGTH),
+        ("table", table, MAX_TABLE_NAME_LENGTH),
+    ):
+        if not _NAME_RE.fullmatch(name) or len(name) > limit:
+            raise OutputError(
+                f"--output_table {shown(text)}: the {what} name may only contain letters, digits and '_' "
+                f"(at most {limit} characters), got {shown(name)}"
+            )
+    source = "--output_table" if project else "--project"
     project = project or default_project
     if not project:
         raise OutputError(
-            f"--output_table {text!r} names no project. Hint: PROJECT:DATASET.TABLE, or --project"
+            f"--output_table {shown(text)} names no project. Hint: PROJECT:DATASET.TABLE, or --project"
+        )
+    if not _PROJECT_RE.fullmatch(project):
+        raise OutputError(
+            f"{source}: {shown(project)} is not a Google Cloud project id (6 to 30 lowercase letters, "
+            "digits and hyphens, starting with a letter; optionally after 'domain.com:')"
         )
     return project, dataset, table
+
+
+def shown(text: str, limit: int = 60) -> str:
+    """repr() of a name for a message: one line, and long names cut short."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
 
 
 def make_client(project: str):
