@@ -16,6 +16,7 @@ from variant_etl.core.header import normalise_header_lines, parse_header, with_e
 from variant_etl.core.records import BatchBuilder, MalformedRecord
 from variant_etl.core.schema import VariantSchema
 from variant_etl.core.source import (
+    READ_ERRORS,
     OpenBinary,
     _count_lines,
     _open_local,
@@ -112,8 +113,8 @@ def _read_text(path, fmt, result, open_binary, byte_range, record_base, options)
         text = _text_stream(raw, fmt)
         try:
             header_text, count, _ = _read_header_lines(text, path)
-        except (OSError, EOFError) as err:
-            raise VcfFormatError(f"{path}: cannot read the header ({err})") from None
+        except READ_ERRORS as err:
+            raise truncated(path, err) from None
         lines = normalise_header_lines(header_text, path)
         own = parse_header(with_extra_lines(lines, options["extra_header_lines"]), path, count)
         parser = TextParser(
@@ -192,7 +193,7 @@ def _checked(chunks: Iterator, path: str) -> Iterator:
     """``chunks``, with a read error (truncated or corrupt compressed data) as VcfFormatError."""
     try:
         yield from chunks
-    except (OSError, EOFError) as err:
+    except READ_ERRORS as err:
         raise truncated(path, err) from None
 
 

@@ -19,6 +19,7 @@ import dataclasses
 import gzip
 import os
 import threading
+import zlib
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
@@ -39,6 +40,10 @@ _CHUNK = 1 << 20
 pysam.set_verbosity(0)  # htslib warnings go to stderr; we report problems ourselves
 
 
+# What reading a damaged compressed file raises (zlib.error is no OSError)
+READ_ERRORS = (OSError, EOFError, zlib.error)
+
+
 def _open_local(path: str) -> BinaryIO:
     return open(path, "rb")
 
@@ -51,8 +56,8 @@ def detect_format(path: str, open_binary: OpenBinary = _open_local) -> str:
         with open_binary(path) as raw, gzip.GzipFile(fileobj=raw) as unzipped:
             try:
                 head = unzipped.read(3)
-            except (OSError, EOFError) as err:
-                raise VcfFormatError(f"{path}: not a readable gzip file ({err})") from None
+            except READ_ERRORS as err:
+                raise truncated(path, err) from None
         return "bcf" if head == b"BCF" else "gzip"
     if magic[:3] == b"BZh":
         return "bzip2"
@@ -115,8 +120,8 @@ def read_header(path: str, open_binary: OpenBinary = _open_local) -> VcfHeader:
     with open_binary(path) as raw:
         try:
             raw_lines, count, _ = _read_header_lines(_text_stream(raw, fmt), path)
-        except (OSError, EOFError) as err:
-            raise VcfFormatError(f"{path}: cannot read the header ({err})") from None
+        except READ_ERRORS as err:
+            raise truncated(path, err) from None
         body_offset = raw.tell() if fmt == "plain" else None
     lines = normalise_header_lines(raw_lines, path)
     header = dataclasses.replace(parse_header(lines, path, count), body_offset=body_offset)
@@ -201,9 +206,9 @@ class VcfSource:
             self._text = _text_stream(self._raw, self.format)
             try:
                 raw_lines, count, _ = _read_header_lines(self._text, path)
-            except (OSError, EOFError) as err:
+            except READ_ERRORS as err:
                 self._close_fds(read_fd)
-                raise VcfFormatError(f"{path}: cannot read the header ({err})") from None
+                raise truncated(path, err) from None
             except VcfFormatError:
                 self._close_fds(read_fd)
                 raise
@@ -294,7 +299,7 @@ class VcfSource:
             yield out
         except BrokenPipeError:
             pass  # the reader stopped early (error or close): nothing to report
-        except (OSError, EOFError, ValueError) as err:
+        except (*READ_ERRORS, ValueError) as err:
             self._feeder_error = err
         finally:
             with contextlib.suppress(OSError):
@@ -394,10 +399,13 @@ def record_lines(path: str, open_binary: OpenBinary = _open_local) -> Iterator[s
     if fmt == "bcf":
         return
     with open_binary(path) as raw:
-        for line in _text_stream(raw, fmt):
-            if line.startswith(b"#") or not line.strip():
-                continue
-            yield line.decode("utf-8", errors="replace")
+        try:
+            for line in _text_stream(raw, fmt):
+                if line.startswith(b"#") or not line.strip():
+                    continue
+                yield line.decode("utf-8", errors="replace")
+        except READ_ERRORS as err:
+            raise truncated(path, err) from None
 
 
 def raw_lines(path: str, line_numbers: set[int], open_binary: OpenBinary = _open_local) -> dict[int, str]:
