@@ -12,6 +12,7 @@ on every test file.
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 
@@ -302,7 +303,7 @@ class _CallFields:
         elif field.number == "R":
             ok = counts == alleles
         else:
-            ploidy = self._ploidy()
+            ploidy = self._ploidy
             diploid = alleles * (alleles + 1) // 2
             ok = np.where(
                 ploidy > 0,
@@ -311,23 +312,29 @@ class _CallFields:
             )
         _require(bool(np.all(ok | ~given)), f"FORMAT/{field.id} Number={field.number} count")
 
+    @functools.cached_property
     def _ploidy(self) -> np.ndarray:
         """Alleles in each call's GT; 0 where it has none or a lone '.'."""
         if "GT" not in self.keys:
             return np.zeros(len(self._call_alts), np.int64)
         text, _ = self.text("GT")
-        ploidy = pc.add(pc.count_substring_regex(text, "[/|]"), 1)
+        ploidy = pc.add(pc.add(pc.count_substring(text, "/"), pc.count_substring(text, "|")), 1)
         unknown = pc.fill_null(pc.equal(text, "."), True)
         return pc.if_else(unknown, 0, ploidy).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def _genotype_counts(alleles: np.ndarray, ploidy: np.ndarray) -> np.ndarray:
-    """C(alleles + ploidy - 1, ploidy) per call, computed once per distinct pair."""
+    """C(alleles + ploidy - 1, ploidy) per call, from a table of the few pairs there are."""
     if len(alleles) == 0:
         return np.zeros(0, np.int64)
-    pairs, inverse = np.unique(np.stack([alleles, ploidy]), axis=1, return_inverse=True)
-    counts = np.array([genotype_count(int(a), int(p)) for a, p in pairs.T], dtype=np.int64)
-    return counts[inverse.ravel()]
+    table = np.array(
+        [
+            [min(genotype_count(a, p), 2**62) if a else 0 for p in range(int(ploidy.max()) + 1)]
+            for a in range(int(alleles.max()) + 1)
+        ],
+        dtype=np.int64,
+    )
+    return table[alleles, ploidy]
 
 
 def _genotypes(fields: _CallFields | None, n_alts: np.ndarray, n_calls: int) -> tuple[pa.Array, pa.Array]:
