@@ -136,6 +136,14 @@ CASES: dict[str, tuple[object, object]] = {
         with_bad(record(150, fmt="GT:YY", s1="0/1:1", s2="1/1:2")),
         DeadLetter("FORMAT/YY", "not declared in any input header"),
     ),
+    "integer_beyond_32_bits.vcf": (
+        with_bad(record(150, info="DP=2147483648")),
+        DeadLetter("INFO/DP", "Type=Integer: expected 32-bit integers (-2147483640 to 2147483647)"),
+    ),
+    "format_integer_beyond_32_bits.vcf": (
+        with_bad(record(150, info="AD=1,99999999999")),
+        DeadLetter("INFO/AD", "Type=Integer: expected 32-bit integers"),
+    ),
     "allele_out_of_range.vcf": (
         with_bad(record(150, s1="0/2")),
         DeadLetter("FORMAT/GT of S1", "allele 2 does not exist"),
@@ -307,10 +315,14 @@ def test_crlf_and_unsorted_files_give_the_rows_of_the_plain_sorted_file(tmp_path
             "hts-specs/failed_body_sample_003.vcf",
             DeadLetter("sample HG00096", "has 4 sub-fields but FORMAT", line=4, rows=0),
         ),
+        (  # bcftools accepts it, reading the value as missing
+            "hts-specs/failed_body_info_integer_overflow.vcf",
+            DeadLetter("INFO/INT", "Type=Integer: expected 32-bit integers", line=5, rows=0),
+        ),
     ],
 )
 def test_malformed_files_of_the_shared_test_data(tmp_path, name, outcome):
-    """bcftools refuses these (shared/testdata/real/PROVENANCE.md); so do we, clearly."""
+    """The spec-invalid files of shared/testdata/real/ (PROVENANCE.md): clear errors."""
     path = REAL / name
     out = tmp_path / "out"
     result = run_cli("launch", "--input_pattern", str(path), "--output_parquet_dir", str(out))

@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import gzip
 import os
+import re
 import threading
 import zlib
 from collections.abc import Callable, Iterator
@@ -33,6 +34,7 @@ from variant_etl.core.header import (
     parse_header,
     with_extra_lines,
 )
+from variant_etl.core.records import MalformedRecord
 
 OpenBinary = Callable[[str], BinaryIO]
 _CHUNK = 1 << 20
@@ -191,6 +193,8 @@ class VcfSource:
         self._open_binary = open_binary
         self.format = detect_format(path, open_binary)
         self._feeder_error: BaseException | None = None
+        # record index -> the value htslib would silently read as missing (found by the feeder)
+        self._overflows: dict[int, MalformedRecord] = {}
         self._stop = threading.Event()
         read_fd, self._write_fd = os.pipe()
         self._read_fd = read_fd
@@ -230,6 +234,8 @@ class VcfSource:
                     self.line_map = _LineMap(lambda: _count_lines(path, aligned, open_binary))
             # Definitions other inputs declare (or --infer_headers found) are added so that
             # htslib types the values as the schema does.
+            typed = parse_header(with_extra_lines(lines, extra_header_lines), path, count)
+            self._integers = _IntegerFields(typed)
             pysam_lines = htslib_header_lines(with_extra_lines(lines, extra_header_lines))
             header_bytes = ("\n".join(pysam_lines) + "\n").encode("utf-8")
             self._thread = threading.Thread(target=self._feed_text, args=(header_bytes, limit), daemon=True)
@@ -289,6 +295,8 @@ class VcfSource:
             chunk = b"\n".join(kept) + b"\n" if kept else b""
         else:
             records += chunk.count(b"\n")
+        if _LONG_NUMBER.search(chunk):  # rare: look closer before htslib sees it
+            self._overflows.update(self._integers.overflows(chunk, records - chunk.count(b"\n")))
         out.write(chunk)
         return records
 
@@ -308,7 +316,9 @@ class VcfSource:
     def records(self) -> Iterator[pysam.VariantRecord | Exception]:
         """Yields each record, or the exception htslib raised for an unparsable line."""
         variant_file = self._variant_file
+        index = -1
         while True:
+            index += 1
             try:
                 record = next(variant_file)
             except StopIteration:
@@ -318,7 +328,7 @@ class VcfSource:
                     break
                 yield err
                 continue
-            yield record
+            yield self._overflows.pop(index, record)
         self._thread.join()
         if self._feeder_error is not None:
             raise truncated(self.path, self._feeder_error)
@@ -370,6 +380,51 @@ def body_chunks(text: BinaryIO, limit: int | None, offset: int, size: int) -> It
             yield chunk, chunk.count(b"\n")
     if carry and (limit is None or offset - len(carry) < limit):
         yield carry + b"\n", 1
+
+
+_LONG_NUMBER = re.compile(rb"\d{10}")  # 2^31 has 10 digits
+_INT32 = (-(2**31) + 8, 2**31 - 1)  # htslib keeps the 8 lowest values for missing and vector end
+_INTEGER = re.compile(r"[+-]?\d+")
+
+
+class _IntegerFields:
+    """Finds Integer INFO/FORMAT values beyond 32 bits, which htslib reads as missing (with
+    only a warning on stderr): they make their record malformed instead."""
+
+    def __init__(self, header: VcfHeader):
+        self._info = {k for k, f in header.infos.items() if f.type == "Integer"}
+        self._format = {k for k, f in header.formats.items() if f.type == "Integer"}
+        self._samples = header.samples
+
+    def overflows(self, chunk: bytes, first_index: int) -> dict[int, MalformedRecord]:
+        found = {}
+        for offset, line in enumerate(chunk.split(b"\n")[:-1]):
+            if _LONG_NUMBER.search(line):
+                problem = self._first_overflow(line.decode("utf-8", errors="replace").split("\t"))
+                if problem is not None:
+                    found[first_index + offset] = problem
+        return found
+
+    def _first_overflow(self, columns: list[str]) -> MalformedRecord | None:
+        values = []
+        if len(columns) > 7:
+            for entry in columns[7].split(";"):
+                key, _, text = entry.partition("=")
+                if key in self._info:
+                    values.append((f"INFO/{key}", text))
+        if len(columns) > 9:
+            keys = columns[8].split(":")
+            for name, column in zip(self._samples, columns[9:]):
+                for key, text in zip(keys, column.split(":")):
+                    if key in self._format:
+                        values.append((f"FORMAT/{key} of {name}", text))
+        for field, text in values:
+            for value in text.split(","):
+                if _INTEGER.fullmatch(value) and not _INT32[0] <= int(value) <= _INT32[1]:
+                    return MalformedRecord(
+                        field, text, f"Type=Integer: expected 32-bit integers ({_INT32[0]} to {_INT32[1]})"
+                    )
+        return None
 
 
 def truncated(path: str, err: BaseException) -> VcfFormatError:
