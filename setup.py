@@ -28,7 +28,7 @@ setuptools.setup(
         "numpy>=1.24",
     ],
     extras_require={
-        "test": ["pytest>=8", "duckdb>=1.1", "ruff>=0.6"],
+        "test": ["pytest>=8", "duckdb>=1.1", "ruff>=0.6", "hypothesis>=6"],
     },
     entry_points={"console_scripts": ["variant-etl=variant_etl.cli:main"]},
 )
