@@ -140,7 +140,7 @@ CASES: dict[str, tuple[object, object]] = {
         with_bad(record(150, info="DP=2147483648")),
         DeadLetter("INFO/DP", "Type=Integer: expected 32-bit integers (-2147483640 to 2147483647)"),
     ),
-    "format_integer_beyond_32_bits.vcf": (
+    "list_integer_beyond_32_bits.vcf": (
         with_bad(record(150, info="AD=1,99999999999")),
         DeadLetter("INFO/AD", "Type=Integer: expected 32-bit integers"),
     ),

@@ -8,6 +8,7 @@ import pytest
 
 from tests.conftest import REAL, VT_VCF
 from variant_etl.core.errors import VcfFormatError
+from variant_etl.core.records import MalformedRecord
 from variant_etl.core.source import detect_format, open_source, read_header
 
 HEADER = (
@@ -186,3 +187,28 @@ def test_headers_htslib_refuses_are_refused_by_read_header(write_vcf, header):
         read_header(path)
     with pytest.raises(VcfFormatError, match="htslib cannot read this file"):
         open_source(path).close()
+
+
+@pytest.mark.parametrize(
+    "line, problem",
+    [
+        ("1\t5\t.\tA\tC\t.\t.\tN=2147483648\tGT:AD\t0/1:1,2\t0/0", ("INFO/N", "2147483648")),
+        ("1\t5\t.\tA\tC\t.\t.\tN=-2147483641\tGT:AD\t0/1:1,2\t0/0", ("INFO/N", "-2147483641")),
+        ("1\t5\t.\tA\tC\t.\t.\tN=1\tGT:AD\t0/1:1,2\t0/0:3,99999999999", ("FORMAT/AD of S2", "3,99999999999")),
+        ("1\t5\t.\tA\tC\t.\t.\tN=2147483647;CSQ=ENSG00000026486\tGT:AD\t0/1:1,-2147483640\t0/0", None),
+        ("1\t5\t.\tA\tC\t.\t.\tS=12345678901\tGT:AD\t0/1:1,2\t0/0", None),  # a String
+        ("1\t2147483648\t.\tA\tC\t.\t.\t.\tGT\t0/1\t0/1", None),  # POS has its own check
+    ],
+)
+def test_integers_htslib_would_read_as_missing_are_malformed(write_vcf, line, problem):
+    header = (
+        '##fileformat=VCFv4.2\n##INFO=<ID=N,Number=1,Type=Integer,Description="d">\n'
+        '##INFO=<ID=S,Number=1,Type=String,Description="d">\n##INFO=<ID=CSQ,Number=.,Type=String,Description="d">\n'
+        '##FORMAT=<ID=GT,Number=1,Type=String,Description="d">\n'
+        '##FORMAT=<ID=AD,Number=R,Type=Integer,Description="d">\n'
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS1\tS2\n"
+    )
+    path = write_vcf("ints.vcf", header + "1\t1\t.\tA\tC\t.\t.\t.\tGT\t0/1\t0/1\n" + line + "\n")
+    with open_source(path) as source:
+        found = [(r.field, r.value) for r in source.records() if isinstance(r, MalformedRecord)]
+    assert found == ([problem] if problem else [])

@@ -382,7 +382,8 @@ def body_chunks(text: BinaryIO, limit: int | None, offset: int, size: int) -> It
         yield carry + b"\n", 1
 
 
-_LONG_NUMBER = re.compile(rb"\d{10}")  # 2^31 has 10 digits
+# a value of 10 digits or more (2^31 has 10), not a part of a name like ENSG00000026486
+_LONG_NUMBER = re.compile(rb"(?<=[=,:\t])[+-]?\d{10,}(?=[,;:\t\n]|$)")
 _INT32 = (-(2**31) + 8, 2**31 - 1)  # htslib keeps the 8 lowest values for missing and vector end
 _INTEGER = re.compile(r"[+-]?\d+")
 
