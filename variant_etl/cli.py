@@ -2,13 +2,15 @@
 
 Commands: ``launch`` runs the pipeline; ``plan`` prints what launch would do;
 ``validate-config`` checks a sharding YAML. Options this parser does not know
-(``--runner``, ``--project``, ``--direct_num_workers``, ...) go to Beam.
+(``--runner``, ``--project``, ``--direct_num_workers``, ...) go to Beam, if Beam knows
+them: anything else is an error, as is an option that has no effect with the others given.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import json
 import logging
 import os
@@ -35,8 +37,19 @@ _OUR_ERRORS = re.compile(
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors as one line (``error: ...``, exit 2) rather than usage and message.
+    No abbreviations: ``--output`` must not stand for one of our options, nor hide one of Beam's."""
+
+    def __init__(self, **kwargs):
+        super().__init__(allow_abbrev=False, **kwargs)
+
+    def error(self, message: str):
+        raise VariantEtlError(f"{message}. Hint: {self.prog} --help lists the options")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="variant-etl", description="Load VCF/BCF files into sharded Parquet tables (Apache Beam)."
     )
     commands = parser.add_subparsers(dest="command", required=True)
@@ -167,6 +180,135 @@ def _positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """Our options, and the rest for Beam. Before any work: an option neither we nor Beam know
+    is an error (Beam would drop it without a word), and so is one the others make pointless."""
+    args, rest = _parser().parse_known_args(argv)
+    if args.command == "validate-config":
+        _check_beam_args(rest, ours=[], beam=False)
+        return args, rest
+    ours = _option_names()
+    _check_beam_args(rest, ours=ours, beam=True)
+    _check_combinations(args, _given(argv, ours))
+    return args, rest
+
+
+def _option_names() -> list[str]:
+    parser = _Parser(add_help=False)
+    _add_pipeline_options(parser)
+    return [name for action in parser._actions for name in action.option_strings]
+
+
+class _BeamParser:
+    """Beam's options, from Beam: each PipelineOptions subclass adds its own to a parser
+    (PipelineOptions.get_all_options does so with the direct subclasses; we take them all,
+    in case one subclasses another)."""
+
+    def __init__(self):
+        import apache_beam  # noqa: F401  (defines the option classes of every runner and IO)
+        from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
+
+        class Parser(_BeamArgumentParser):
+            def error(self, message: str):
+                raise VariantEtlError(f"{message} (a Beam option)")
+
+        self.parser = Parser(allow_abbrev=False, add_help=False, conflict_handler="resolve")
+        classes: dict[str, type] = {}
+        todo = [PipelineOptions]
+        while todo:
+            for cls in todo.pop().__subclasses__():
+                name = f"{cls.__module__}.{cls.__qualname__}"
+                if name not in classes:
+                    classes[name] = cls
+                    todo.append(cls)
+        for cls in classes.values():
+            cls._add_argparse_args(self.parser)  # pylint: disable=protected-access
+        self.names = [name for action in self.parser._actions for name in action.option_strings]
+
+    def unknown(self, args: list[str]) -> list[str]:
+        return self.parser.parse_known_args(args)[1]
+
+
+def _check_beam_args(rest: list[str], *, ours: list[str], beam: bool) -> None:
+    if not rest:
+        return
+    known = list(ours)
+    if beam:
+        parser = _BeamParser()
+        rest, known = parser.unknown(rest), known + parser.names
+    rest = [arg for arg in rest if arg != "--"]
+    for arg in rest:
+        if arg.startswith("-"):
+            name = arg.split("=", 1)[0]  # never the value: it may be a secret
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            if close:
+                hint = f"did you mean {close[0]}?"
+            else:
+                hint = "see --help" + ("; Beam's options are those of its PipelineOptions" if beam else "")
+            raise VariantEtlError(f"unknown option {name}. Hint: {hint}")
+    for arg in rest:
+        raise VariantEtlError(
+            f"unexpected argument {arg!r}. Hint: quote glob patterns (--input_pattern 'data/*.vcf.gz') "
+            "so the shell does not expand them, and repeat --input_pattern for each pattern"
+        )
+
+
+def _given(argv: list[str], ours: list[str]) -> set[str]:
+    """Our options written on the command line (no abbreviations: a name is written whole)."""
+    given = set()
+    for arg in argv:
+        if arg == "--":
+            break
+        name = arg.split("=", 1)[0]
+        if name in ours:
+            given.add(name)
+    return given
+
+
+# option: (the option it needs, what it does); an option given without the one it needs does nothing.
+_NEEDS = {
+    "--append": ("--output_table", "it adds rows to existing BigQuery tables"),
+    "--update_schema_on_append": ("--output_table", "it adds new columns to existing BigQuery tables"),
+    "--keep_intermediate_files": ("--output_table", "it keeps the Avro files loaded into BigQuery"),
+    "--bigquery_write_method": ("--output_table", "it says how rows are written to BigQuery"),
+    "--null_numeric_value_replacement": ("--output_table", "it stands for missing numbers in BigQuery lists"),
+    "--overwrite": ("--output_parquet_dir", "it replaces what the Parquet output directory holds"),
+    "--parquet_compression": ("--output_parquet_dir", "it sets how the Parquet files are compressed"),
+    "--parquet_row_group_size": ("--output_parquet_dir", "it sets the row groups of the Parquet files"),
+    "--parquet_rows_per_file": ("--output_parquet_dir", "it sets the size of the Parquet files"),
+}
+_NEEDED_VALUE = {"--output_table": " PROJECT:DATASET.TABLE", "--output_parquet_dir": " DIR"}
+
+
+def _check_combinations(args: argparse.Namespace, given: set[str]) -> None:
+    for option, (needed, does) in _NEEDS.items():
+        if option in given and not getattr(args, needed[2:]):
+            raise VariantEtlError(
+                f"{option} only applies with {needed} ({does}). "
+                f"Hint: add {needed}{_NEEDED_VALUE.get(needed, '')}, or remove {option}."
+            )
+    if "--update_schema_on_append" in given and not args.append:
+        raise VariantEtlError(
+            "--update_schema_on_append only applies with --append (it adds new columns to the tables "
+            "appended to). Hint: add --append, or remove --update_schema_on_append."
+        )
+    if "--keep_intermediate_files" in given and args.bigquery_write_method == "STREAMING_INSERTS":
+        raise VariantEtlError(
+            "--keep_intermediate_files keeps the Avro load files of --bigquery_write_method FILE_LOADS; "
+            "STREAMING_INSERTS writes none. Hint: remove one of them."
+        )
+    if "--merge_bucket_size" in given and args.variant_merge_strategy == "NONE":
+        raise VariantEtlError(
+            "--merge_bucket_size only applies with --variant_merge_strategy MOVE_TO_CALLS or "
+            "MERGE_WITH_NON_VARIANTS (got NONE). Hint: add one of them, or remove --merge_bucket_size."
+        )
+    if "--allow_incompatible_records" in given and args.representative_header_file:
+        raise VariantEtlError(
+            "--allow_incompatible_records has no effect with --representative_header_file (whose "
+            "definitions are used for every input: no headers are merged). Hint: remove one of them."
+        )
 
 
 def _make_plan(args: argparse.Namespace):
@@ -410,11 +552,12 @@ def _remote(out: str):
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    args, beam_args = _parser().parse_known_args(argv)
-    if not getattr(args, "verbose", False):
-        # Beam's workers log every failure with its traceback; we print the cause ourselves.
-        logging.getLogger("apache_beam").setLevel(logging.CRITICAL)
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
+        args, beam_args = parse_args(argv)
+        if not getattr(args, "verbose", False):
+            # Beam's workers log every failure with its traceback; we print the cause ourselves.
+            logging.getLogger("apache_beam").setLevel(logging.CRITICAL)
         if args.command == "validate-config":
             path = args.path or bundled_config(DEFAULT_SHARDING_CONFIG)
             config = load_sharding_config(path)

@@ -31,7 +31,7 @@ from variant_etl.core.regions import RegionFile, RegionSplit, index_of, plan_reg
 from variant_etl.core.schema import SchemaOptions, VariantSchema, build_schema
 from variant_etl.core.sharding import ShardingConfig, load_sharding_config
 from variant_etl.core.source import detect_format, read_header, record_lines
-from variant_etl.sinks.bigquery import BigQueryOptions
+from variant_etl.sinks.bigquery import MAX_TABLE_NAME_LENGTH, SAMPLE_INFO_SUFFIX, BigQueryOptions, shown
 
 INDEX_SUFFIXES = (".tbi", ".csi", ".gzi", ".crai", ".bai")
 DEFAULT_SHARDING_CONFIG = "homo_sapiens_default.yaml"
@@ -187,7 +187,20 @@ def expand_inputs(patterns: list[str], input_file: str | None) -> dict[str, int]
                 "shell does not expand it, and check the path."
             )
         sizes.update(found)
+    for path in sizes:
+        if "://" not in path and os.path.isdir(path):
+            raise VcfFormatError(
+                f"input {path} is a directory, not a VCF/BCF file. "
+                f"Hint: match the files inside it, e.g. --input_pattern '{os.path.join(path, '*.vcf.gz')}'"
+            )
     return dict(sorted(sizes.items()))
+
+
+def _read_header(path: str, what: str = "input") -> VcfHeader:
+    try:
+        return read_header(path, open_binary)
+    except OSError as err:  # opening failed (read_header reports what fails after that)
+        raise VcfFormatError(f"{what} {path} cannot be opened ({err.strerror or err})") from None
 
 
 def make_plan(
@@ -208,11 +221,19 @@ def make_plan(
     schema_options = schema_options or SchemaOptions()
     merge = merge or MergeOptions()
     _check_merge_options(merge, schema_options)
+    # The cheap checks first: a bad config or output must not wait for every header to be read.
+    sharding = load_sharding_config(sharding_config_path or bundled_config(DEFAULT_SHARDING_CONFIG))
+    if parquet is not None:
+        _check_output_dir(parquet.output_dir, parquet.overwrite)
+    if bigquery is not None:
+        _check_table_names(bigquery, sharding)
     sizes = expand_inputs(input_patterns, input_file)
     inputs = tuple(sizes)
-    headers = tuple(read_header(path, open_binary) for path in inputs)
+    headers = tuple(_read_header(path) for path in inputs)
     if representative_header_file:
-        merged = representative_header(read_header(representative_header_file, open_binary), list(headers))
+        merged = representative_header(
+            _read_header(representative_header_file, "--representative_header_file"), list(headers)
+        )
     else:
         merged = merge_headers(list(headers), allow_incompatible=allow_incompatible_records)
     if infer_headers:
@@ -224,9 +245,6 @@ def make_plan(
             f"--info_keys_to_move_to_calls_regex {schema_options.info_keys_to_move_to_calls_regex!r} "
             f"is not a valid regular expression ({err})"
         ) from None
-    sharding = load_sharding_config(sharding_config_path or bundled_config(DEFAULT_SHARDING_CONFIG))
-    if parquet is not None:
-        _check_output_dir(parquet.output_dir, parquet.overwrite)
     max_samples = max((len(h.samples) for h in headers), default=0)
     # Keep a batch near a million values, whether they are sites or calls.
     batch_rows = max(100, min(read.batch_rows, 1_000_000 // max(1, max_samples)))
@@ -377,6 +395,8 @@ def _with_inferred_fields(merged: MergedHeader, inputs: tuple[str, ...]) -> Merg
 
 
 def _check_output_dir(output_dir: str, overwrite: bool) -> None:
+    if "://" not in output_dir:
+        _check_local_output_dir(output_dir)
     if overwrite:
         return  # the commit step replaces the old output once the new one is complete
     manifest = FileSystems.join(output_dir, "_manifest.json")
@@ -395,6 +415,37 @@ def _check_output_dir(output_dir: str, overwrite: bool) -> None:
                     "Hint: pass --overwrite to replace its content, choose a new --output_parquet_dir, "
                     "or delete it first."
                 )
+
+
+def _check_local_output_dir(output_dir: str) -> None:
+    """The directory, or the nearest of its ancestors that exists, must be a writable directory."""
+    path = os.path.abspath(output_dir)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    if not os.path.isdir(path):
+        which = "is" if path == os.path.abspath(output_dir) else f"is under {path}, which is"
+        raise OutputError(
+            f"--output_parquet_dir {output_dir} {which} a file, not a directory. "
+            "Hint: choose a --output_parquet_dir that is or can become a directory."
+        )
+    if not os.access(path, os.W_OK | os.X_OK):
+        which = "" if path == os.path.abspath(output_dir) else f" (its nearest existing ancestor, {path})"
+        raise OutputError(
+            f"--output_parquet_dir {output_dir}{which} is not writable by this user. "
+            "Hint: choose a directory you can write to, or fix its permissions."
+        )
+
+
+def _check_table_names(bigquery: BigQueryOptions, sharding: ShardingConfig) -> None:
+    """Shard tables are TABLE__<suffix>; BigQuery table names are at most 1024 characters."""
+    for suffix in [s.suffix for s in sharding.shards] + [SAMPLE_INFO_SUFFIX]:
+        name = bigquery.table_id(suffix).rsplit(".", 1)[-1]
+        if len(name) > MAX_TABLE_NAME_LENGTH:
+            raise OutputError(
+                f"--output_table table {shown(bigquery.table)} with table_name_suffix {shown(suffix)} "
+                f"gives a table name of {len(name)} characters; BigQuery allows {MAX_TABLE_NAME_LENGTH}. "
+                "Hint: choose a shorter --output_table TABLE."
+            )
 
 
 def plan_json(plan: Plan) -> str:
