@@ -268,7 +268,9 @@ def test_large_uncompressed_files_are_read_in_byte_ranges(tmp_path):
     assert written_by_shard(out) == expected_by_shard([path])
     manifest = check_manifest_adds_up(out)
     assert len(manifest["shards"][0]["files"]) > 10  # one file per range: each read in parallel
-    assert manifest["inputs"] == [{"path": str(path), "records_read": 9882, "malformed": 0}]
+    assert manifest["inputs"] == [
+        {"path": str(path), "records_read": 9882, "records_parsed": 9882, "malformed": 0}
+    ]
 
 
 SMALL_HEADER = (
@@ -306,6 +308,7 @@ def test_small_files_are_read_in_groups_with_per_file_counts_and_deterministic_o
         {
             "path": str(p),
             "records_read": 5 if p.name == "f003.vcf" else 4,
+            "records_parsed": 4,
             "malformed": int(p.name == "f003.vcf"),
         }
         for p in paths
