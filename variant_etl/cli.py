@@ -1,7 +1,8 @@
 """Command line: ``python -m variant_etl <command>`` (also ``variant-etl``).
 
 Commands: ``launch`` runs the pipeline; ``plan`` prints what launch would do;
-``validate-config`` checks a sharding YAML. Options this parser does not know
+``validate-config`` checks a sharding YAML; ``export`` writes an output back to VCF;
+``query`` selects from an output with DuckDB. Options this parser does not know
 (``--runner``, ``--project``, ``--direct_num_workers``, ...) go to Beam, if Beam knows
 them: anything else is an error, as is an option that has no effect with the others given.
 """
@@ -61,7 +62,30 @@ def _parser() -> argparse.ArgumentParser:
         _add_pipeline_options(command)
     validate = commands.add_parser("validate-config", help="check a sharding config YAML")
     validate.add_argument("path", nargs="?", default=None)
+    export = commands.add_parser("export", help="write a Parquet output back to a bgzipped, indexed VCF")
+    _add_selection_options(export)
+    export.add_argument(
+        "--output_vcf", required=True, help="the VCF to write (.vcf.gz: bgzipped, with a .tbi)"
+    )
+    query = commands.add_parser("query", help="select variants of a Parquet output with DuckDB")
+    _add_selection_options(query)
+    query.add_argument(
+        "--columns", nargs="+", metavar="COLUMN", help="columns to show (default: the site columns)"
+    )
+    query.add_argument("--output", help="write to this .csv or .parquet file instead of printing a table")
+    query.add_argument("--limit", type=_positive_int, help="at most this many rows")
     return parser
+
+
+def _add_selection_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input_parquet_dir", required=True, help="a directory written by launch")
+    parser.add_argument(
+        "--genomic_regions", nargs="+", default=[], metavar="REGION",
+        help="CHROM or CHROM:START-END (1-based, inclusive, as in bcftools): variants starting there",
+    )  # fmt: skip
+    parser.add_argument(
+        "--sample_names", nargs="+", default=[], metavar="NAME", help="keep only these samples' calls"
+    )
 
 
 def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
@@ -186,7 +210,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     """Our options, and the rest for Beam. Before any work: an option neither we nor Beam know
     is an error (Beam would drop it without a word), and so is one the others make pointless."""
     args, rest = _parser().parse_known_args(argv)
-    if args.command == "validate-config":
+    if args.command in ("validate-config", "export", "query"):  # no pipeline: no Beam option
         _check_beam_args(rest, ours=[], beam=False)
         return args, rest
     ours = _option_names()
@@ -567,6 +591,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{shard.suffix}: {regions} (partitions of {spec.interval} up to {spec.end})")
             print(f"{path}: OK, {len(config.shards)} shard(s)")
             return 0
+        if args.command == "export":
+            from variant_etl.export import export_vcf
+
+            return export_vcf(args)
+        if args.command == "query":
+            from variant_etl.query import query
+
+            return query(args)
         if args.command == "plan":
             from variant_etl.plan import plan_json
 

@@ -1,0 +1,107 @@
+"""What `export` and `query` read from a Parquet output: the shard files, the variants that
+overlap ``--genomic_regions`` and the calls of ``--sample_names``, as DuckDB SQL whose values
+are always bound parameters (never pasted into the text)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+
+from variant_etl.core.errors import OutputError, VariantEtlError
+from variant_etl.sinks.manifest import MANIFEST, SAMPLE_INFO
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    files: tuple[str, ...]  # the shard files, in the manifest's order (sorted by position)
+    where: str  # SQL condition over the variant columns, with ? placeholders
+    params: tuple
+    sample_ids: tuple[int, ...] | None  # None: every sample
+    manifest: dict
+
+    def call_filter(self) -> str:
+        """The call column, keeping only the selected samples' calls."""
+        if self.sample_ids is None:
+            return "call"
+        ids = ", ".join(str(int(i)) for i in self.sample_ids)  # integers from our own file
+        return f"list_filter(call, c -> list_contains([{ids}]::BIGINT[], c.sample_id))"
+
+
+def select(input_dir: str, regions: list[str], sample_names: list[str]) -> Selection:
+    manifest = read_manifest(input_dir)
+    files = tuple(
+        os.path.join(input_dir, entry["path"]) for shard in manifest["shards"] for entry in shard["files"]
+    )
+    one_based = manifest.get("coordinates", "").startswith("1-based")
+    clauses, params = [], []
+    for text in regions:
+        contig, start, end = parse_genomic_region(text)
+        if start is None:
+            clauses.append("reference_name = ?")
+            params.append(contig)
+            continue
+        # A variant overlaps START-END (1-based, inclusive) when it starts at or before END and
+        # ends after START - 1 (end_position is exclusive 0-based, or inclusive 1-based: the same).
+        clauses.append("(reference_name = ? AND start_position <= ? AND end_position > ?)")
+        params += [contig, end - (0 if one_based else 1), start - 1]
+    where = " OR ".join(clauses) if clauses else "TRUE"
+    sample_ids = _sample_ids(input_dir, sample_names) if sample_names else None
+    return Selection(files, where, tuple(params), sample_ids, manifest)
+
+
+_RANGE = re.compile(r"(.+):([0-9,]+)(?:-([0-9,]+))?")
+
+
+def parse_genomic_region(text: str) -> tuple[str, int | None, int | None]:
+    """``CHROM``, ``CHROM:POS`` or ``CHROM:START-END``, 1-based and inclusive as in bcftools."""
+    match = _RANGE.fullmatch(text.strip())
+    if not match:
+        if not text.strip():
+            raise VariantEtlError("--genomic_regions: a region must not be empty")
+        return text.strip(), None, None
+    contig, start = match.group(1), int(match.group(2).replace(",", ""))
+    end = int(match.group(3).replace(",", "")) if match.group(3) else start
+    if start < 1 or end < start:
+        raise VariantEtlError(
+            f"--genomic_regions: bad region {text!r}; expected CHROM, CHROM:POS or CHROM:START-END "
+            "with 1 <= START <= END (1-based, inclusive)"
+        )
+    return contig, start, end
+
+
+def read_manifest(input_dir: str) -> dict:
+    path = os.path.join(input_dir, MANIFEST)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise OutputError(
+            f"{input_dir}: no {MANIFEST}: not the output of a completed `variant_etl launch`. "
+            "Hint: pass the --output_parquet_dir of a run that finished (it holds _SUCCESS)."
+        ) from None
+    except (OSError, ValueError) as err:
+        raise OutputError(f"{path}: cannot be read ({err})") from None
+
+
+def sample_table(input_dir: str):
+    """The run's samples (sample_id, sample_name, file_path), as a pyarrow table."""
+    import pyarrow.parquet as pq
+
+    return pq.read_table(os.path.join(input_dir, SAMPLE_INFO))
+
+
+def _sample_ids(input_dir: str, names: list[str]) -> tuple[int, ...]:
+    table = sample_table(input_dir).to_pylist()
+    ids = []
+    for name in names:
+        found = [row["sample_id"] for row in table if row["sample_name"] == name]
+        if not found:
+            known = sorted({row["sample_name"] for row in table})
+            raise VariantEtlError(
+                f"--sample_names: no sample {name!r} in {input_dir}. Hint: its samples are "
+                f"{', '.join(known[:10])}{' ...' if len(known) > 10 else ''}"
+            )
+        ids += found
+    return tuple(dict.fromkeys(ids))
