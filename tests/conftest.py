@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import subprocess
@@ -19,6 +20,18 @@ REAL = TESTDATA / "real"
 def bcftools_query(path: Path, fmt: str) -> str:
     """`bcftools query -f FMT` (the bcftools built into pysam, so no system package is
     needed): an independent reading, not our reader."""
+    with _readable_by_bcftools(path) as source:
+        return bcftools.query("-f", fmt, source)
+
+
+def bcftools_view(path: Path) -> str:
+    """The file as bcftools writes it back (`bcftools view`): values as htslib reads them."""
+    with _readable_by_bcftools(path) as source:
+        return bcftools.view(source)
+
+
+@contextlib.contextmanager
+def _readable_by_bcftools(path: Path):
     text = Path(path).read_bytes()
     # bcftools reads neither bzip2 nor headers with a leading blank line, so hand it
     # the decompressed text with blank lines removed.
@@ -29,20 +42,17 @@ def bcftools_query(path: Path, fmt: str) -> str:
     elif text[:2] == b"\x1f\x8b" and not _is_bcf(path):
         text = gzip.decompress(text)
     if _is_bcf(path):
-        source = str(path)
-    else:
-        # ... nor a trailing tab after the last sample name (also tolerated by us).
-        lines = [line for line in text.split(b"\n") if line.strip()]
-        lines = [line.rstrip() if line.startswith(b"#CHROM") else line for line in lines]
-        text = b"\n".join(lines) + b"\n"
-        with tempfile.NamedTemporaryFile(suffix=".vcf", delete=False) as f:
-            f.write(text)
-        source = f.name
+        yield str(path)
+        return
+    # ... nor a trailing tab after the last sample name (also tolerated by us).
+    lines = [line for line in text.split(b"\n") if line.strip()]
+    lines = [line.rstrip() if line.startswith(b"#CHROM") else line for line in lines]
+    with tempfile.NamedTemporaryFile(suffix=".vcf", delete=False) as f:
+        f.write(b"\n".join(lines) + b"\n")
     try:
-        return bcftools.query("-f", fmt, source)
+        yield f.name
     finally:
-        if source != str(path):
-            os.unlink(source)
+        os.unlink(f.name)
 
 
 def bcftools_positions(path: Path) -> list[tuple[str, int]]:

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 import re
+import warnings
 
 from variant_etl.core.errors import OutputError, VariantEtlError
 from variant_etl.sinks.manifest import MANIFEST, SAMPLE_INFO
@@ -26,7 +27,8 @@ class Selection:
         if self.sample_ids is None:
             return "call"
         ids = ", ".join(str(int(i)) for i in self.sample_ids)  # integers from our own file
-        return f"list_filter(call, c -> list_contains([{ids}]::BIGINT[], c.sample_id))"
+        # A list comprehension: DuckDB 2 refuses the `c -> ...` lambda, 1.1 and 1.2 lack `lambda c:`.
+        return f"[c FOR c IN call IF list_contains([{ids}]::BIGINT[], c.sample_id)]"
 
 
 def select(input_dir: str, regions: list[str], sample_names: list[str]) -> Selection:
@@ -69,6 +71,15 @@ def parse_genomic_region(text: str) -> tuple[str, int | None, int | None]:
             "with 1 <= START <= END (1-based, inclusive)"
         )
     return contig, start, end
+
+
+def arrow_reader(result, batch_rows: int):
+    """A DuckDB result as a pyarrow RecordBatchReader (DuckDB 2 renamed the method)."""
+    if not hasattr(result, "to_arrow_reader"):
+        return result.fetch_record_batch(batch_rows)
+    with warnings.catch_warnings():  # the copy it warns of is one batch at a time
+        warnings.simplefilter("ignore", UserWarning)
+        return result.to_arrow_reader(batch_rows)
 
 
 def read_manifest(input_dir: str) -> dict:

@@ -132,6 +132,26 @@ def with_extra_lines(lines: list[str], extra: tuple[str, ...]) -> list[str]:
     return [*kept, *extra, lines[-1]]
 
 
+def run_header_lines(headers: list[VcfHeader], merged: MergedHeader) -> list[str]:
+    """The header of a whole run: the first input's lines, with the merged INFO/FORMAT
+    definitions and every input's contigs and filters; its '#CHROM' line last."""
+    lines = with_extra_lines(list(headers[0].lines), header_overrides(headers[0], merged))
+    seen = {_meta_key(line) for line in lines}
+    added = []
+    for header in headers[1:]:
+        for line in header.lines[:-1]:
+            key = _meta_key(line)
+            if key is not None and key[0] in ("contig", "FILTER", "INFO", "FORMAT") and key not in seen:
+                seen.add(key)
+                added.append(line)
+    return [*lines[:-1], *added, lines[-1]]
+
+
+def _meta_key(line: str) -> tuple[str, str] | None:
+    match = _STRUCTURED_RE.match(line)
+    return (match.group(1), parse_structured(match.group(2)).get("ID", "")) if match else None
+
+
 def _definition_key(line: str) -> tuple[str, str] | None:
     match = _STRUCTURED_RE.match(line)
     if not match or match.group(1) not in ("INFO", "FORMAT"):

@@ -17,6 +17,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.window import GlobalWindows
 
 from variant_etl.core.errors import CountMismatchError, OutputError
+from variant_etl.core.header import run_header_lines
 from variant_etl.plan import Plan
 
 MANIFEST = "_manifest.json"
@@ -24,6 +25,7 @@ SUCCESS = "_SUCCESS"
 MALFORMED_DIR = "_malformed"
 # A file, not a directory, so that read_parquet('out/*/*.parquet') reads variants only.
 SAMPLE_INFO = "__sample_info.parquet"
+HEADER = "_header.vcf"  # the run's VCF header (merged definitions), for export
 
 
 def sample_info_rows(plan: Plan) -> list[dict]:
@@ -325,6 +327,9 @@ class _CommitFn(beam.DoFn):
         _move(renames)
         with FileSystems.create(FileSystems.join(out, SAMPLE_INFO)) as sink:
             pq.write_table(sample_info_table(self._plan), sink, compression="zstd")
+        with FileSystems.create(FileSystems.join(out, HEADER)) as sink:
+            lines = run_header_lines(list(self._plan.headers), self._plan.merged)
+            sink.write(("\n".join(lines) + "\n").encode("utf-8"))
         with FileSystems.create(FileSystems.join(out, MANIFEST)) as sink:
             sink.write(json.dumps(manifest, indent=2).encode("utf-8"))
         with FileSystems.create(FileSystems.join(out, SUCCESS)):

@@ -1,0 +1,167 @@
+"""Rows of the variant table back to VCF text: the inverse of the readers.
+
+Values come back as htslib would write them from the values read: floats at 32 bits in
+their shortest form, '.' for missing values, GT from the allele indexes and the phase set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+
+from variant_etl.core import schema as s
+from variant_etl.core.header import FieldDef, VcfHeader
+from variant_etl.core.schema import sanitize_name
+
+
+@dataclasses.dataclass(frozen=True)
+class _Field:
+    id: str
+    column: str  # its name in the table
+    where: str  # 'info' (top level), 'alt' (under alternate_bases), 'call'
+    definition: FieldDef
+
+
+class VcfFormatter:
+    """Formats batches of the variant table as VCF record lines.
+
+    ``header``: the run's header (its INFO/FORMAT definitions say which columns are fields);
+    ``samples``: (sample_id, name) of the sample columns to write, in order.
+    """
+
+    def __init__(
+        self, header: VcfHeader, table_schema: pa.Schema, samples: list[tuple[int, str]], *, one_based
+    ):
+        self._one_based = one_based
+        self._samples = samples
+        self._sample_index = {sample_id: i for i, (sample_id, _) in enumerate(samples)}
+        names = set(table_schema.names)
+        alt_type = table_schema.field(s.ALTERNATE_BASES).type.value_type
+        alt_names = {alt_type.field(i).name for i in range(alt_type.num_fields)}
+        call_names: set[str] = set()
+        if s.CALL in names:
+            call_type = table_schema.field(s.CALL).type.value_type
+            call_names = {call_type.field(i).name for i in range(call_type.num_fields)}
+        self._info: list[_Field] = []
+        for field in header.infos.values():
+            if field.id in s.INFO_CONSUMED:
+                continue
+            column = sanitize_name(field.id)
+            if column in alt_names and column != s.ALT:
+                self._info.append(_Field(field.id, column, "alt", field))
+            elif column in names:
+                self._info.append(_Field(field.id, column, "info", field))
+        self._end = "END" in header.infos
+        self._formats = [
+            _Field(f.id, sanitize_name(f.id), "call", f)
+            for f in header.formats.values()
+            if f.id not in s.FORMAT_CONSUMED and sanitize_name(f.id) in call_names
+        ]
+        self._ps = "PS" in header.formats
+
+    def lines(self, batch: pa.RecordBatch) -> Iterator[str]:
+        for row in batch.to_pylist():
+            yield self._line(row)
+
+    def _line(self, row: dict) -> str:
+        pos = row[s.START_POSITION] + (0 if self._one_based else 1)
+        ref = row[s.REFERENCE_BASES]
+        alts = row[s.ALTERNATE_BASES] or []
+        columns = [
+            row[s.REFERENCE_NAME],
+            str(pos),
+            ";".join(row[s.NAMES]) if row[s.NAMES] else ".",
+            ref,
+            ",".join(a[s.ALT] for a in alts) if alts else ".",
+            "." if row[s.QUALITY] is None else _number(row[s.QUALITY], "Float"),
+            ";".join(row[s.FILTER]) if row[s.FILTER] else ".",
+            self._info_text(row, pos, ref, alts),
+        ]
+        if self._samples:
+            columns += self._calls(row.get(s.CALL) or [])
+        return "\t".join(columns)
+
+    def _info_text(self, row: dict, pos: int, ref: str, alts: list[dict]) -> str:
+        entries = []
+        if self._end and row[s.END_POSITION] != pos - 1 + len(ref):
+            entries.append(f"END={row[s.END_POSITION]}")
+        for field in self._info:
+            if field.where == "alt":
+                value = [a[field.column] for a in alts]
+                if all(v is None for v in value):
+                    continue
+            else:
+                value = row[field.column]
+            if value is None:
+                continue
+            if field.definition.type == "Flag":
+                if value:
+                    entries.append(field.id)
+                continue
+            entries.append(f"{field.id}={_value(value, field.definition.type)}")
+        return ";".join(entries) if entries else "."
+
+    def _calls(self, calls: list[dict]) -> list[str]:
+        by_sample: list[dict | None] = [None] * len(self._samples)
+        for call in calls:
+            index = self._sample_index.get(call[s.SAMPLE_ID])
+            if index is not None:
+                by_sample[index] = call
+        present = [c for c in by_sample if c is not None]
+        keys: list[tuple[str, object]] = []
+        if any(c[s.GENOTYPE] for c in present):
+            keys.append(("GT", None))
+        for field in self._formats:
+            if any(c[field.column] is not None for c in present):
+                keys.append((field.id, field))
+        if self._ps and any(_is_phase_number(c[s.PHASESET]) for c in present):
+            keys.append(("PS", None))
+        if not keys:
+            keys.append(("GT", None))  # a FORMAT column needs a key; every call is missing
+        out = [":".join(k for k, _ in keys)]
+        for call in by_sample:
+            if call is None:
+                out.append(".")
+                continue
+            values = []
+            for key, field in keys:
+                if key == "GT":
+                    values.append(_genotype(call[s.GENOTYPE], call[s.PHASESET]))
+                elif key == "PS":
+                    values.append(call[s.PHASESET] if _is_phase_number(call[s.PHASESET]) else ".")
+                else:
+                    value = call[field.column]
+                    values.append("." if value is None else _value(value, field.definition.type))
+            while len(values) > 1 and values[-1] == ".":
+                values.pop()  # trailing missing values may be left out
+            out.append(":".join(values))
+        return out
+
+
+def _is_phase_number(phaseset: str | None) -> bool:
+    return phaseset is not None and phaseset != "*"
+
+
+def _genotype(alleles: list[int], phaseset: str | None) -> str:
+    if not alleles:
+        return "."
+    separator = "|" if phaseset is not None else "/"
+    return separator.join("." if a < 0 else str(a) for a in alleles)
+
+
+def _value(value, field_type: str) -> str:
+    if isinstance(value, list):
+        return ",".join("." if v is None else _number(v, field_type) for v in value) if value else "."
+    return _number(value, field_type)
+
+
+def _number(value, field_type: str) -> str:
+    if field_type == "Float" or isinstance(value, float):
+        if math.isfinite(value) and value == int(value) and abs(value) < 1e15:
+            return str(int(value))
+        return str(np.float32(value))  # the shortest text that reads back as the same float32
+    return str(value)
