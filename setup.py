@@ -26,6 +26,7 @@ setuptools.setup(
         "google-cloud-bigquery>=3.20,<4",
         "pyfarmhash>=0.4,<1",
         "numpy>=1.24",
+        "duckdb>=1.1",  # the query and export commands
     ],
     extras_require={
         "test": ["pytest>=8", "duckdb>=1.1", "ruff>=0.6", "hypothesis>=6"],

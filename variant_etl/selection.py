@@ -54,17 +54,22 @@ def select(input_dir: str, regions: list[str], sample_names: list[str]) -> Selec
 
 
 _RANGE = re.compile(r"(.+):([0-9,]+)(?:-([0-9,]+))?")
+_MEANT_AS_RANGE = re.compile(r".+:[0-9][^:]*")
 
 
 def parse_genomic_region(text: str) -> tuple[str, int | None, int | None]:
     """``CHROM``, ``CHROM:POS`` or ``CHROM:START-END``, 1-based and inclusive as in bcftools."""
-    match = _RANGE.fullmatch(text.strip())
-    if not match:
-        if not text.strip():
-            raise VariantEtlError("--genomic_regions: a region must not be empty")
-        return text.strip(), None, None
-    contig, start = match.group(1), int(match.group(2).replace(",", ""))
-    end = int(match.group(3).replace(",", "")) if match.group(3) else start
+    text = text.strip()
+    if not text:
+        raise VariantEtlError("--genomic_regions: a region must not be empty")
+    match = _RANGE.fullmatch(text)
+    if match:
+        contig, start = match.group(1), int(match.group(2).replace(",", ""))
+        end = int(match.group(3).replace(",", "")) if match.group(3) else start
+    elif _MEANT_AS_RANGE.fullmatch(text):
+        start = end = 0  # refused below: chr1:100- or chr1:1e6 meant a position, not a contig name
+    else:
+        return text, None, None
     if start < 1 or end < start:
         raise VariantEtlError(
             f"--genomic_regions: bad region {text!r}; expected CHROM, CHROM:POS or CHROM:START-END "
