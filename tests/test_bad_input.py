@@ -22,6 +22,7 @@ HEADER = """##fileformat=VCFv4.2
 ##INFO=<ID=DP,Number=1,Type=Integer,Description="depth">
 ##INFO=<ID=AF,Number=A,Type=Float,Description="allele frequency">
 ##INFO=<ID=AD,Number=R,Type=Integer,Description="allele depths">
+##INFO=<ID=END,Number=1,Type=Integer,Description="end">
 ##FORMAT=<ID=GT,Number=1,Type=String,Description="genotype">
 ##FORMAT=<ID=GL,Number=G,Type=Float,Description="genotype likelihoods">
 #CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS1\tS2
@@ -93,7 +94,7 @@ CASES: dict[str, tuple[object, object]] = {
     ),
     "duplicate_samples.vcf": (
         (HEADER.replace("S2", "S1") + GOOD[0]).encode(),
-        Refused("header line 8: sample name 'S1' appears twice"),
+        Refused("header line 9: sample name 'S1' appears twice"),
     ),
     "truncated_gzip.vcf.gz": (_truncated_gzip, Refused("the file is truncated or corrupt", at_plan=False)),
     "truncated_in_header.vcf.gz": (
@@ -144,6 +145,8 @@ CASES: dict[str, tuple[object, object]] = {
         with_bad(record(150, info="AD=1,99999999999")),
         DeadLetter("INFO/AD", "Type=Integer: expected 32-bit integers"),
     ),
+    # htslib ignores an END before POS (with a warning) and takes the end from REF, as we do
+    "end_before_pos.vcf": (with_bad(record(150, info="DP=1;END=120")), Loaded(3)),
     "allele_out_of_range.vcf": (
         with_bad(record(150, s1="0/2")),
         DeadLetter("FORMAT/GT of S1", "allele 2 does not exist"),

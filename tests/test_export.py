@@ -6,6 +6,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pysam
 import pytest
 
@@ -13,30 +14,61 @@ from tests.conftest import TESTDATA, VT_VCF, bcftools_view, run_cli
 from tests.test_all_test_files import FILES
 
 
-def parsed(view: str) -> Counter:
+def parsed(view: str, valueless: frozenset = frozenset()) -> Counter:
     """bcftools' records, made comparable: INFO and each sample's FORMAT as sorted key=value
-    pairs without missing values ('.' and absent mean the same), samples by name."""
+    pairs of numbers read as 32-bit floats, without missing values ('.' and absent mean the
+    same) and without an END that REF implies (or one before POS, which htslib ignores); a Flag given a value ('DB=0') as set, as htslib
+    reads it; samples by name."""
     records: Counter = Counter()
     samples: list[str] = []
+    flags = set()
     for line in view.splitlines():
+        if line.startswith("#CHROM"):
+            samples = line.split("\t")[9:]
+        elif line.startswith("##INFO=<") and "Type=Flag" in line:
+            flags.add(line.split("ID=", 1)[1].split(",", 1)[0])
         if line.startswith("#"):
-            if line.startswith("#CHROM"):
-                samples = line.split("\t")[9:]
             continue
         columns = line.split("\t")
-        info = tuple(sorted(entry for entry in columns[7].split(";") if entry != "." and not _missing(entry)))
-        calls = ()
+        ignored_end = _ignored_end(columns)
+        entries = [e.split("=", 1)[0] if e.split("=", 1)[0] in flags else e for e in columns[7].split(";")]
+        kept = [e for e in entries if e not in (".", ignored_end, *valueless) and not _missing(e)]
+        info = tuple(sorted(_canonical(e) for e in kept))
+        calls = []
         if len(columns) > 8:
             keys = columns[8].split(":")
-            calls = tuple(
-                sorted(
-                    (name, tuple(sorted((k, v) for k, v in zip(keys, text.split(":")) if not _missing(v))))
-                    for name, text in zip(samples, columns[9:])
+            for name, text in zip(samples, columns[9:]):
+                values = tuple(
+                    sorted((k, _canonical(v)) for k, v in zip(keys, text.split(":")) if not _missing(v))
                 )
-            )
-            calls = tuple((name, values) for name, values in calls if values)
-        records[(*columns[:7], info, calls)] += 1
+                if values:
+                    calls.append((name, values))
+        records[(*columns[:7], info, tuple(sorted(calls)))] += 1
     return records
+
+
+def _ignored_end(columns: list[str]) -> str:
+    """The INFO/END entry that carries nothing: the one REF implies, or one before POS (htslib
+    ignores it, with a warning, and takes the end from REF)."""
+    pos, implied = int(columns[1]), int(columns[1]) + len(columns[3]) - 1
+    for entry in columns[7].split(";"):
+        if entry.startswith("END="):
+            end = float(entry[4:])
+            return entry if end == implied or end < pos else ""
+    return ""
+
+
+def _canonical(entry: str) -> str:
+    """KEY=1.000,-0.00 -> KEY=1.0,-0.0 (values as 32-bit numbers): bcftools writes the values of
+    a field the original header does not declare as they stand, and declared ones as numbers."""
+    key, equals, value = entry.rpartition("=") if "=" in entry else ("", "", entry)
+    parts = []
+    for part in value.split(","):
+        try:
+            parts.append(str(np.float32(float(part))) if part not in ("nan", "inf", "-inf") else part)
+        except ValueError:
+            parts.append(part)
+    return f"{key}{equals}{','.join(parts)}"
 
 
 def _missing(value: str) -> bool:
@@ -62,26 +94,43 @@ def without_malformed(expected: Counter, out: Path) -> Counter:
     """The original's records less those refused as malformed (found by their raw line)."""
     entries = [json.loads(line) for f in sorted(out.glob("_malformed/*.jsonl")) for line in f.open()]
     for entry in entries:
-        chrom, pos, _id, ref = entry["raw"].split("\t")[:4]
-        matches = [key for key in expected if key[0] == chrom and key[1] == pos and key[3] == ref]
+        chrom, pos, _id, ref, alt = entry["raw"].split("\t")[:5]
+        matches = [
+            key
+            for key in expected
+            if key[0] == chrom and key[3:5] == (ref, alt) and (key[1] == pos or not pos.isdigit())
+        ]
         assert matches, entry
         expected[matches[0]] -= 1
     return +expected
 
 
-# Files whose round trip differs from the original for a reason that is not a loss; each with why.
-DIFFERENT: dict[str, str] = {}
+# bcftools cannot read these originals (they break the spec): the export is checked against
+# the rows the load wrote instead.
+UNREADABLE_BY_BCFTOOLS = {
+    "real/hts-specs/failed_body_sample_003.vcf": "a sample with more sub-fields than FORMAT keys",
+    "vt/vcf/infer-header-fields.vcf": "'.' inside an Integer FORMAT value",
+    "vt/vcf/invalid-4.2-AF-mismatch.vcf": "values that contradict their Type",
+}
+
+
+# Keys used both bare and with a value in one file: --infer_headers makes them Integer, and
+# their bare uses are read as missing (htslib reads a valueless Integer so): not compared.
+VALUELESS = {"real/hts-specs/passed_body_info.vcf": frozenset({"H2", "H3", "SOMATIC", "VALIDATED", "1000G"})}
 
 
 @pytest.mark.parametrize("name", FILES)
 def test_round_trip_keeps_records_alleles_info_and_format_values(tmp_path, name):
-    if name in DIFFERENT:
-        pytest.skip(DIFFERENT[name])
     source = TESTDATA / name
     out, vcf = load_and_export(tmp_path, source)
-    assert Path(str(vcf) + ".tbi").exists()
-    expected = without_malformed(parsed(bcftools_view(source)), out)
-    exported = parsed(bcftools_view(vcf))
+    assert Path(str(vcf) + ".tbi").exists() or Path(str(vcf) + ".csi").exists()
+    if name in UNREADABLE_BY_BCFTOOLS:
+        written = json.loads((out / "_manifest.json").read_text())["totals"]["rows_written"]
+        assert sum(parsed(bcftools_view(vcf)).values()) == written
+        return
+    valueless = VALUELESS.get(name, frozenset())
+    expected = without_malformed(parsed(bcftools_view(source), valueless), out)
+    exported = parsed(bcftools_view(vcf), valueless)
     assert exported == expected
 
 

@@ -24,7 +24,7 @@ def export_vcf(args: argparse.Namespace) -> int:
     header = _run_header(args.input_parquet_dir)
     samples = _samples(args.input_parquet_dir, selection)
     written = write_vcf(selection, header, samples, args.output_vcf)
-    index = " and its .tbi index" if args.output_vcf.endswith(".gz") else ""
+    index = " and its index (.tbi or .csi)" if args.output_vcf.endswith(".gz") else ""
     print(f"wrote {written} records of {len(samples)} sample(s) to {args.output_vcf}{index}")
     return 0
 
@@ -54,7 +54,10 @@ def write_vcf(selection: Selection, header: VcfHeader, samples: list[tuple[int, 
     try:
         if compressed:
             pysam.tabix_compress(out.name, path, force=True)
-            pysam.tabix_index(path, preset="vcf", force=True)
+            try:
+                pysam.tabix_index(path, preset="vcf", force=True)
+            except OSError:  # positions beyond 2^29 need a CSI index
+                pysam.tabix_index(path, preset="vcf", force=True, csi=True)
         else:
             os.replace(out.name, path)
     finally:

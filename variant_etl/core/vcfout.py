@@ -87,6 +87,7 @@ class VcfFormatter:
 
     def _info_text(self, row: dict, pos: int, ref: str, alts: list[dict]) -> str:
         entries = []
+        # END only where it says more than REF does (the table does not keep a redundant one)
         if self._end and row[s.END_POSITION] != pos - 1 + len(ref):
             entries.append(f"END={row[s.END_POSITION]}")
         for field in self._info:
@@ -162,6 +163,6 @@ def _value(value, field_type: str) -> str:
 def _number(value, field_type: str) -> str:
     if field_type == "Float" or isinstance(value, float):
         if math.isfinite(value) and value == int(value) and abs(value) < 1e15:
-            return str(int(value))
+            return "-0" if value == 0 and math.copysign(1, value) < 0 else str(int(value))
         return str(np.float32(value))  # the shortest text that reads back as the same float32
     return str(value)
