@@ -81,7 +81,7 @@ def _add_selection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input_parquet_dir", required=True, help="a directory written by launch")
     parser.add_argument(
         "--genomic_regions", nargs="+", default=[], metavar="REGION",
-        help="CHROM, CHROM:POS or CHROM:START-END (1-based, inclusive, as in bcftools): variants overlapping it",
+        help="CHROM, CHROM:POS or CHROM:START-END (1-based, inclusive, as in bcftools): variants overlapping",
     )  # fmt: skip
     parser.add_argument(
         "--sample_names", nargs="+", default=[], metavar="NAME", help="keep only these samples' calls"
