@@ -62,13 +62,21 @@ def test_read_then_shard(write_vcf, one_based):
         sharded = read.batches | ShardVariants(config, one_based=one_based)
         early = sharded[shard_tag(0)] | "EarlyRows" >> beam.FlatMap(rows)
         chr2 = sharded[shard_tag(1)] | "Chr2Rows" >> beam.FlatMap(rows)
-        dropped = sharded[shard_tags.COUNTS] | beam.Map(lambda c: c[2]) | beam.CombineGlobally(sum)
+        counts = sharded[shard_tags.COUNTS]
+        dropped = counts | beam.Filter(lambda c: c[0] == "dropped") | beam.Map(lambda c: c[2])
+        dropped = dropped | "SumDropped" >> beam.CombineGlobally(sum)
+        routed = counts | beam.Filter(lambda c: c[0] == "routed") | beam.Map(lambda c: c[2])
+        routed = routed | "SumRouted" >> beam.CombineGlobally(sum)
         assert_that(early, equal_to([("1", 99 + offset)]), label="CheckEarly")
         assert_that(chr2, equal_to([("2", 4 + offset)]), label="CheckChr2")
         assert_that(dropped, equal_to([2]), label="CheckDropped")  # 1:200 and 3:7, no residual
+        assert_that(routed, equal_to([2]), label="CheckRouted")  # 1:100 and 2:5
         keys = read.batches | beam.Map(lambda kv: kv[0]) | beam.Distinct()
         assert_that(keys, equal_to(["s0000003-00000"]), label="CheckKeys")
-        assert_that(read[read_tags.COUNTS], equal_to([("read", path, 5)]), label="CheckCounts")
+        # 5 records: 4 rows and a dead letter
+        assert_that(
+            read[read_tags.COUNTS], equal_to([("read", path, 5), ("parsed", path, 4)]), label="CheckCounts"
+        )
         malformed = read[read_tags.MALFORMED] | beam.Map(lambda e: (e["line"], e["field"]))
         assert_that(malformed, equal_to([(8, "POS")]), label="CheckMalformed")
 
@@ -89,7 +97,9 @@ def test_a_group_of_small_files_is_read_into_the_first_files_key(write_vcf):
         assert_that(both, equal_to(expected), label="CheckRows")
         # counts and dead letters stay per input file
         assert_that(
-            read[read_tags.COUNTS], equal_to([("read", first, 5), ("read", second, 5)]), label="CheckCounts"
+            read[read_tags.COUNTS],
+            equal_to([("read", first, 5), ("parsed", first, 4), ("read", second, 5), ("parsed", second, 4)]),
+            label="CheckCounts",
         )
         malformed = read[read_tags.MALFORMED] | beam.Map(lambda e: (e["file"], e["line"]))
         assert_that(malformed, equal_to([(first, 8), (second, 8)]), label="CheckMalformed")
