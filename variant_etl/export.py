@@ -30,7 +30,6 @@ def export_vcf(args: argparse.Namespace) -> int:
 
 
 def write_vcf(selection: Selection, header: VcfHeader, samples: list[tuple[int, str]], path: str) -> int:
-    one_based = selection.manifest.get("coordinates", "").startswith("1-based")
     compressed = path.endswith(".gz")
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
@@ -43,7 +42,7 @@ def write_vcf(selection: Selection, header: VcfHeader, samples: list[tuple[int, 
             out.write("\n".join(_header_lines(header, samples)) + "\n")
             if selection.files:
                 reader = _sorted_rows(selection, header)
-                formatter = VcfFormatter(header, reader.schema, samples, one_based=one_based)
+                formatter = VcfFormatter(header, reader.schema, samples, one_based=selection.one_based)
                 for batch in reader:
                     for line in formatter.lines(batch):
                         out.write(line + "\n")

@@ -22,6 +22,10 @@ class Selection:
     sample_ids: tuple[int, ...] | None  # None: every sample
     manifest: dict
 
+    @property
+    def one_based(self) -> bool:
+        return one_based(self.manifest)
+
     def call_filter(self) -> str:
         """The call column, keeping only the selected samples' calls."""
         if self.sample_ids is None:
@@ -36,7 +40,7 @@ def select(input_dir: str, regions: list[str], sample_names: list[str]) -> Selec
     files = tuple(
         os.path.join(input_dir, entry["path"]) for shard in manifest["shards"] for entry in shard["files"]
     )
-    one_based = manifest.get("coordinates", "").startswith("1-based")
+    shift = 0 if one_based(manifest) else 1  # start_position is POS, or POS - 1
     clauses, params = [], []
     for text in regions:
         contig, start, end = parse_genomic_region(text)
@@ -47,7 +51,7 @@ def select(input_dir: str, regions: list[str], sample_names: list[str]) -> Selec
         # A variant overlaps START-END (1-based, inclusive) when it starts at or before END and
         # ends after START - 1 (end_position is exclusive 0-based, or inclusive 1-based: the same).
         clauses.append("(reference_name = ? AND start_position <= ? AND end_position > ?)")
-        params += [contig, end - (0 if one_based else 1), start - 1]
+        params += [contig, end - shift, start - 1]
     where = " OR ".join(clauses) if clauses else "TRUE"
     sample_ids = _sample_ids(input_dir, sample_names) if sample_names else None
     return Selection(files, where, tuple(params), sample_ids, manifest)
@@ -85,6 +89,11 @@ def arrow_reader(result, batch_rows: int):
     with warnings.catch_warnings():  # the copy it warns of is one batch at a time
         warnings.simplefilter("ignore", UserWarning)
         return result.to_arrow_reader(batch_rows)
+
+
+def one_based(manifest: dict) -> bool:
+    """The output's start_position is POS as written (--use_1_based_coordinate)."""
+    return manifest.get("coordinates", "").startswith("1-based")
 
 
 def read_manifest(input_dir: str) -> dict:

@@ -153,10 +153,8 @@ def _meta_key(line: str) -> tuple[str, str] | None:
 
 
 def _definition_key(line: str) -> tuple[str, str] | None:
-    match = _STRUCTURED_RE.match(line)
-    if not match or match.group(1) not in ("INFO", "FORMAT"):
-        return None
-    return match.group(1), parse_structured(match.group(2)).get("ID", "")
+    key = _meta_key(line)
+    return key if key is not None and key[0] in ("INFO", "FORMAT") else None
 
 
 def htslib_header_lines(lines: list[str]) -> list[str]:

@@ -208,11 +208,11 @@ class BatchBuilder:
             ploidy = len(gt) if gt and gt != (None,) else None
             for column, values, convert in present_columns:
                 value = sample[column.field.id]
-                if value is not None:
+                if value is not None and (convert is not None or column.field.number in _COUNTED):
+                    where = f"FORMAT/{column.field.id} of {self.samples[index]}"
                     if convert is not None:
-                        value = convert(value, f"FORMAT/{column.field.id} of {self.samples[index]}")
-                    elif column.field.number in _COUNTED:
-                        where = f"FORMAT/{column.field.id} of {self.samples[index]}"
+                        value = convert(value, where)
+                    else:
                         _check_count(column.field.number, value, n_alts, ploidy, where)
                 values.append(value)
         for column in self.schema.call_columns:
@@ -358,7 +358,8 @@ _COUNTED = ("A", "R", "G")
 
 
 def _check_count(number: str, value, n_alts: int, ploidy: int | None, where: str) -> None:
-    """Number=A/R/G of a FORMAT value (htslib does not check them)."""
+    """Checks a Number=A/R/G value count (htslib checks none of them); ``ploidy``: the
+    call's, for a FORMAT value, or None (an INFO value, or a call without GT)."""
     values = value if value.__class__ is tuple else (value,)
     if _all_missing(values):
         return

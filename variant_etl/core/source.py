@@ -234,9 +234,9 @@ class VcfSource:
                     self.line_map = _LineMap(lambda: _count_lines(path, aligned, open_binary))
             # Definitions other inputs declare (or --infer_headers found) are added so that
             # htslib types the values as the schema does.
-            typed = parse_header(with_extra_lines(lines, extra_header_lines), path, count)
-            self._integers = _IntegerFields(typed)
-            pysam_lines = htslib_header_lines(with_extra_lines(lines, extra_header_lines))
+            typed_lines = with_extra_lines(lines, extra_header_lines)
+            self._integers = _IntegerFields(parse_header(typed_lines, path, count))
+            pysam_lines = htslib_header_lines(typed_lines)
             header_bytes = ("\n".join(pysam_lines) + "\n").encode("utf-8")
             self._thread = threading.Thread(target=self._feed_text, args=(header_bytes, limit), daemon=True)
             self._thread.start()
