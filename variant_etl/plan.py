@@ -6,16 +6,29 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import gzip
 import json
 import logging
 import os
 import re
+import struct
 import uuid
+import zlib
+
+import numpy as np
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from variant_etl.core.bgzf import block_starts, is_bgzf
+from variant_etl.core.estimate import (
+    RecordEstimate,
+    contig_lengths,
+    estimate_bcf_prefix,
+    estimate_from_index,
+    estimate_from_text_prefix,
+    parse_index,
+)
 from variant_etl.core.errors import OutputError, SchemaError, VariantEtlError, VcfFormatError
 from variant_etl.core.header import (
     MergedHeader,
@@ -121,6 +134,7 @@ class Plan:
     # Merging indexed inputs: windows read through the indexes and merged in place.
     region_splits: tuple[RegionSplit, ...] = ()
     bigquery: BigQueryOptions | None = None
+    sizes: tuple[int, ...] = ()  # bytes on disk of each input, as listed
 
     def ranked_sample_ids(self) -> list[int]:
         """Sample ids in the order merged calls take: by sample name, then file path."""
@@ -138,9 +152,10 @@ class Plan:
             return FileSystems.join(self.parquet.output_dir, "_temporary", self.run_id)
         return self.bigquery.temp_dir
 
-    def describe(self) -> dict:
-        """A JSON-able summary (what `plan` / `--dry_run` prints)."""
-        return {
+    def describe(self, estimate: PlanEstimate | None = None) -> dict:
+        """A JSON-able summary (what `plan --format json` prints); with ``estimate``, the
+        records of each input and the estimated rows of each shard."""
+        described = {
             "inputs": [{"path": h.path, "samples": len(h.samples)} for h in self.headers],
             "schema": str(self.schema.arrow_schema()).splitlines(),
             "sharding_config": self.sharding.path,
@@ -160,6 +175,30 @@ class Plan:
             if self.bigquery
             else None,
         }
+        if estimate is None:
+            return described
+        splits = self.splits_per_input()
+        for entry, path, size in zip(described["inputs"], self.inputs, self.sizes or [None] * len(self.inputs)):
+            found = estimate.inputs[path]
+            entry.update(
+                size_bytes=size,
+                records=round(found.records),
+                records_exact=found.exact,
+                records_from=found.method,
+                records_per_contig={k: round(v) for k, v in found.per_contig.items()},
+                read_splits=splits[path],
+            )
+        for entry, rows in zip(described["shards"], estimate.shard_rows):
+            entry["estimated_rows"] = round(rows)
+        described["estimated_rows_dropped"] = round(estimate.dropped)
+        described["estimates_count"] = estimate.counts
+        return described
+
+    def splits_per_input(self) -> dict[str, int]:
+        counted = {path: 0 for path in self.inputs}
+        for split in self.splits:
+            counted[split.path] += 1
+        return counted
 
 
 def expand_inputs(patterns: list[str], input_file: str | None) -> dict[str, int]:
@@ -279,6 +318,7 @@ def make_plan(
         started_at=now.strftime("%Y-%m-%dT%H:%M:%S"),
         region_splits=region_splits,
         bigquery=bigquery,
+        sizes=tuple(sizes[path] for path in inputs),
     )
 
 
@@ -448,5 +488,123 @@ def _check_table_names(bigquery: BigQueryOptions, sharding: ShardingConfig) -> N
             )
 
 
-def plan_json(plan: Plan) -> str:
-    return json.dumps(plan.describe(), indent=2)
+@dataclasses.dataclass(frozen=True, eq=False)
+class PlanEstimate:
+    """Records per input (exact from an index or a whole read, else extrapolated) and the rows
+    they give each shard when routed through the sharding config."""
+
+    inputs: dict[str, RecordEstimate]
+    shard_rows: list[float]
+    dropped: float
+    counts: str  # what the shard estimates count
+
+
+def estimate_plan(plan: Plan) -> PlanEstimate:
+    """Cheap: reads each input's index, or a few MB of its records, never a whole large file."""
+    inputs = {h.path: estimate_input(h) for h in plan.headers}
+    points: dict[str, list] = {}
+    spans = []
+    for found in inputs.values():
+        for contig, starts in found.points.items():
+            points.setdefault(contig, []).append(starts)
+        spans += [(s.contig, s.start, s.end, s.rows) for s in found.spans]
+    joined = {contig: np.concatenate(parts) for contig, parts in points.items()}
+    rows, dropped = plan.sharding.estimate_rows(joined, spans)
+    if plan.merge.strategy == "NONE":
+        counts = "a row per input record (no merging)"
+    else:
+        counts = (
+            f"input records, not merged rows: {plan.merge.strategy} makes one row of the records "
+            "of a site across files, so a shard gets at most this many rows"
+        )
+    return PlanEstimate(inputs, rows, dropped, counts)
+
+
+def estimate_input(header: VcfHeader) -> RecordEstimate:
+    path = header.path
+    index = index_of(path, FileSystems.exists)
+    if index is not None:
+        try:
+            with open_binary(index) as f:
+                data = gzip.decompress(f.read())
+            return estimate_from_index(parse_index(data, header.contigs), os.path.basename(index))
+        except (OSError, EOFError, ValueError, struct.error, zlib.error):
+            pass  # an index we cannot read: the records tell
+    fmt = detect_format(path, open_binary)
+    size = FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+    if fmt == "bcf":
+        if "://" in path:
+            return RecordEstimate(0.0, False, "unknown (an unindexed remote BCF)", {})
+        return estimate_bcf_prefix(path, size)
+    with open_binary(path) as raw:
+        return estimate_from_text_prefix(raw, fmt=fmt, size=size, lengths=contig_lengths(header.lines))
+
+
+def plan_json(plan: Plan, estimate: PlanEstimate | None = None) -> str:
+    return json.dumps(plan.describe(estimate), indent=2)
+
+
+def plan_text(plan: Plan, estimate: PlanEstimate) -> str:
+    """The plan for people: inputs, read splits, shards with partitioning and estimated rows."""
+    splits = plan.splits_per_input()
+    sizes = plan.sizes or (0,) * len(plan.inputs)
+    lines = [
+        f"plan: {len(plan.inputs)} input file(s), {human_bytes(sum(sizes))}; "
+        f"{len(plan.sharding.shards)} shard(s) from {plan.sharding.path}",
+        "",
+        "inputs",
+    ]
+    rows = [("path", "size", "samples", "records", "read splits", "records from")]
+    for h, size in zip(plan.headers, sizes):
+        found = estimate.inputs[h.path]
+        records = f"{round(found.records):,}" if found.exact else f"~{round(found.records):,}"
+        rows.append((h.path, human_bytes(size), f"{len(h.samples):,}", records, str(splits[h.path]), found.method))
+    lines += _table(rows, right=(1, 2, 3, 4))
+    groups = len({split.group for split in plan.splits})
+    read = f"read: {len(plan.splits)} split(s) in {groups} task(s)"
+    if plan.region_splits:
+        read += f"; merged in place: {len(plan.region_splits)} window(s) of {plan.merge.bucket_size:,} bp"
+    elif plan.merge.strategy != "NONE":
+        read += f"; merged through a shuffle in buckets of {plan.merge.bucket_size:,} bp"
+    lines += ["", read, "", f"shards (estimated rows: {estimate.counts})"]
+    rows = [("suffix", "regions", "partitions of start_position", "estimated rows")]
+    for shard, estimated in zip(plan.sharding.shards, estimate.shard_rows):
+        spec = shard.partitioning
+        regions = ", ".join(str(r) for r in shard.regions) or "residual"
+        partitions = f"[{spec.start:,}, {spec.end:,}) by {spec.interval:,}"
+        rows.append((shard.suffix, regions, partitions, f"{round(estimated):,}"))
+    lines += _table(rows, right=(3,))
+    total = sum(estimate.shard_rows)
+    exact = all(found.exact for found in estimate.inputs.values())
+    lines.append(
+        f"total: {'' if exact else '~'}{round(total):,} rows in shards, "
+        f"{round(estimate.dropped):,} dropped (no matching shard)"
+    )
+    if any(region.start is not None for shard in plan.sharding.shards for region in shard.regions):
+        lines.append(
+            "  (rows of a position-range shard are apportioned by the index bins or the sampled "
+            "positions: an estimate even when the file's total is exact)"
+        )
+    lines += ["", f"schema: {len(plan.schema.arrow_schema())} top-level columns (plan --format json lists them)"]
+    if plan.parquet is not None:
+        lines.append(f"output: {plan.parquet.output_dir} (Parquet)")
+    if plan.bigquery is not None:
+        lines.append(f"output: {plan.bigquery.table_id('<suffix>')} (BigQuery)")
+    return "\n".join(lines)
+
+
+def _table(rows: list[tuple[str, ...]], right: tuple[int, ...] = ()) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    out = []
+    for row in rows:
+        cells = [cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))]
+        out.append("  " + "  ".join(cells).rstrip())
+    return out
+
+
+def human_bytes(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"

@@ -78,6 +78,44 @@ class ShardingConfig:
         """Shard index of each variant (0-based starts), or DROPPED."""
         return ShardLookup(self).lookup(reference_names, starts)
 
+    def estimate_rows(
+        self, points: dict[str, np.ndarray], spans: list[tuple[str, int, int, float]]
+    ) -> tuple[list[float], float]:
+        """Estimated rows per shard and dropped, from record starts (one row each) and spans
+        ``(contig, start, end, rows)`` whose rows lie evenly over 0-based ``[start, end)``."""
+        lookup = ShardLookup(self)
+        rows = [0.0] * len(self.shards)
+        dropped = 0.0
+
+        def add(index: int, value: float) -> None:
+            nonlocal dropped
+            if index == DROPPED:
+                dropped += value
+            else:
+                rows[index] += value
+
+        for contig, starts in points.items():
+            if not len(starts):
+                continue
+            names = pa.array([contig] * len(starts), pa.string())
+            shard_of = lookup.lookup(names, np.asarray(starts, dtype=np.int64))
+            for index, count in zip(*np.unique(shard_of, return_counts=True)):
+                add(int(index), float(count))
+        for contig, start, end, value in spans:
+            if contig in lookup.whole:
+                add(lookup.whole[contig], value)
+                continue
+            inside = 0.0
+            if contig in lookup.ranges and end > start:
+                for range_start, range_end, index in zip(*lookup.ranges[contig]):
+                    overlap = min(end, int(range_end)) - max(start, int(range_start))
+                    if overlap > 0:
+                        share = value * overlap / (end - start)
+                        add(int(index), share)
+                        inside += share
+            add(lookup.default, value - inside)
+        return rows, dropped
+
 
 class ShardLookup:
     """contig -> (whole-contig shard | sorted ranges) tables for vectorized lookup."""

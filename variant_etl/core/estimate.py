@@ -1,0 +1,297 @@
+"""Cheap estimates of how many records an input holds, and where on the genome.
+
+Two sources, neither of which reads a whole large file:
+
+* the index (``.tbi``/``.csi``): htslib writes, per reference sequence, a pseudo-bin with the
+  number of records mapped to it (what ``bcftools index --stats`` prints). That count is exact;
+  how it spreads along the contig comes from the bins' chunk sizes (bytes of data per genomic
+  bin), which is only approximate.
+* a prefix of the records (a few MB of text): counts per contig and bytes per record,
+  extrapolated to the file's size. A file that fits in the prefix is counted exactly.
+
+An estimate is a set of sampled record starts (each one record) plus spans over which a number
+of records is spread evenly; ``ShardingConfig.estimate_rows`` routes both to shards. Positions
+are 0-based starts, as ``start_position``.
+"""
+
+from __future__ import annotations
+
+import bz2
+import dataclasses
+import gzip
+import struct
+import zlib
+from collections.abc import Callable
+from typing import BinaryIO
+
+import numpy as np
+
+from variant_etl.core.header import parse_structured
+
+OpenBinary = Callable[[str], BinaryIO]
+PREFIX_BYTES = 4 * 2**20  # text read from an unindexed input
+TBI_PSEUDO_BIN = 37450
+# A virtual offset is (compressed block offset << 16 | offset in the block); to weigh bins by
+# their data, compressed bytes count this many times an uncompressed byte (VCF text ~ 4:1).
+_COMPRESSION = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class Span:
+    """``rows`` records spread evenly over 0-based ``[start, end)`` of ``contig``."""
+
+    contig: str
+    start: int
+    end: int
+    rows: float
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class RecordEstimate:
+    records: float
+    exact: bool  # the total is a count (index, or the whole file read), not an extrapolation
+    method: str  # says where the numbers come from, for people
+    per_contig: dict[str, float]
+    points: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # sampled starts
+    spans: tuple[Span, ...] = ()
+
+
+# --- from the index ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class IndexContig:
+    name: str
+    mapped: int  # records, from the pseudo-bin
+    bins: tuple[tuple[int, int, float], ...]  # (start, end, weight): data per genomic bin
+
+
+def parse_index(data: bytes, contig_names: tuple[str, ...] = ()) -> list[IndexContig]:
+    """Parses a decompressed .tbi or .csi. ``contig_names`` name the references of a CSI
+    without tabix metadata (a BCF's: its header's contigs, in order)."""
+    magic = data[:4]
+    if magic == b"TBI\1":
+        (n_ref,) = struct.unpack_from("<i", data, 4)
+        names, at = _tabix_names(data, 8)
+        min_shift, depth, pseudo, with_loffset = 14, 5, TBI_PSEUDO_BIN, False
+    elif magic == b"CSI\1":
+        min_shift, depth, l_aux = struct.unpack_from("<3i", data, 4)
+        aux = data[16 : 16 + l_aux]
+        names = _tabix_names(aux, 0)[0] if l_aux >= 28 else list(contig_names)
+        at = 16 + l_aux
+        (n_ref,) = struct.unpack_from("<i", data, at)
+        at += 4
+        pseudo, with_loffset = ((1 << ((depth + 1) * 3)) - 1) // 7 + 1, True
+    else:
+        raise ValueError(f"not a .tbi or .csi index (magic {magic!r})")
+    contigs = []
+    for ref in range(n_ref):
+        (n_bin,) = struct.unpack_from("<i", data, at)
+        at += 4
+        mapped, bins = 0, []
+        for _ in range(n_bin):
+            (bin_number,) = struct.unpack_from("<I", data, at)
+            at += 12 if with_loffset else 4
+            (n_chunk,) = struct.unpack_from("<i", data, at)
+            at += 4
+            chunks = struct.unpack_from(f"<{2 * n_chunk}Q", data, at)
+            at += 16 * n_chunk
+            if bin_number == pseudo:
+                mapped = chunks[2] if n_chunk >= 2 else 0
+                continue
+            weight = sum(_position(chunks[i + 1]) - _position(chunks[i]) for i in range(0, len(chunks), 2))
+            start, end = _bin_span(bin_number, min_shift, depth)
+            bins.append((start, end, float(weight)))
+        if not with_loffset:  # the tabix linear index
+            (n_intv,) = struct.unpack_from("<i", data, at)
+            at += 4 + 8 * n_intv
+        name = names[ref] if ref < len(names) else f"#{ref}"
+        if mapped:
+            contigs.append(IndexContig(name, mapped, tuple(bins)))
+    return contigs
+
+
+def _tabix_names(data: bytes, at: int) -> tuple[list[str], int]:
+    (l_nm,) = struct.unpack_from("<i", data, at + 24)  # after format, col_seq/beg/end, meta, skip
+    at += 28
+    names = data[at : at + l_nm].split(b"\0")
+    return [n.decode("utf-8", errors="replace") for n in names if n], at + l_nm
+
+
+def _position(virtual_offset: int) -> int:
+    return (virtual_offset >> 16) * _COMPRESSION + (virtual_offset & 0xFFFF)
+
+
+def _bin_span(bin_number: int, min_shift: int, depth: int) -> tuple[int, int]:
+    level, first = 0, 0
+    while level < depth and bin_number >= ((1 << (3 * (level + 1))) - 1) // 7:
+        level += 1
+    first = ((1 << (3 * level)) - 1) // 7
+    size = 1 << (min_shift + 3 * (depth - level))
+    start = (bin_number - first) * size
+    return start, start + size
+
+
+def estimate_from_index(index: list[IndexContig], index_name: str) -> RecordEstimate:
+    spans = []
+    for contig in index:
+        total = sum(weight for _, _, weight in contig.bins)
+        if total <= 0:  # no data per bin: put the records where the first bin starts
+            start = min((s for s, _, _ in contig.bins), default=0)
+            spans.append(Span(contig.name, start, start + 1, float(contig.mapped)))
+            continue
+        for start, end, weight in contig.bins:
+            if weight > 0:
+                spans.append(Span(contig.name, start, end, contig.mapped * weight / total))
+    return RecordEstimate(
+        records=float(sum(c.mapped for c in index)),
+        exact=True,
+        method=f"index ({index_name})",
+        per_contig={c.name: float(c.mapped) for c in index},
+        spans=tuple(spans),
+    )
+
+
+# --- from a prefix of the records --------------------------------------------------------
+
+
+class _Counting:
+    """A read-only stream that counts the bytes read through it."""
+
+    def __init__(self, raw: BinaryIO):
+        self._raw = raw
+        self.consumed = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self.consumed += len(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+
+def contig_lengths(header_lines: tuple[str, ...]) -> dict[str, int]:
+    """``##contig=<ID=x,length=n>`` lines, in header order."""
+    lengths = {}
+    for line in header_lines:
+        if line.startswith("##contig=<"):
+            fields = parse_structured(line.strip()[len("##contig=<") : -1])
+            length = fields.get("length", "")
+            if fields.get("ID") and length.isdigit():
+                lengths[fields["ID"]] = int(length)
+    return lengths
+
+
+def estimate_from_text_prefix(
+    raw: BinaryIO,
+    *,
+    fmt: str,
+    size: int,
+    lengths: dict[str, int],
+    limit: int = PREFIX_BYTES,
+) -> RecordEstimate:
+    """Reads up to ``limit`` bytes of text of a VCF (plain, gzip or bzip2) from ``raw``."""
+    counting = _Counting(raw)
+    if fmt == "gzip":
+        stream = gzip.GzipFile(fileobj=counting)
+    elif fmt == "bzip2":
+        stream = bz2.BZ2File(counting)
+    else:
+        stream = counting
+    header_bytes = record_bytes = 0
+    starts: dict[str, list[int]] = {}
+    complete = True
+    pending = b""
+    try:
+        while True:
+            chunk = stream.read(1 << 16)
+            if not chunk:
+                lines, pending = ([pending] if pending else []), b""
+            else:
+                lines = (pending + chunk).split(b"\n")
+                pending = lines.pop()
+            for line in lines:
+                if line.startswith(b"#") or not line.strip():
+                    header_bytes += len(line) + 1
+                    continue
+                record_bytes += len(line) + 1
+                fields = line.split(b"\t", 2)
+                pos = fields[1] if len(fields) > 1 else b""
+                contig = fields[0].decode("utf-8", errors="replace")
+                starts.setdefault(contig, []).append(int(pos) - 1 if pos.strip().isdigit() else 0)
+            if not chunk:
+                break
+            if header_bytes + record_bytes >= limit:
+                complete = False
+                break
+    except (OSError, EOFError, zlib.error):
+        complete = True  # damaged or truncated: the reader reports it; count what was seen
+    sampled = sum(len(v) for v in starts.values())
+    points = {contig: np.asarray(values, dtype=np.int64) for contig, values in starts.items()}
+    per_contig = {contig: float(len(values)) for contig, values in starts.items()}
+    if complete:
+        return RecordEstimate(float(sampled), True, "counted (whole file read)", per_contig, points)
+    text = header_bytes + record_bytes
+    if fmt == "plain":
+        total_text = size
+    else:  # the same compression ratio for the rest of the file as for the prefix
+        total_text = size * text / max(1, counting.consumed)
+    records = max(float(sampled), sampled * (total_text - header_bytes) / max(1, record_bytes))
+    spans = _rest(starts, lengths, records - sampled)
+    for span in spans:
+        per_contig[span.contig] = per_contig.get(span.contig, 0.0) + span.rows
+    method = f"estimated from the first {sampled:,} records ({_megabytes(text)} of text)"
+    return RecordEstimate(records, False, method, per_contig, points, tuple(spans))
+
+
+def estimate_bcf_prefix(path: str, size: int, *, limit: int = PREFIX_BYTES // _COMPRESSION) -> RecordEstimate:
+    """An unindexed BCF: pysam reads records until ``limit`` compressed bytes are behind."""
+    import pysam
+
+    starts: dict[str, list[int]] = {}
+    complete = True
+    with pysam.VariantFile(path) as variant_file:
+        first = _position(variant_file.tell())
+        lengths = {name: c.length for name, c in variant_file.header.contigs.items() if c.length}
+        for record in variant_file:
+            starts.setdefault(record.chrom, []).append(record.start)
+            if _position(variant_file.tell()) - first >= limit * _COMPRESSION:
+                complete = False
+                break
+        last = _position(variant_file.tell())
+    sampled = sum(len(v) for v in starts.values())
+    points = {contig: np.asarray(values, dtype=np.int64) for contig, values in starts.items()}
+    per_contig = {contig: float(len(values)) for contig, values in starts.items()}
+    if complete:
+        return RecordEstimate(float(sampled), True, "counted (whole file read)", per_contig, points)
+    records = max(float(sampled), sampled * (size * _COMPRESSION - first) / max(1, last - first))
+    spans = _rest(starts, lengths, records - sampled)
+    for span in spans:
+        per_contig[span.contig] = per_contig.get(span.contig, 0.0) + span.rows
+    method = f"estimated from the first {sampled:,} records"
+    return RecordEstimate(records, False, method, per_contig, points, tuple(spans))
+
+
+def _rest(starts: dict[str, list[int]], lengths: dict[str, int], rows: float) -> list[Span]:
+    """Where the records after the prefix probably are: the rest of the last contig sampled
+    and the contigs the header declares after it (files are sorted in header order), in
+    proportion to their lengths; without lengths, just after the last record sampled."""
+    if rows <= 0 or not starts:
+        return []
+    last_contig = list(starts)[-1]
+    last = max(starts[last_contig]) + 1
+    candidates = []
+    if lengths.get(last_contig, 0) > last:
+        candidates.append((last_contig, last, lengths[last_contig]))
+    names = list(lengths)
+    if last_contig in lengths:
+        candidates += [(name, 0, lengths[name]) for name in names[names.index(last_contig) + 1 :]]
+    total = sum(end - start for _, start, end in candidates)
+    if not total:
+        return [Span(last_contig, last, last + 1, rows)]
+    return [Span(name, start, end, rows * (end - start) / total) for name, start, end in candidates]
+
+
+def _megabytes(n: float) -> str:
+    return f"{n / 2**20:.1f} MB"
