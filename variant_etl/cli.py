@@ -1,8 +1,8 @@
 """Command line: ``python -m variant_etl <command>`` (also ``variant-etl``).
 
-Commands: ``launch`` runs the pipeline; ``plan`` prints what launch would do;
-``validate-config`` checks a sharding YAML; ``export`` writes an output back to VCF;
-``query`` selects from an output with DuckDB. Options this parser does not know
+Commands: ``launch`` runs the pipeline; ``plan`` (or ``launch --dry_run``) prints what launch
+would do; ``report`` writes an HTML report of an output; ``validate-config`` checks a sharding
+YAML; ``export`` writes an output back to VCF; ``query`` selects from an output with DuckDB. Options this parser does not know
 (``--runner``, ``--project``, ``--direct_num_workers``, ...) go to Beam, if Beam knows
 them: anything else is an error, as is an option that has no effect with the others given.
 """
@@ -56,10 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     for name, helptext in (
         ("launch", "run the pipeline"),
-        ("plan", "print the plan (inputs, schema, shards) without running"),
+        ("plan", "print the plan (inputs, read splits, shards, estimated rows) without running"),
     ):
         command = commands.add_parser(name, help=helptext)
         _add_pipeline_options(command)
+    report = commands.add_parser("report", help="write an HTML report of a Parquet output (rows per shard)")
+    report.add_argument("--input_parquet_dir", required=True, help="a directory written by launch")
+    report.add_argument("--output", help="the HTML file to write (default: <input_parquet_dir>/_report.html)")
     validate = commands.add_parser("validate-config", help="check a sharding config YAML")
     validate.add_argument("path", nargs="?", default=None)
     export = commands.add_parser("export", help="write a Parquet output back to a bgzipped, indexed VCF")
@@ -90,6 +93,21 @@ def _add_selection_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", action="store_true", help="show Beam's own log messages")
+    planning = parser.add_argument_group("plan and progress")
+    planning.add_argument(
+        "--dry_run", nargs="?", const=True, default=False, type=_boolean, metavar="true|false",
+        help="launch: print the plan and stop (with DataflowRunner: translate the job, submit nothing)",
+    )  # fmt: skip
+    planning.add_argument(
+        "--format", choices=("text", "json"), default="text", help="how plan and launch --dry_run print the plan"
+    )
+    planning.add_argument(
+        "--no_progress", action="store_true", help="no progress lines on stderr during a DirectRunner run"
+    )
+    planning.add_argument(
+        "--progress_interval", type=_positive_float, default=10.0, metavar="SECONDS",
+        help="seconds between progress lines (default 10)",
+    )  # fmt: skip
     inputs = parser.add_argument_group("inputs")
     inputs.add_argument(
         "--input_pattern", action="append", default=[],
@@ -206,11 +224,21 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     """Our options, and the rest for Beam. Before any work: an option neither we nor Beam know
     is an error (Beam would drop it without a word), and so is one the others make pointless."""
     args, rest = _parser().parse_known_args(argv)
-    if args.command in ("validate-config", "export", "query"):  # no pipeline: no Beam option
+    if args.command in ("validate-config", "export", "query", "report"):  # no pipeline: no Beam option
         _check_beam_args(rest, ours=[], beam=False)
         return args, rest
     ours = _option_names()
@@ -307,6 +335,16 @@ _NEEDED_VALUE = {"--output_table": " PROJECT:DATASET.TABLE", "--output_parquet_d
 
 
 def _check_combinations(args: argparse.Namespace, given: set[str]) -> None:
+    if "--format" in given and args.command == "launch" and not args.dry_run:
+        raise VariantEtlError(
+            "--format only applies with --dry_run (it says how the plan is printed). "
+            "Hint: add --dry_run, or remove --format."
+        )
+    if "--progress_interval" in given and args.no_progress:
+        raise VariantEtlError(
+            "--progress_interval has no effect with --no_progress (no progress lines are printed). "
+            "Hint: remove one of them."
+        )
     for option, (needed, does) in _NEEDS.items():
         if option in given and not getattr(args, needed[2:]):
             raise VariantEtlError(
@@ -442,13 +480,21 @@ def launch(args: argparse.Namespace, beam_args: list[str]) -> int:
         if getattr(args, name):
             beam_args = [*beam_args, f"--{name}={getattr(args, name)}"]
     shuffles = plan.merge.strategy != "NONE" and not plan.region_splits
+    if args.dry_run:  # Beam's own option: only DataflowRunner acts on it
+        beam_args = [*beam_args, "--dry_run=True"]
     options = _beam_options(beam_args, verbose=args.verbose, shuffles=shuffles)
     dry_run = _dataflow_dry_run(options)
+    if args.dry_run and not dry_run:
+        _print_plan(plan, args.format)
+        return 0
     created = [] if dry_run else _prepare_bigquery(plan)
+    progress = None if dry_run or args.no_progress else _progress(plan, options, args.progress_interval)
     try:
         with _worker_stderr(show=args.verbose):
             with beam.Pipeline(options=options) as p:
-                build(p, plan)
+                build(p, plan, progress=progress.options if progress else None)
+        if progress is not None:
+            progress.stop()
         if dry_run:
             print(
                 f"dry run: DataflowRunner translated the job ({len(plan.inputs)} input file(s), "
@@ -467,11 +513,63 @@ def launch(args: argparse.Namespace, beam_args: list[str]) -> int:
 
             delete_tables(plan.bigquery, created)  # a retry starts clean
         raise
+    finally:
+        if progress is not None:
+            progress.close()
     manifest_dir = plan.parquet.output_dir if plan.parquet else plan.temp_dir
     with _remote(manifest_dir) as f:
         manifest = json.load(f)
     _print_summary(plan, manifest)
+    if plan.parquet is not None and "://" not in plan.parquet.output_dir:
+        from variant_etl.report import REPORT, write_report
+
+        write_report(plan.parquet.output_dir)
+        print(f"report: {os.path.join(plan.parquet.output_dir, REPORT)}", file=sys.stderr)
     return 0
+
+
+def _print_plan(plan, fmt: str) -> None:
+    from variant_etl.plan import estimate_plan, plan_json, plan_text
+
+    estimate = estimate_plan(plan)
+    print(plan_json(plan, estimate) if fmt == "json" else plan_text(plan, estimate))
+
+
+_LOCAL_RUNNERS = ("directrunner", "direct", "bundlebaseddirectrunner", "switchingdirectrunner")
+
+
+class _Progress:
+    """Progress lines while a local run reads: a directory the readers write into, and the
+    thread that prints what they wrote (on the real stderr, which _worker_stderr holds back)."""
+
+    def __init__(self, plan, interval: float):
+        from variant_etl.core.progress import ProgressOptions, ProgressPrinter
+
+        self.options = ProgressOptions(tempfile.mkdtemp(prefix="variant_etl-progress-"), interval)
+        self._out = os.fdopen(os.dup(2), "w", encoding="utf-8", errors="replace")
+        self._printer = ProgressPrinter(
+            self.options, self._out, splits_per_file=plan.splits_per_input(), windows=len(plan.region_splits)
+        ).start()
+        self._stopped = False
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._printer.stop()
+
+    def close(self) -> None:
+        import shutil
+
+        if not self._stopped:  # a failed run: no summary line, just no more lines
+            self._printer.stop_quietly()
+        self._out.close()
+        shutil.rmtree(self.options.directory, ignore_errors=True)
+
+
+def _progress(plan, options, interval: float) -> _Progress | None:
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    runner = (options.view_as(StandardOptions).runner or "").rsplit(".", 1)[-1].lower()
+    return _Progress(plan, interval) if runner in _LOCAL_RUNNERS else None
 
 
 def _dataflow_dry_run(options) -> bool:
@@ -600,9 +698,12 @@ def main(argv: list[str] | None = None) -> int:
 
             return query(args)
         if args.command == "plan":
-            from variant_etl.plan import plan_json
+            _print_plan(_make_plan(args), args.format)
+            return 0
+        if args.command == "report":
+            from variant_etl.report import write_report
 
-            print(plan_json(_make_plan(args)))
+            print(f"report: {write_report(args.input_parquet_dir, args.output)}")
             return 0
         return launch(args, beam_args)
     except VariantEtlError as err:

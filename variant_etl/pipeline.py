@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import apache_beam as beam
 
+from variant_etl.core.progress import ProgressOptions
 from variant_etl.plan import Plan
 from variant_etl.sinks.bigquery import LoadToBigQuery, WriteShardToBigQuery
 from variant_etl.sinks.manifest import CommitOutput, WriteMalformed
@@ -17,22 +18,23 @@ from variant_etl.transforms.regions import ReadMergedRegions
 from variant_etl.transforms.shard import ShardVariants, shard_tag
 
 
-def build(p: beam.Pipeline, plan: Plan) -> beam.PCollection:
-    """Adds the whole job to ``p``; returns the commit's totals."""
+def build(p: beam.Pipeline, plan: Plan, *, progress: ProgressOptions | None = None) -> beam.PCollection:
+    """Adds the whole job to ``p``; returns the commit's totals. With ``progress``, the readers
+    report the records they have read (core/progress.py)."""
     merging = plan.merge.strategy != "NONE"
     if plan.region_splits:  # sorted, indexed inputs: read and merge window by window, no shuffle
         read = (
             p
             | "RegionSplits" >> beam.Create(plan.region_splits)
             | "ReadMergedRegions"
-            >> ReadMergedRegions(plan.schema, plan.read, plan.merge, plan.ranked_sample_ids())
+            >> ReadMergedRegions(plan.schema, plan.read, plan.merge, plan.ranked_sample_ids(), progress=progress)
         )
         batches = read.batches
     else:
         read = (
             p
             | "Splits" >> beam.Create(plan.splits)
-            | "ReadVcf" >> ReadVcf(plan.schema, plan.read, with_origin=merging)
+            | "ReadVcf" >> ReadVcf(plan.schema, plan.read, with_origin=merging, progress=progress)
         )
         batches = read.batches
         if merging:

@@ -8,6 +8,7 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam import pvalue
 
+from variant_etl.core.progress import ProgressOptions, ProgressWriter
 from variant_etl.core.reader import Malformed, ReadResult, read_split
 from variant_etl.core.schema import VariantSchema
 from variant_etl.plan import ReadOptions, ReadSplit, open_binary
@@ -18,10 +19,13 @@ COUNTS = "counts"
 
 
 class _ReadSplitFn(beam.DoFn):
-    def __init__(self, schema: VariantSchema, options: ReadOptions, with_origin: bool):
+    def __init__(
+        self, schema: VariantSchema, options: ReadOptions, with_origin: bool, progress: ProgressOptions | None
+    ):
         self._schema = schema
         self._options = options
         self._with_origin = with_origin
+        self._progress = progress
 
     def process(self, element):
         _, group = element  # (group number, its splits)
@@ -46,6 +50,7 @@ class _ReadSplitFn(beam.DoFn):
     def _read(self, split: ReadSplit):
         result = ReadResult()
         parsed = 0  # records that became rows
+        progress = ProgressWriter(self._progress, split_key(split), [split.path])
         for item in read_split(
             split.path,
             self._schema,
@@ -61,10 +66,13 @@ class _ReadSplitFn(beam.DoFn):
             record_base=split.part << RECORD_BITS_PER_PART,
         ):
             if isinstance(item, Malformed):
+                progress.add(1)
                 yield pvalue.TaggedOutput(MALFORMED, dataclasses.asdict(item))
             else:
                 parsed += item.num_rows
+                progress.add(item.num_rows)
                 yield item
+        progress.done(result.records_read)
         yield pvalue.TaggedOutput(COUNTS, ("read", split.path, result.records_read))
         yield pvalue.TaggedOutput(COUNTS, ("parsed", split.path, parsed))
 
@@ -87,14 +95,23 @@ class ReadVcf(beam.PTransform):
     The splits of one group are read one after another, in file order, and their rows go to
     the first split's key; counts and dead letters stay per input file.
 
-    With ``with_origin`` (merging) each batch has a hidden ``_origin`` column.
+    With ``with_origin`` (merging) each batch has a hidden ``_origin`` column. With
+    ``progress``, each split reports the records it has read (core/progress.py).
     """
 
-    def __init__(self, schema: VariantSchema, options: ReadOptions, *, with_origin: bool = False):
+    def __init__(
+        self,
+        schema: VariantSchema,
+        options: ReadOptions,
+        *,
+        with_origin: bool = False,
+        progress: ProgressOptions | None = None,
+    ):
         super().__init__()
         self._schema = schema
         self._options = options
         self._with_origin = with_origin
+        self._progress = progress
 
     def expand(self, splits):
         return (
@@ -102,7 +119,7 @@ class ReadVcf(beam.PTransform):
             | "KeyByGroup" >> beam.Map(lambda split: (split.group, split))
             | "GroupSmallFiles" >> beam.GroupByKey()  # also spreads the groups over workers
             | "ReadSplit"
-            >> beam.ParDo(_ReadSplitFn(self._schema, self._options, self._with_origin))
+            >> beam.ParDo(_ReadSplitFn(self._schema, self._options, self._with_origin, self._progress))
             .with_output_types(KeyedBatch)
             .with_outputs(MALFORMED, COUNTS, main="batches")
         )

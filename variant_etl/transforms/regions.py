@@ -9,6 +9,7 @@ import pyarrow as pa
 from apache_beam import pvalue
 
 from variant_etl.core import merge
+from variant_etl.core.progress import ProgressOptions, ProgressWriter
 from variant_etl.core.reader import Malformed
 from variant_etl.core.regions import RegionSplit, read_region
 from variant_etl.core.schema import VariantSchema
@@ -18,11 +19,19 @@ from variant_etl.transforms.read import COUNTS, MALFORMED
 
 
 class _ReadMergedRegionFn(beam.DoFn):
-    def __init__(self, schema: VariantSchema, options: ReadOptions, merging: MergeOptions, ranked: list[int]):
+    def __init__(
+        self,
+        schema: VariantSchema,
+        options: ReadOptions,
+        merging: MergeOptions,
+        ranked: list[int],
+        progress: ProgressOptions | None,
+    ):
         self._schema = schema
         self._options = options
         self._merging = merging
         self._ranked = ranked
+        self._progress = progress
 
     def setup(self):
         self._order = merge.SampleOrder(self._ranked)
@@ -32,6 +41,7 @@ class _ReadMergedRegionFn(beam.DoFn):
         counts: dict[str, int] = {}
         malformed: dict[str, int] = {}
         tables = []
+        progress = ProgressWriter(self._progress, split.key, [f.path for f in split.files])
         for item in read_region(
             split,
             self._schema,
@@ -45,6 +55,8 @@ class _ReadMergedRegionFn(beam.DoFn):
                 yield pvalue.TaggedOutput(MALFORMED, dataclasses.asdict(item))
             else:
                 tables.append(item)
+                progress.add(item.num_rows)
+        progress.done(sum(counts.values()))
         for path, number in sorted(counts.items()):
             yield pvalue.TaggedOutput(COUNTS, ("read", path, number))
             # the merge keeps the count of its records in each row (_records)
@@ -64,9 +76,17 @@ class _ReadMergedRegionFn(beam.DoFn):
 class ReadMergedRegions(beam.PTransform):
     """RegionSplits -> (region key, merged batch), dead letters ('malformed'), counts ('counts')."""
 
-    def __init__(self, schema: VariantSchema, options: ReadOptions, merging: MergeOptions, ranked: list[int]):
+    def __init__(
+        self,
+        schema: VariantSchema,
+        options: ReadOptions,
+        merging: MergeOptions,
+        ranked: list[int],
+        *,
+        progress: ProgressOptions | None = None,
+    ):
         super().__init__()
-        self._fn = _ReadMergedRegionFn(schema, options, merging, ranked)
+        self._fn = _ReadMergedRegionFn(schema, options, merging, ranked, progress)
 
     def expand(self, splits):
         return (
