@@ -231,7 +231,15 @@ def test_existing_output_is_refused_unless_overwrite(tmp_path):
     replaced = launch(out, VT_VCF / "valid-4.0.vcf", extra=("--overwrite",))  # shards chr19, chr20
     assert replaced.returncode == 0, replaced.stderr
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["__sample_info.parquet", "_SUCCESS", "_header.vcf", "_manifest.json", "chr19", "chr20"]
+        [
+            "__sample_info.parquet",
+            "_SUCCESS",
+            "_header.vcf",
+            "_manifest.json",
+            "_report.html",
+            "chr19",
+            "chr20",
+        ]
     )
     assert written_by_shard(out) == expected_by_shard([VT_VCF / "valid-4.0.vcf"])
     check_manifest_adds_up(out)

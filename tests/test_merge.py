@@ -281,7 +281,9 @@ def test_indexed_inputs_merge_window_by_window_with_the_same_rows(tmp_path, stra
     extra = ("--variant_merge_strategy", strategy, "--merge_bucket_size", bucket, "--include_call_name")
     launch(plain, inputs, *extra)
     copies = indexed_copies(tmp_path, inputs)
-    result = run_cli("plan", *[a for p in copies for a in ("--input_pattern", str(p))], *extra)
+    result = run_cli(
+        "plan", "--format", "json", *[a for p in copies for a in ("--input_pattern", str(p))], *extra
+    )
     assert json.loads(result.stdout)["region_splits"] > 0  # no shuffle: windows read through the index
     manifest = launch(indexed, copies, *extra)
     columns = "reference_name, start_position, end_position, reference_bases, alternate_bases, names, quality, filter, call"

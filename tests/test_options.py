@@ -104,9 +104,10 @@ def test_beam_options_still_pass_in_both_forms():
         "--staging_location=gs://bucket/staging", "--experiments", "a", "--experiments=b",
         "--sdk_harness_log_level_overrides", "{}", "--",
     ]  # fmt: skip
-    result = run_cli("plan", "--input_pattern", VCF, *beam, env_extra=NOWHERE)
+    result = run_cli("plan", "--format", "json", "--input_pattern", VCF, *beam, env_extra=NOWHERE)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["inputs"] == [{"path": VCF, "samples": 3}]
+    (entry,) = json.loads(result.stdout)["inputs"]
+    assert (entry["path"], entry["samples"], entry["records"]) == (VCF, 3, 5)
 
 
 # --- options that do nothing with the others given ------------------------------------------

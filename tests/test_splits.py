@@ -24,7 +24,9 @@ def test_bgzipped_file_is_read_in_block_ranges(tmp_path):
     generate_vcf(plain, 20000, 4)
     bgzipped = tmp_path / "gen.vcf.gz"
     pysam.tabix_compress(str(plain), str(bgzipped))
-    plan = run_cli("plan", "--input_pattern", str(bgzipped), "--read_split_bytes", "400000")
+    plan = run_cli(
+        "plan", "--format", "json", "--input_pattern", str(bgzipped), "--read_split_bytes", "400000"
+    )
     assert plan.returncode == 0, plan.stderr
     assert json.loads(plan.stdout)["splits"] > 4
     outs = {}

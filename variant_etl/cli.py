@@ -2,9 +2,10 @@
 
 Commands: ``launch`` runs the pipeline; ``plan`` (or ``launch --dry_run``) prints what launch
 would do; ``report`` writes an HTML report of an output; ``validate-config`` checks a sharding
-YAML; ``export`` writes an output back to VCF; ``query`` selects from an output with DuckDB. Options this parser does not know
-(``--runner``, ``--project``, ``--direct_num_workers``, ...) go to Beam, if Beam knows
-them: anything else is an error, as is an option that has no effect with the others given.
+YAML; ``export`` writes an output back to VCF; ``query`` selects from an output with DuckDB.
+Options this parser does not know (``--runner``, ``--project``, ``--direct_num_workers``, ...)
+go to Beam, if Beam knows them: anything else is an error, as is an option that has no effect
+with the others given.
 """
 
 from __future__ import annotations
@@ -99,7 +100,10 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
         help="launch: print the plan and stop (with DataflowRunner: translate the job, submit nothing)",
     )  # fmt: skip
     planning.add_argument(
-        "--format", choices=("text", "json"), default="text", help="how plan and launch --dry_run print the plan"
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="how plan and launch --dry_run print the plan",
     )
     planning.add_argument(
         "--no_progress", action="store_true", help="no progress lines on stderr during a DirectRunner run"

@@ -27,7 +27,9 @@ def build(p: beam.Pipeline, plan: Plan, *, progress: ProgressOptions | None = No
             p
             | "RegionSplits" >> beam.Create(plan.region_splits)
             | "ReadMergedRegions"
-            >> ReadMergedRegions(plan.schema, plan.read, plan.merge, plan.ranked_sample_ids(), progress=progress)
+            >> ReadMergedRegions(
+                plan.schema, plan.read, plan.merge, plan.ranked_sample_ids(), progress=progress
+            )
         )
         batches = read.batches
     else:

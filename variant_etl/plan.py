@@ -16,11 +16,11 @@ import uuid
 import zlib
 
 import numpy as np
-
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from variant_etl.core.bgzf import block_starts, is_bgzf
+from variant_etl.core.errors import OutputError, SchemaError, VariantEtlError, VcfFormatError
 from variant_etl.core.estimate import (
     RecordEstimate,
     contig_lengths,
@@ -29,7 +29,6 @@ from variant_etl.core.estimate import (
     estimate_from_text_prefix,
     parse_index,
 )
-from variant_etl.core.errors import OutputError, SchemaError, VariantEtlError, VcfFormatError
 from variant_etl.core.header import (
     MergedHeader,
     VcfHeader,
@@ -178,7 +177,9 @@ class Plan:
         if estimate is None:
             return described
         splits = self.splits_per_input()
-        for entry, path, size in zip(described["inputs"], self.inputs, self.sizes or [None] * len(self.inputs)):
+        for entry, path, size in zip(
+            described["inputs"], self.inputs, self.sizes or [None] * len(self.inputs)
+        ):
             found = estimate.inputs[path]
             entry.update(
                 size_bytes=size,
@@ -558,7 +559,9 @@ def plan_text(plan: Plan, estimate: PlanEstimate) -> str:
     for h, size in zip(plan.headers, sizes):
         found = estimate.inputs[h.path]
         records = f"{round(found.records):,}" if found.exact else f"~{round(found.records):,}"
-        rows.append((h.path, human_bytes(size), f"{len(h.samples):,}", records, str(splits[h.path]), found.method))
+        rows.append(
+            (h.path, human_bytes(size), f"{len(h.samples):,}", records, str(splits[h.path]), found.method)
+        )
     lines += _table(rows, right=(1, 2, 3, 4))
     groups = len({split.group for split in plan.splits})
     read = f"read: {len(plan.splits)} split(s) in {groups} task(s)"
@@ -585,7 +588,10 @@ def plan_text(plan: Plan, estimate: PlanEstimate) -> str:
             "  (rows of a position-range shard are apportioned by the index bins or the sampled "
             "positions: an estimate even when the file's total is exact)"
         )
-    lines += ["", f"schema: {len(plan.schema.arrow_schema())} top-level columns (plan --format json lists them)"]
+    lines += [
+        "",
+        f"schema: {len(plan.schema.arrow_schema())} top-level columns (plan --format json lists them)",
+    ]
     if plan.parquet is not None:
         lines.append(f"output: {plan.parquet.output_dir} (Parquet)")
     if plan.bigquery is not None:
@@ -597,7 +603,9 @@ def _table(rows: list[tuple[str, ...]], right: tuple[int, ...] = ()) -> list[str
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     out = []
     for row in rows:
-        cells = [cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))]
+        cells = [
+            cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))
+        ]
         out.append("  " + "  ".join(cells).rstrip())
     return out
 

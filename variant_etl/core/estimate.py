@@ -31,9 +31,7 @@ from variant_etl.core.header import parse_structured
 OpenBinary = Callable[[str], BinaryIO]
 PREFIX_BYTES = 4 * 2**20  # text read from an unindexed input
 TBI_PSEUDO_BIN = 37450
-# A virtual offset is (compressed block offset << 16 | offset in the block); to weigh bins by
-# their data, compressed bytes count this many times an uncompressed byte (VCF text ~ 4:1).
-_COMPRESSION = 4
+BGZF_BLOCK_TEXT = 0xFF00  # bgzip fills each block with this many uncompressed bytes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +61,8 @@ class RecordEstimate:
 class IndexContig:
     name: str
     mapped: int  # records, from the pseudo-bin
-    bins: tuple[tuple[int, int, float], ...]  # (start, end, weight): data per genomic bin
+    # (start, end, chunks): a genomic bin and the (begin, end) virtual offsets of its data
+    bins: tuple[tuple[int, int, tuple[tuple[int, int], ...]], ...]
 
 
 def parse_index(data: bytes, contig_names: tuple[str, ...] = ()) -> list[IndexContig]:
@@ -99,9 +98,8 @@ def parse_index(data: bytes, contig_names: tuple[str, ...] = ()) -> list[IndexCo
             if bin_number == pseudo:
                 mapped = chunks[2] if n_chunk >= 2 else 0
                 continue
-            weight = sum(_position(chunks[i + 1]) - _position(chunks[i]) for i in range(0, len(chunks), 2))
             start, end = _bin_span(bin_number, min_shift, depth)
-            bins.append((start, end, float(weight)))
+            bins.append((start, end, tuple(zip(chunks[0::2], chunks[1::2]))))
         if not with_loffset:  # the tabix linear index
             (n_intv,) = struct.unpack_from("<i", data, at)
             at += 4 + 8 * n_intv
@@ -118,10 +116,6 @@ def _tabix_names(data: bytes, at: int) -> tuple[list[str], int]:
     return [n.decode("utf-8", errors="replace") for n in names if n], at + l_nm
 
 
-def _position(virtual_offset: int) -> int:
-    return (virtual_offset >> 16) * _COMPRESSION + (virtual_offset & 0xFFFF)
-
-
 def _bin_span(bin_number: int, min_shift: int, depth: int) -> tuple[int, int]:
     level, first = 0, 0
     while level < depth and bin_number >= ((1 << (3 * (level + 1))) - 1) // 7:
@@ -132,15 +126,41 @@ def _bin_span(bin_number: int, min_shift: int, depth: int) -> tuple[int, int]:
     return start, start + size
 
 
+def _text_position(block_bytes: float) -> Callable[[int], float]:
+    """A virtual offset (compressed block offset << 16 | offset in the block) as an
+    approximate offset in the text: blocks of ``block_bytes`` compressed bytes each hold
+    BGZF_BLOCK_TEXT bytes of text."""
+
+    def position(virtual_offset: int) -> float:
+        return (virtual_offset >> 16) / block_bytes * BGZF_BLOCK_TEXT + (virtual_offset & 0xFFFF)
+
+    return position
+
+
+def _block_bytes(index: list[IndexContig]) -> float:
+    """Typical compressed size of a BGZF block: the median gap between the blocks the
+    index points into (most blocks, when records are dense; rarely matters otherwise)."""
+    offsets = sorted({v >> 16 for c in index for _, _, chunks in c.bins for pair in chunks for v in pair})
+    gaps = sorted(b - a for a, b in zip(offsets, offsets[1:]) if b > a)
+    return float(gaps[len(gaps) // 2]) if gaps else float(BGZF_BLOCK_TEXT)
+
+
 def estimate_from_index(index: list[IndexContig], index_name: str) -> RecordEstimate:
+    """The records of each contig (exact), spread over its bins in proportion to the text
+    each bin's chunks span (approximate)."""
+    position = _text_position(_block_bytes(index))
     spans = []
     for contig in index:
-        total = sum(weight for _, _, weight in contig.bins)
+        weights = [
+            (start, end, sum(max(0.0, position(b) - position(a)) for a, b in chunks))
+            for start, end, chunks in contig.bins
+        ]
+        total = sum(weight for _, _, weight in weights)
         if total <= 0:  # no data per bin: put the records where the first bin starts
             start = min((s for s, _, _ in contig.bins), default=0)
             spans.append(Span(contig.name, start, start + 1, float(contig.mapped)))
             continue
-        for start, end, weight in contig.bins:
+        for start, end, weight in weights:
             if weight > 0:
                 spans.append(Span(contig.name, start, end, contig.mapped * weight / total))
     return RecordEstimate(
@@ -245,27 +265,28 @@ def estimate_from_text_prefix(
     return RecordEstimate(records, False, method, per_contig, points, tuple(spans))
 
 
-def estimate_bcf_prefix(path: str, size: int, *, limit: int = PREFIX_BYTES // _COMPRESSION) -> RecordEstimate:
+def estimate_bcf_prefix(path: str, size: int, *, limit: int = PREFIX_BYTES // 4) -> RecordEstimate:
     """An unindexed BCF: pysam reads records until ``limit`` compressed bytes are behind."""
+    position = _text_position(BGZF_BLOCK_TEXT / 4)  # BCF compresses about 4:1
     import pysam
 
     starts: dict[str, list[int]] = {}
     complete = True
     with pysam.VariantFile(path) as variant_file:
-        first = _position(variant_file.tell())
+        first = position(variant_file.tell())
         lengths = {name: c.length for name, c in variant_file.header.contigs.items() if c.length}
         for record in variant_file:
             starts.setdefault(record.chrom, []).append(record.start)
-            if _position(variant_file.tell()) - first >= limit * _COMPRESSION:
+            if position(variant_file.tell()) - first >= limit * 4:
                 complete = False
                 break
-        last = _position(variant_file.tell())
+        last = position(variant_file.tell())
     sampled = sum(len(v) for v in starts.values())
     points = {contig: np.asarray(values, dtype=np.int64) for contig, values in starts.items()}
     per_contig = {contig: float(len(values)) for contig, values in starts.items()}
     if complete:
         return RecordEstimate(float(sampled), True, "counted (whole file read)", per_contig, points)
-    records = max(float(sampled), sampled * (size * _COMPRESSION - first) / max(1, last - first))
+    records = max(float(sampled), sampled * (position(size << 16) - first) / max(1, last - first))
     spans = _rest(starts, lengths, records - sampled)
     for span in spans:
         per_contig[span.contig] = per_contig.get(span.contig, 0.0) + span.rows
