@@ -531,14 +531,17 @@ def estimate_input(header: VcfHeader) -> RecordEstimate:
             return estimate_from_index(parse_index(data, header.contigs), os.path.basename(index))
         except (OSError, EOFError, ValueError, struct.error, zlib.error):
             pass  # an index we cannot read: the records tell
-    fmt = detect_format(path, open_binary)
-    size = FileSystems.match([path])[0].metadata_list[0].size_in_bytes
-    if fmt == "bcf":
-        if "://" in path:
-            return RecordEstimate(0.0, False, "unknown (an unindexed remote BCF)", {})
-        return estimate_bcf_prefix(path, size)
-    with open_binary(path) as raw:
-        return estimate_from_text_prefix(raw, fmt=fmt, size=size, lengths=contig_lengths(header.lines))
+    try:
+        fmt = detect_format(path, open_binary)
+        size = FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+        if fmt == "bcf":
+            if "://" in path:
+                return RecordEstimate(0.0, False, "unknown (an unindexed remote BCF)", {})
+            return estimate_bcf_prefix(path, size)
+        with open_binary(path) as raw:
+            return estimate_from_text_prefix(raw, fmt=fmt, size=size, lengths=contig_lengths(header.lines))
+    except (OSError, ValueError, VariantEtlError) as err:  # the reader will say what is wrong
+        return RecordEstimate(0.0, False, f"unknown ({err})", {})
 
 
 def plan_json(plan: Plan, estimate: PlanEstimate | None = None) -> str:

@@ -16,8 +16,10 @@ are 0-based starts, as ``start_position``.
 
 from __future__ import annotations
 
+import bisect
 import bz2
 import dataclasses
+import functools
 import gzip
 import struct
 import zlib
@@ -31,6 +33,7 @@ from variant_etl.core.header import parse_structured
 OpenBinary = Callable[[str], BinaryIO]
 PREFIX_BYTES = 4 * 2**20  # text read from an unindexed input
 TBI_PSEUDO_BIN = 37450
+SPAN_WINDOW = 1 << 20  # bins of an index are added up into windows of this many bases
 BGZF_BLOCK_TEXT = 0xFF00  # bgzip fills each block with this many uncompressed bytes
 
 
@@ -117,13 +120,17 @@ def _tabix_names(data: bytes, at: int) -> tuple[list[str], int]:
 
 
 def _bin_span(bin_number: int, min_shift: int, depth: int) -> tuple[int, int]:
-    level, first = 0, 0
-    while level < depth and bin_number >= ((1 << (3 * (level + 1))) - 1) // 7:
-        level += 1
-    first = ((1 << (3 * level)) - 1) // 7
+    """The genomic range of a bin of the binning scheme (level 0 is one bin over everything)."""
+    firsts = _level_firsts(depth)
+    level = bisect.bisect_right(firsts, bin_number) - 1
     size = 1 << (min_shift + 3 * (depth - level))
-    start = (bin_number - first) * size
+    start = (bin_number - firsts[level]) * size
     return start, start + size
+
+
+@functools.lru_cache
+def _level_firsts(depth: int) -> tuple[int, ...]:
+    return tuple(((1 << (3 * level)) - 1) // 7 for level in range(depth + 1))
 
 
 def _text_position(block_bytes: float) -> Callable[[int], float]:
@@ -151,16 +158,20 @@ def estimate_from_index(index: list[IndexContig], index_name: str) -> RecordEsti
     position = _text_position(_block_bytes(index))
     spans = []
     for contig in index:
-        weights = [
-            (start, end, sum(max(0.0, position(b) - position(a)) for a, b in chunks))
-            for start, end, chunks in contig.bins
-        ]
-        total = sum(weight for _, _, weight in weights)
+        # Small bins are added up per window: a few thousand spans for a genome, not 50,000.
+        windows: dict[tuple[int, int], float] = {}
+        for start, end, chunks in contig.bins:
+            weight = sum(max(0.0, position(b) - position(a)) for a, b in chunks)
+            if end - start < SPAN_WINDOW:
+                start = start // SPAN_WINDOW * SPAN_WINDOW
+                end = start + SPAN_WINDOW
+            windows[start, end] = windows.get((start, end), 0.0) + weight
+        total = sum(windows.values())
         if total <= 0:  # no data per bin: put the records where the first bin starts
             start = min((s for s, _, _ in contig.bins), default=0)
             spans.append(Span(contig.name, start, start + 1, float(contig.mapped)))
             continue
-        for start, end, weight in weights:
+        for (start, end), weight in sorted(windows.items()):
             if weight > 0:
                 spans.append(Span(contig.name, start, end, contig.mapped * weight / total))
     return RecordEstimate(
