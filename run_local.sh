@@ -7,12 +7,16 @@ set -euo pipefail
 cd "$(dirname "$0")"
 out="${1:-out/example}"
 rm -rf "$out"
+# What the run will do (inputs, read splits, shards, estimated rows), before any work:
+python -m variant_etl plan --input_pattern 'examples/data/*.vcf.gz'
+echo
 python -m variant_etl launch \
   --input_pattern 'examples/data/*.vcf.gz' \
   --output_parquet_dir "$out" \
   --sharding_config_path sharding_configs/homo_sapiens_default.yaml
 echo
 echo "Parquet shards: $out/<table_name_suffix>/*.parquet; counts: $out/_manifest.json"
+echo "Report (open in a browser): $out/_report.html"
 echo "Rows per chromosome, read back with DuckDB:"
 python - "$out" <<'PY'
 import sys
