@@ -236,7 +236,7 @@ def estimate_from_text_prefix(
     pending = b""
     try:
         while True:
-            chunk = stream.read(1 << 16)
+            chunk = stream.read(min(1 << 16, limit))
             if not chunk:
                 lines, pending = ([pending] if pending else []), b""
             else:
@@ -253,7 +253,7 @@ def estimate_from_text_prefix(
                 starts.setdefault(contig, []).append(int(pos) - 1 if pos.strip().isdigit() else 0)
             if not chunk:
                 break
-            if header_bytes + record_bytes >= limit:
+            if header_bytes + record_bytes + len(pending) >= limit:
                 complete = False
                 break
     except (OSError, EOFError, zlib.error):
