@@ -554,7 +554,7 @@ def plan_text(plan: Plan, estimate: PlanEstimate) -> str:
     sizes = plan.sizes or (0,) * len(plan.inputs)
     lines = [
         f"plan: {len(plan.inputs)} input file(s), {human_bytes(sum(sizes))}; "
-        f"{len(plan.sharding.shards)} shard(s) from {plan.sharding.path}",
+        f"{len(plan.sharding.shards)} shard(s) from {_shown_path(plan.sharding.path)}",
         "",
         "inputs",
     ]
@@ -563,13 +563,20 @@ def plan_text(plan: Plan, estimate: PlanEstimate) -> str:
         found = estimate.inputs[h.path]
         records = f"{round(found.records):,}" if found.exact else f"~{round(found.records):,}"
         rows.append(
-            (h.path, human_bytes(size), f"{len(h.samples):,}", records, str(splits[h.path]), found.method)
+            (
+                _shown_path(h.path),
+                human_bytes(size),
+                f"{len(h.samples):,}",
+                records,
+                str(splits[h.path]),
+                found.method,
+            )
         )
     lines += _table(rows, right=(1, 2, 3, 4))
     groups = len({split.group for split in plan.splits})
     read = f"read: {len(plan.splits)} split(s) in {groups} task(s)"
     if plan.region_splits:
-        read += f"; merged in place: {len(plan.region_splits)} window(s) of {plan.merge.bucket_size:,} bp"
+        read += f"; merged in place: {len(plan.region_splits):,} window(s) of {plan.merge.bucket_size:,} bp"
     elif plan.merge.strategy != "NONE":
         read += f"; merged through a shuffle in buckets of {plan.merge.bucket_size:,} bp"
     lines += ["", read, "", f"shards (estimated rows: {estimate.counts})"]
@@ -600,6 +607,12 @@ def plan_text(plan: Plan, estimate: PlanEstimate) -> str:
     if plan.bigquery is not None:
         lines.append(f"output: {plan.bigquery.table_id('<suffix>')} (BigQuery)")
     return "\n".join(lines)
+
+
+def _shown_path(path: str) -> str:
+    """Local paths under the working directory are shown relative to it (shorter to read)."""
+    here = os.getcwd() + os.sep
+    return path[len(here) :] if "://" not in path and path.startswith(here) else path
 
 
 def _table(rows: list[tuple[str, ...]], right: tuple[int, ...] = ()) -> list[str]:
