@@ -214,7 +214,8 @@ def _bar_chart(chart_id: str, labels: list[str], values: list[int], unit: str) -
         )
     every = max(1, len(labels) // 12)  # a readable number of axis labels
     ticks = [
-        f'<text x="{left + i * step + step / 2:.1f}" y="{height - 5}" text-anchor="middle">{e(label)}</text>'
+        f'<text x="{left + i * step + step / 2:.1f}" y="{height - 5}" '
+        f'text-anchor="middle">{e(_tick(label))}</text>'
         for i, label in enumerate(labels)
         if i % every == 0
     ]
@@ -228,6 +229,17 @@ def _bar_chart(chart_id: str, labels: list[str], values: list[int], unit: str) -
         f'height="{height}" viewBox="0 0 {width} {height}" role="img">'
         f"{axis}{''.join(bars)}{''.join(ticks)}</svg>"
     )
+
+
+def _tick(label: str) -> str:
+    """An axis label short enough to sit under a bar: a range by its start, in k or M."""
+    low = label.split("-", 1)[0].replace(",", "")
+    if not low.isdigit():
+        return label
+    value = int(low)
+    if value >= 10**6:
+        return f"{value / 10**6:.1f}M"
+    return f"{value / 10**3:.0f}k" if value >= 10**3 else str(value)
 
 
 def _table(table_id: str, header: tuple[str, ...], rows: list[tuple[str, ...]], *, raw=(), attrs="") -> str:
