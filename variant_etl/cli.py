@@ -525,10 +525,12 @@ def launch(args: argparse.Namespace, beam_args: list[str]) -> int:
         manifest = json.load(f)
     _print_summary(plan, manifest)
     if plan.parquet is not None and "://" not in plan.parquet.output_dir:
-        from variant_etl.report import REPORT, write_report
+        from variant_etl.report import write_report
 
-        write_report(plan.parquet.output_dir)
-        print(f"report: {os.path.join(plan.parquet.output_dir, REPORT)}", file=sys.stderr)
+        try:  # the run is complete and committed: a report that fails must not fail it
+            print(f"report: {write_report(plan.parquet.output_dir)}", file=sys.stderr)
+        except Exception as err:
+            print(f"warning: {plan.parquet.output_dir}/_report.html not written ({err})", file=sys.stderr)
     return 0
 
 
