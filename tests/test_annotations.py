@@ -10,6 +10,7 @@ import pysam
 import pytest
 
 from tests.conftest import TESTDATA, run_cli
+from tests.test_bigquery import bq  # noqa: F401  (the fixture)
 from tests.test_launch import check_manifest_adds_up
 
 REAL = TESTDATA / "real"
@@ -32,13 +33,14 @@ HANDMADE = """\
 """
 
 
-def launch(out, *inputs, extra=()):
+def launch(out, *inputs, extra=(), merged=False):
     args = ["launch", "--output_parquet_dir", str(out)]
     for path in inputs:
         args += ["--input_pattern", str(path)]
     result = run_cli(*args, *extra)
     assert result.returncode == 0, result.stderr
-    check_manifest_adds_up(out)
+    if not merged:  # a merged row holds several records
+        check_manifest_adds_up(out)
     return result
 
 
@@ -195,3 +197,44 @@ def test_annotation_option_errors(tmp_path, extra, message):
     )
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "o").exists()
+
+
+def test_annotations_in_bigquery(bq):  # noqa: F811  (the fixture imported above)
+    """Nested twice (alternate_bases[].ANN[]): the load files and the table schema carry it."""
+    result = bq.launch("ann", GEMINI, extra=("--annotation_fields", "ANN"))
+    assert result.returncode == 0, result.stderr
+    ann = annotation_strings(GEMINI, "ANN")
+    genes = sorted(s.split("|")[3] for strings in ann.values() for s in strings)
+    found = bq.query(
+        f"SELECT x.Gene_Name FROM {bq.dataset}.ann__chr1 v, UNNEST(v.alternate_bases) a, UNNEST(a.ANN) x"
+    )
+    assert sorted(gene for (gene,) in found) == genes and len(genes) == 1054
+    table = bq.client.get_table(f"test-project.{bq.dataset}.ann__chr1")
+    alternate_bases = next(f for f in table.schema if f.name == "alternate_bases")
+    nested = next(f for f in alternate_bases.fields if f.name == "ANN")
+    assert nested.mode == "REPEATED" and nested.field_type == "RECORD"
+    assert [f.name for f in nested.fields][:3] == ["allele", "Annotation", "Annotation_Impact"]
+
+
+def test_annotations_after_merging(tmp_path, write_vcf):
+    """Merged rows are annotated once, from the merged record's strings."""
+    body = HANDMADE.replace(
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO",
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t{name}",
+    )
+    lines = [line if line.startswith("#") else line + "\tGT\t0/1" for line in body.splitlines()]
+    first = write_vcf("a.vcf", "\n".join(lines).format(name="A") + "\n")
+    second = write_vcf("b.vcf", "\n".join(lines).format(name="B") + "\n")
+    out = tmp_path / "out"
+    launch(
+        out,
+        first,
+        second,
+        extra=("--annotation_fields", "CSQ", "--variant_merge_strategy", "MOVE_TO_CALLS"),
+        merged=True,
+    )
+    found = {row["start_position"] + 1: row for row in rows(out)}
+    assert len(found) == 6 and all(len(row["call"]) == 2 for row in found.values())
+    alts = found[100]["alternate_bases"]
+    assert [[a["Consequence"] for a in alt["CSQ"]] for alt in alts] == [["ins", "ins"], ["del"]]
+    assert found[100]["CSQ"] == ["X|other|G3"]
