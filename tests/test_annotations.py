@@ -30,6 +30,8 @@ HANDMADE = """\
 1\t400\t.\tC\tT\t.\t.\tCSQ=T|a|b|c
 1\t500\t.\tC\tT,G\t.\t.\tVN=T|x|2,G|y|1,T|z|7,T|w|
 1\t600\t.\tC\tT\t.\t.\t.
+1\t700\t.\tA\tAT,AAT\t.\t.\tCSQ=AT|full1|,AAT|full2|
+1\t800\t.\tA\tAT,AAT\t.\t.\tCSQ=T|vep1|,AT|vep2|
 """
 
 
@@ -65,6 +67,9 @@ def test_vep_strings_go_under_their_allele(tmp_path, write_vcf):
     # ALLELE_NUM wins over the allele string; out of range or empty, the allele string decides
     assert under(500, "VN") == [[("G", "y", "1"), ("T", "z", "7"), ("T", "w", None)], [("T", "x", "2")]]
     assert found[500]["VN"] is None and under(600, "CSQ") == [[]] and found[600]["CSQ"] is None
+    # the ALTs as written place both strings, VEP's rule one: read as written
+    assert under(700, "CSQ") == [[("AT", "full1", None)], [("AAT", "full2", None)]]
+    assert under(800, "CSQ") == [[("T", "vep1", None)], [("AT", "vep2", None)]]  # VEP's rule
 
 
 def annotation_strings(path, field):

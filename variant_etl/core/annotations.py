@@ -397,16 +397,29 @@ def _by_allele_num(parts, whole, index: int, row_of, alt_offsets) -> np.ndarray:
 
 
 def _by_allele(parts, todo, field: SplitField, refs, rows_alts, row_of, alt_offsets) -> np.ndarray:
+    """The ALT number of each annotation string in ``todo`` by its allele, or -1. A record's
+    strings are read by VEP's rule or as the ALTs written, whichever places more of them (ties
+    go to the rule of the tool the header names): some annotators write the ALT itself under a
+    VEP-style header."""
     alleles = pc.list_element(pc.take(parts, pa.array(todo, pa.int64())), field.allele_index).to_pylist()
-    forms: dict[int, dict[str, int]] = {}  # row -> {allele as the annotator writes it: ALT number}
+    rows = row_of[todo]
     out = np.full(len(todo), -1, dtype=np.int64)
-    for i, (row, allele) in enumerate(zip(row_of[todo].tolist(), alleles)):
-        row_forms = forms.get(row)
-        if row_forms is None:
-            alts = rows_alts[row]
-            written = alts if field.exact_alleles else vep_alleles(refs[row] or "", alts)
-            row_forms = forms[row] = {}
-            for k, form in enumerate(written):
-                row_forms.setdefault(form, int(alt_offsets[row]) + k)
-        out[i] = row_forms.get(allele, -1)
+    for chunk in np.split(np.arange(len(todo)), np.flatnonzero(np.diff(rows)) + 1):
+        row = int(rows[chunk[0]])
+        alts = rows_alts[row]
+        as_written = _first_index(alts)
+        by_vep = _first_index(vep_alleles(refs[row] or "", alts))
+        rule, other = (as_written, by_vep) if field.exact_alleles else (by_vep, as_written)
+        strings = [alleles[i] for i in chunk]
+        if sum(a in other for a in strings) > sum(a in rule for a in strings):
+            rule = other
+        base = int(alt_offsets[row])
+        out[chunk] = [base + rule[a] if a in rule else -1 for a in strings]
     return out
+
+
+def _first_index(values: list[str]) -> dict[str, int]:
+    index: dict[str, int] = {}
+    for k, value in enumerate(values):
+        index.setdefault(value, k)
+    return index
