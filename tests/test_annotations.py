@@ -239,7 +239,7 @@ def test_annotations_after_merging(tmp_path, write_vcf):
         merged=True,
     )
     found = {row["start_position"] + 1: row for row in rows(out)}
-    assert len(found) == 6 and all(len(row["call"]) == 2 for row in found.values())
+    assert len(found) == 8 and all(len(row["call"]) == 2 for row in found.values())
     alts = found[100]["alternate_bases"]
     assert [[a["Consequence"] for a in alt["CSQ"]] for alt in alts] == [["ins", "ins"], ["del"]]
     assert found[100]["CSQ"] == ["X|other|G3"]

@@ -15,6 +15,7 @@ Two kinds:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 
 import numpy as np
@@ -96,21 +97,49 @@ def split_field(field: FieldDef) -> SplitField:
 
 
 def vep_alleles(ref: str, alts: list[str]) -> list[str]:
-    """The allele strings VEP writes for each ALT: the first base is dropped when REF and every
-    ALT start with it (an ALT left empty is ``-``); ``<ID>`` is written ``ID`` and a breakend
-    up to its mate's position."""
-    first = ref[:1]
-    trim = bool(first) and all(alt[:1] == first for alt in alts)
-    out = []
-    for alt in alts:
-        symbolic, breakend = _SYMBOLIC.match(alt), _BREAKEND.match(alt)
-        if symbolic:
-            out.append(symbolic.group(1))
-        elif breakend:
-            out.append(breakend.group(1))
-        else:
-            out.append((alt[1:] or "-") if trim else alt)
-    return out
+    """The allele strings VEP writes for one record's ALTs (see _Alleles.vep)."""
+    return _Alleles(
+        pa.array([ref]), pa.array(alts, pa.string()), np.zeros(len(alts), np.int64)
+    ).vep.to_pylist()
+
+
+@dataclasses.dataclass
+class _Alleles:
+    """The alternate alleles of a batch, flattened: ``alt_row`` is the row of each."""
+
+    refs: pa.Array
+    alts: pa.Array
+    alt_row: np.ndarray
+
+    @property
+    def offsets(self) -> np.ndarray:
+        return np.searchsorted(self.alt_row, np.arange(len(self.refs) + 1))
+
+    @functools.cached_property
+    def vep(self) -> pa.Array:
+        """The allele strings VEP writes: the first base is dropped when REF and every ALT
+        start with it (an ALT left empty is ``-``); ``<ID>`` is written ``ID`` and a breakend
+        up to its mate's position."""
+        ref_first = pc.take(pc.utf8_slice_codeunits(self.refs, 0, 1), pa.array(self.alt_row))
+        shares = pc.fill_null(pc.equal(pc.utf8_slice_codeunits(self.alts, 0, 1), ref_first), False)
+        differs = np.bincount(
+            self.alt_row, weights=~shares.to_numpy(zero_copy_only=False), minlength=len(self.refs)
+        )
+        trim = pc.and_(pa.array((differs == 0)[self.alt_row]), pc.not_equal(ref_first, ""))
+        trimmed = pc.utf8_slice_codeunits(self.alts, 1)
+        forms = pc.if_else(trim, pc.if_else(pc.equal(trimmed, ""), "-", trimmed), self.alts)
+        for pattern in (_SYMBOLIC.pattern, _BREAKEND.pattern):
+            special = pc.fill_null(pc.match_substring_regex(self.alts, pattern), False)
+            forms = pc.if_else(special, pc.replace_substring_regex(self.alts, pattern, r"\1"), forms)
+        return forms
+
+    def keys(self, forms: pa.Array) -> pa.Array:
+        """'row<NUL>allele' for each allele form: matched against the annotations' own."""
+        return _row_keys(self.alt_row, forms)
+
+
+def _row_keys(rows: np.ndarray, values: pa.Array) -> pa.Array:
+    return pc.binary_join_element_wise(pc.cast(pa.array(rows), pa.string()), values, "\x00")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -230,22 +259,23 @@ class Annotator:
 
     def apply(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         alternate_bases = batch.column(s.ALTERNATE_BASES)
-        refs = batch.column(s.REFERENCE_BASES).to_pylist()
-        alt_offsets = alternate_bases.offsets.to_numpy()
-        alt_offsets = alt_offsets - alt_offsets[0]  # a slice's offsets start where it does
-        alt_values = pc.list_flatten(alternate_bases)
-        alts = pc.struct_field(alt_values, s.ALT).to_pylist()
-        rows_alts = [alts[alt_offsets[r] : alt_offsets[r + 1]] for r in range(batch.num_rows)]
+        alt_values = pc.list_flatten(alternate_bases)  # a slice's values, from its first
+        alleles = _Alleles(
+            batch.column(s.REFERENCE_BASES),
+            pc.struct_field(alt_values, s.ALT),
+            pc.list_parent_indices(alternate_bases).to_numpy(),
+        )
+        alt_offsets = alleles.offsets
         children = [alt_values.field(i) for i in range(alt_values.type.num_fields)]
         fields = list(alt_values.type)
         columns = {}
         for field in self._annotations.split:
-            per_alt, unmatched = _split(batch.column(field.column), field, refs, rows_alts, alt_offsets)
+            per_alt, unmatched = _split(batch.column(field.column), field, alleles)
             children.append(per_alt)
             fields.append(pa.field(field.column, per_alt.type))
             columns[field.column] = unmatched
         if self._annotations.lookup:
-            for lookup_field, values in zip(self._annotations.lookup, self._lookup(batch, refs, rows_alts)):
+            for lookup_field, values in zip(self._annotations.lookup, self._lookup(batch, alleles)):
                 children.append(values)
                 fields.append(pa.field(lookup_field.column, lookup_field.arrow_type))
         structs = pa.StructArray.from_arrays(children, fields=fields)
@@ -256,10 +286,13 @@ class Annotator:
         arrays[names.index(s.ALTERNATE_BASES)] = annotated
         return pa.RecordBatch.from_arrays(arrays, names=names)
 
-    def _lookup(self, batch: pa.RecordBatch, refs: list, rows_alts: list) -> list[pa.Array]:
+    def _lookup(self, batch: pa.RecordBatch, alleles: _Alleles) -> list[pa.Array]:
         """One array per lookup field, aligned with the batch's alternate alleles."""
         import pysam
 
+        refs = alleles.refs.to_pylist()
+        alts, offsets = alleles.alts.to_pylist(), alleles.offsets
+        rows_alts = [alts[offsets[r] : offsets[r + 1]] for r in range(batch.num_rows)]
         if self._file is None:
             self._file = pysam.VariantFile(self._annotations.lookup_path)
             self._contigs = set(self._file.index.keys()) if self._file.index is not None else set()
@@ -344,8 +377,9 @@ def _info_value(record, field: FieldDef, alt_index: int):
     return [value] if field.number not in ("0", "1") else value
 
 
-def _split(column: pa.Array, field: SplitField, refs: list, rows_alts: list, alt_offsets: np.ndarray):
+def _split(column: pa.Array, field: SplitField, alleles: _Alleles):
     """(a list of annotation records per ALT, the strings matching no ALT per row)."""
+    alt_offsets = alleles.offsets
     n_alts = int(alt_offsets[-1])
     strings = pc.list_flatten(column)
     row_of = pc.list_parent_indices(column).to_numpy()
@@ -357,7 +391,7 @@ def _split(column: pa.Array, field: SplitField, refs: list, rows_alts: list, alt
     if field.allele_index is not None:
         todo = np.flatnonzero(whole & (alt_number < 0))
         if len(todo):
-            alt_number[todo] = _by_allele(parts, todo, field, refs, rows_alts, row_of, alt_offsets)
+            alt_number[todo] = _by_allele(parts, todo, field, alleles, row_of)
     elif field.allele_num_index is None:  # no allele to match: only a single ALT can be meant
         single = (alt_offsets[row_of + 1] - alt_offsets[row_of]) == 1
         alt_number = np.where(whole & single, alt_offsets[row_of], -1)
@@ -388,38 +422,27 @@ def _by_allele_num(parts, whole, index: int, row_of, alt_offsets) -> np.ndarray:
     rows = np.flatnonzero(whole)
     if not len(rows):
         return out
-    text = pc.list_element(pc.take(parts, pa.array(rows, pa.int64())), index).to_pylist()
-    numbers = np.array([int(t) if t.isdigit() else 0 for t in text], dtype=np.int64)
+    text = pc.list_element(pc.take(parts, pa.array(rows, pa.int64())), index)
+    digits = pc.fill_null(pc.match_substring_regex(text, r"^[0-9]{1,9}$"), False)
+    numbers = pc.fill_null(pc.cast(pc.if_else(digits, text, "0"), pa.int64()), 0).to_numpy()
     row = row_of[rows]
     in_range = (numbers >= 1) & (numbers <= alt_offsets[row + 1] - alt_offsets[row])
     out[rows[in_range]] = alt_offsets[row[in_range]] + numbers[in_range] - 1
     return out
 
 
-def _by_allele(parts, todo, field: SplitField, refs, rows_alts, row_of, alt_offsets) -> np.ndarray:
+def _by_allele(parts, todo, field: SplitField, alleles: _Alleles, row_of) -> np.ndarray:
     """The ALT number of each annotation string in ``todo`` by its allele, or -1. A record's
     strings are read by VEP's rule or as the ALTs written, whichever places more of them (ties
     go to the rule of the tool the header names): some annotators write the ALT itself under a
     VEP-style header."""
-    alleles = pc.list_element(pc.take(parts, pa.array(todo, pa.int64())), field.allele_index).to_pylist()
+    allele = pc.list_element(pc.take(parts, pa.array(todo, pa.int64())), field.allele_index)
     rows = row_of[todo]
-    out = np.full(len(todo), -1, dtype=np.int64)
-    for chunk in np.split(np.arange(len(todo)), np.flatnonzero(np.diff(rows)) + 1):
-        row = int(rows[chunk[0]])
-        alts = rows_alts[row]
-        as_written = _first_index(alts)
-        by_vep = _first_index(vep_alleles(refs[row] or "", alts))
-        rule, other = (as_written, by_vep) if field.exact_alleles else (by_vep, as_written)
-        strings = [alleles[i] for i in chunk]
-        if sum(a in other for a in strings) > sum(a in rule for a in strings):
-            rule = other
-        base = int(alt_offsets[row])
-        out[chunk] = [base + rule[a] if a in rule else -1 for a in strings]
-    return out
-
-
-def _first_index(values: list[str]) -> dict[str, int]:
-    index: dict[str, int] = {}
-    for k, value in enumerate(values):
-        index.setdefault(value, k)
-    return index
+    wanted = _row_keys(rows, allele)
+    as_written = pc.fill_null(pc.index_in(wanted, value_set=alleles.keys(alleles.alts)), -1).to_numpy()
+    by_vep = pc.fill_null(pc.index_in(wanted, value_set=alleles.keys(alleles.vep)), -1).to_numpy()
+    rule, other = (as_written, by_vep) if field.exact_alleles else (by_vep, as_written)
+    n_rows = len(alleles.refs)
+    placed_rule = np.bincount(rows, weights=rule >= 0, minlength=n_rows)
+    placed_other = np.bincount(rows, weights=other >= 0, minlength=n_rows)
+    return np.where((placed_other > placed_rule)[rows], other, rule)
