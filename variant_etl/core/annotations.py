@@ -205,7 +205,8 @@ def plan_annotations(
         if column.lower() in taken:
             raise SchemaError(
                 f"{what} becomes alternate_bases.{column}, which clashes with {taken[column.lower()]} "
-                "(names are compared case-insensitively)"
+                "(names are compared case-insensitively). Hint: leave it out, or rename the field "
+                "in one of the files"
             )
         taken[column.lower()] = what
     return Annotations(tuple(split), lookup_path, tuple(lookup))
