@@ -152,6 +152,20 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
         "--sample_name_encoding", choices=SAMPLE_NAME_ENCODINGS, default="WITHOUT_FILE_PATH",
         help="WITH_FILE_PATH: call.sample_id also hashes the file path (same name, different people)",
     )  # fmt: skip
+    annotations = parser.add_argument_group("annotations (docs/annotations.md)")
+    annotations.add_argument(
+        "--annotation_fields", nargs="+", default=[], metavar="INFO_ID",
+        help="INFO fields of VEP/SnpEff annotation strings (CSQ, ANN) to split under the alternate "
+        "allele they describe: alternate_bases[].<ID>[] with one column per sub-field",
+    )  # fmt: skip
+    annotations.add_argument(
+        "--annotate_with", metavar="FILE.vcf.gz",
+        help="an indexed VCF (e.g. ClinVar) whose --annotate_fields are copied under each matching ALT",
+    )  # fmt: skip
+    annotations.add_argument(
+        "--annotate_fields", nargs="+", default=[], metavar="INFO_ID",
+        help="INFO fields of --annotate_with to copy (space- or comma-separated), e.g. CLNSIG,CLNREVSTAT",
+    )  # fmt: skip
     merging = parser.add_argument_group("merging")
     merging.add_argument(
         "--variant_merge_strategy", choices=MERGE_STRATEGIES, default="NONE",
@@ -330,12 +344,17 @@ _NEEDS = {
     "--keep_intermediate_files": ("--output_table", "it keeps the Avro files loaded into BigQuery"),
     "--bigquery_write_method": ("--output_table", "it says how rows are written to BigQuery"),
     "--null_numeric_value_replacement": ("--output_table", "it stands for missing numbers in BigQuery lists"),
+    "--annotate_fields": ("--annotate_with", "it names the fields copied from the annotation file"),
     "--overwrite": ("--output_parquet_dir", "it replaces what the Parquet output directory holds"),
     "--parquet_compression": ("--output_parquet_dir", "it sets how the Parquet files are compressed"),
     "--parquet_row_group_size": ("--output_parquet_dir", "it sets the row groups of the Parquet files"),
     "--parquet_rows_per_file": ("--output_parquet_dir", "it sets the size of the Parquet files"),
 }
-_NEEDED_VALUE = {"--output_table": " PROJECT:DATASET.TABLE", "--output_parquet_dir": " DIR"}
+_NEEDED_VALUE = {
+    "--output_table": " PROJECT:DATASET.TABLE",
+    "--output_parquet_dir": " DIR",
+    "--annotate_with": " FILE.vcf.gz",
+}
 
 
 def _check_combinations(args: argparse.Namespace, given: set[str]) -> None:
@@ -418,7 +437,15 @@ def _make_plan(args: argparse.Namespace):
         allow_incompatible_records=args.allow_incompatible_records,
         sample_name_encoding=args.sample_name_encoding,
         bigquery=_bigquery_options(args),
+        annotation_fields=tuple(_names(args.annotation_fields)),
+        annotate_with=args.annotate_with,
+        annotate_fields=tuple(_names(args.annotate_fields)),
     )
+
+
+def _names(values: list[str]) -> list[str]:
+    """Field IDs given space- or comma-separated, each once."""
+    return list(dict.fromkeys(name for value in values for name in value.split(",") if name))
 
 
 def _bigquery_options(args: argparse.Namespace):
@@ -593,7 +620,7 @@ def _prepare_bigquery(plan) -> list[str]:
     from variant_etl.core.schema import bigquery_fields, field_descriptions
     from variant_etl.sinks.bigquery import prepare_tables
 
-    fields = bigquery_fields(plan.schema.arrow_schema(), field_descriptions(plan.schema))
+    fields = bigquery_fields(plan.output_schema(), field_descriptions(plan.schema))
     return prepare_tables(plan.bigquery, plan.sharding.shards, fields)
 
 

@@ -12,6 +12,7 @@ from variant_etl.sinks.manifest import CommitOutput, WriteMalformed
 from variant_etl.sinks.parquet import WriteShardToParquet
 from variant_etl.transforms import read as read_tags
 from variant_etl.transforms import shard as shard_tags
+from variant_etl.transforms.annotate import AnnotateVariants
 from variant_etl.transforms.merge import MergeVariants
 from variant_etl.transforms.read import ReadVcf
 from variant_etl.transforms.regions import ReadMergedRegions
@@ -41,6 +42,10 @@ def build(p: beam.Pipeline, plan: Plan, *, progress: ProgressOptions | None = No
         batches = read.batches
         if merging:
             batches = batches | "MergeVariants" >> MergeVariants(plan.merge, plan.ranked_sample_ids())
+    if plan.annotations is not None:
+        batches = batches | "AnnotateVariants" >> AnnotateVariants(
+            plan.annotations, one_based=plan.read.one_based
+        )
     sharded = batches | "ShardVariants" >> ShardVariants(plan.sharding, one_based=plan.read.one_based)
     stats = [read[read_tags.COUNTS], sharded[shard_tags.COUNTS]]
     bigquery_files = []
@@ -53,7 +58,7 @@ def build(p: beam.Pipeline, plan: Plan, *, progress: ProgressOptions | None = No
             )
         if plan.bigquery is not None:
             written = rows | f"WriteBigQuery[{shard.suffix}]" >> WriteShardToBigQuery(
-                shard, plan.schema.arrow_schema(), plan.bigquery
+                shard, plan.output_schema(), plan.bigquery
             )
             (bigquery_files if plan.bigquery.write_method == "FILE_LOADS" else stats).append(written)
     if bigquery_files:

@@ -19,6 +19,7 @@ import numpy as np
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from variant_etl.core.annotations import Annotations, plan_annotations
 from variant_etl.core.bgzf import block_starts, is_bgzf
 from variant_etl.core.errors import OutputError, SchemaError, VariantEtlError, VcfFormatError
 from variant_etl.core.estimate import (
@@ -134,6 +135,12 @@ class Plan:
     region_splits: tuple[RegionSplit, ...] = ()
     bigquery: BigQueryOptions | None = None
     sizes: tuple[int, ...] = ()  # bytes on disk of each input, as listed
+    annotations: Annotations | None = None  # --annotation_fields, --annotate_with
+
+    def output_schema(self):
+        """The columns written: the parsed ones, plus the annotations under alternate_bases."""
+        parsed = self.schema.arrow_schema()
+        return parsed if self.annotations is None else self.annotations.output_schema(parsed)
 
     def ranked_sample_ids(self) -> list[int]:
         """Sample ids in the order merged calls take: by sample name, then file path."""
@@ -156,7 +163,7 @@ class Plan:
         records of each input and the estimated rows of each shard."""
         described = {
             "inputs": [{"path": h.path, "samples": len(h.samples)} for h in self.headers],
-            "schema": str(self.schema.arrow_schema()).splitlines(),
+            "schema": str(self.output_schema()).splitlines(),
             "sharding_config": self.sharding.path,
             "shards": [
                 {
@@ -257,6 +264,9 @@ def make_plan(
     allow_incompatible_records: bool = False,
     sample_name_encoding: str = "WITHOUT_FILE_PATH",
     bigquery: BigQueryOptions | None = None,
+    annotation_fields: tuple[str, ...] = (),
+    annotate_with: str | None = None,
+    annotate_fields: tuple[str, ...] = (),
 ) -> Plan:
     schema_options = schema_options or SchemaOptions()
     merge = merge or MergeOptions()
@@ -285,6 +295,13 @@ def make_plan(
             f"--info_keys_to_move_to_calls_regex {schema_options.info_keys_to_move_to_calls_regex!r} "
             f"is not a valid regular expression ({err})"
         ) from None
+    annotations = plan_annotations(
+        merged.infos,
+        [c.name for c in schema.alt_columns],
+        list(annotation_fields),
+        _local_file(annotate_with, "--annotate_with") if annotate_with else None,
+        list(annotate_fields),
+    )
     max_samples = max((len(h.samples) for h in headers), default=0)
     # Keep a batch near a million values, whether they are sites or calls.
     batch_rows = max(100, min(read.batch_rows, 1_000_000 // max(1, max_samples)))
@@ -319,8 +336,18 @@ def make_plan(
         started_at=now.strftime("%Y-%m-%dT%H:%M:%S"),
         region_splits=region_splits,
         bigquery=bigquery,
+        annotations=annotations,
         sizes=tuple(sizes[path] for path in inputs),
     )
+
+
+def _local_file(path: str, option: str) -> str:
+    """An annotation file is opened by htslib on each worker: a local path, as workers see it."""
+    if "://" in path:
+        raise VcfFormatError(f"{option} {path}: must be a local file (htslib opens it on each worker)")
+    if not os.path.isfile(path):
+        raise VcfFormatError(f"{option} {path}: no such file")
+    return os.path.abspath(path)
 
 
 def _region_splits(headers, splits, merged: MergedHeader, merge: MergeOptions) -> tuple[RegionSplit, ...]:
@@ -600,7 +627,7 @@ def plan_text(plan: Plan, estimate: PlanEstimate) -> str:
         )
     lines += [
         "",
-        f"schema: {len(plan.schema.arrow_schema())} top-level columns (plan --format json lists them)",
+        f"schema: {len(plan.output_schema())} top-level columns (plan --format json lists them)",
     ]
     if plan.parquet is not None:
         lines.append(f"output: {plan.parquet.output_dir} (Parquet)")

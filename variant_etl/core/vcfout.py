@@ -22,7 +22,9 @@ from variant_etl.core.schema import sanitize_name
 class _Field:
     id: str
     column: str  # its name in the table
-    where: str  # 'info' (top level), 'alt' (under alternate_bases), 'call'
+    # 'info' (top level), 'alt' (under alternate_bases), 'call', or 'split': annotation strings
+    # split under alternate_bases (--annotation_fields), those matching no ALT at the top level
+    where: str
     definition: FieldDef
 
 
@@ -51,10 +53,12 @@ class VcfFormatter:
             if field.id in s.INFO_CONSUMED:
                 continue
             column = sanitize_name(field.id)
-            if column in alt_names and column != s.ALT:
-                self._info.append(_Field(field.id, column, "alt", field))
+            if column in alt_names and _is_annotation_list(alt_type.field(column).type):
+                self._info.append(_Field(field.id, column, "split", field))
             elif column in names:
                 self._info.append(_Field(field.id, column, "info", field))
+            elif column in alt_names and column != s.ALT:
+                self._info.append(_Field(field.id, column, "alt", field))
         self._end = "END" in header.infos
         self._formats = [
             _Field(f.id, sanitize_name(f.id), "call", f)
@@ -91,7 +95,9 @@ class VcfFormatter:
         if self._end and row[s.END_POSITION] != pos - 1 + len(ref):
             entries.append(f"END={row[s.END_POSITION]}")
         for field in self._info:
-            if field.where == "alt":
+            if field.where == "split":
+                value = _annotation_strings(alts, row.get(field.column), field.column) or None
+            elif field.where == "alt":
                 value = [a[field.column] for a in alts]
                 if all(v is None for v in value):
                     continue
@@ -141,6 +147,20 @@ class VcfFormatter:
                 values.pop()  # trailing missing values may be left out
             out.append(":".join(values))
         return out
+
+
+def _is_annotation_list(data_type: pa.DataType) -> bool:
+    return pa.types.is_list(data_type) and pa.types.is_struct(data_type.value_type)
+
+
+def _annotation_strings(alts: list[dict], unmatched: list[str] | None, column: str) -> list[str]:
+    """The annotation strings of a record: those of each ALT in order, then those of none."""
+    strings = [
+        "|".join("" if v is None else v for v in annotation.values())
+        for alt in alts
+        for annotation in alt[column] or ()
+    ]
+    return strings + list(unmatched or ())
 
 
 def _is_phase_number(phaseset: str | None) -> bool:
