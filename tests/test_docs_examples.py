@@ -15,6 +15,13 @@ DOCS = {
     "docs/annotations.md": ["splice_donor_variant", "Uncertain_significance", "Likely_benign"],
     "docs/query.md": ["10389", "[[0, 0], [0, 0]]"],
     "docs/export.md": ["wrote"],
+    "docs/plan_and_report.md": [
+        "total: 165 rows in shards, 0 dropped (no matching shard)",
+        "index (cohort_189_samples.vcf.gz.tbi)",
+        "input records, not merged rows: MOVE_TO_CALLS",
+        '"estimated_rows": 117',
+        "report: example_report.html",
+    ],
 }
 _BLOCK = re.compile(r"^```[a-z]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
 _COMMAND = re.compile(r"^(python -m variant_etl|\./run_local\.sh|printf|python - <<)", re.MULTILINE)
