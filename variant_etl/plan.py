@@ -529,7 +529,8 @@ class PlanEstimate:
 
 def estimate_plan(plan: Plan) -> PlanEstimate:
     """Cheap: reads each input's index, or a few MB of its records, never a whole large file."""
-    inputs = {h.path: estimate_input(h) for h in plan.headers}
+    sizes = plan.sizes or (None,) * len(plan.headers)
+    inputs = {h.path: estimate_input(h, size) for h, size in zip(plan.headers, sizes)}
     points: dict[str, list] = {}
     spans = []
     for found in inputs.values():
@@ -548,7 +549,7 @@ def estimate_plan(plan: Plan) -> PlanEstimate:
     return PlanEstimate(inputs, rows, dropped, counts)
 
 
-def estimate_input(header: VcfHeader) -> RecordEstimate:
+def estimate_input(header: VcfHeader, size: int | None = None) -> RecordEstimate:
     path = header.path
     index = index_of(path, FileSystems.exists)
     if index is not None:
@@ -560,7 +561,8 @@ def estimate_input(header: VcfHeader) -> RecordEstimate:
             pass  # an index we cannot read: the records tell
     try:
         fmt = detect_format(path, open_binary)
-        size = FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+        if size is None:
+            size = FileSystems.match([path])[0].metadata_list[0].size_in_bytes
         if fmt == "bcf":
             if "://" in path:
                 return RecordEstimate(0.0, False, "unknown (an unindexed remote BCF)", {})
