@@ -177,6 +177,43 @@ def test_sample_lookup_on_its_own_over_several_shards(tmp_path):
     assert manifest["totals"]["rows_written"] == 0  # no variant output was asked for
 
 
+def test_lookup_only_keeps_dead_letters_and_is_overwritten_only_when_asked(tmp_path, write_vcf):
+    vcf = write_vcf(
+        "calls.vcf",
+        '##fileformat=VCFv4.2\n##FORMAT=<ID=GT,Number=1,Type=String,Description="g">\n'
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS1\tS2\n"
+        "1\t5\t.\tA\tC\t.\t.\t.\tGT\t0/1\t./.\n"
+        "1\tabc\t.\tA\tC\t.\t.\t.\tGT\t0/1\t1/1\n"
+        "1\t9\t.\tA\tC,G\t.\t.\t.\tGT\t1|2\t0/0\n",
+    )
+    lookup = tmp_path / "lookup"
+    args = ("--sample_lookup_parquet_dir", str(lookup), "--allow_malformed_records")
+    result = launch(*args, inputs=[vcf])
+    assert result.returncode == 0, result.stderr
+    manifest = check_lookup_adds_up(lookup)
+    assert manifest["totals"]["malformed"] == 1 and manifest["totals"]["calls_routed"] == 4
+    assert [f["path"] for f in manifest["malformed"]["files"]] == ["_malformed/part-00000.jsonl"]
+    assert "abc" in (lookup / "_malformed" / "part-00000.jsonl").read_text()
+    assert lookup_calls(lookup) == Counter(
+        {
+            ("S1", "1", 5, "0/1"): 1,
+            ("S2", "1", 5, "./."): 1,
+            ("S1", "1", 9, "1/2"): 1,
+            ("S2", "1", 9, "0/0"): 1,
+        }
+    )
+    again = launch(*args, inputs=[vcf])
+    assert again.returncode == 2
+    assert (
+        "already holds a completed run" in again.stderr
+        and "choose a new --sample_lookup_parquet_dir" in again.stderr
+    )
+    replaced = launch(*args, "--overwrite", inputs=[vcf])
+    assert replaced.returncode == 0, replaced.stderr
+    assert check_lookup_adds_up(lookup)["run_id"] != manifest["run_id"]
+    assert lookup_calls(lookup).total() == 4
+
+
 def test_merged_inputs_give_every_files_calls(tmp_path):
     inputs = [VT_VCF / "merge" / "merge1.vcf", VT_VCF / "merge" / "merge2.vcf"]
     variants, lookup = tmp_path / "variants", tmp_path / "lookup"
