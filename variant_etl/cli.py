@@ -176,6 +176,11 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
         "--bigquery_write_method", choices=("FILE_LOADS", "STREAMING_INSERTS"), default="FILE_LOADS",
         help="Avro files and free load jobs (default), or streaming inserts",
     )  # fmt: skip
+    bigquery.add_argument(
+        "--sample_lookup_optimized_output_table", metavar="PROJECT:DATASET.TABLE",
+        help="with --output_table: also tables TABLE__<suffix> with one row per call, partitioned "
+        "on sample_id, for per-sample queries (docs/sample_lookup.md)",
+    )  # fmt: skip
     bigquery.add_argument("--append", action="store_true", help="add rows to existing tables")
     bigquery.add_argument(
         "--update_schema_on_append", action="store_true", help="with --append: add new columns to the tables"
@@ -191,6 +196,11 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     bigquery.add_argument("--project", help="Google Cloud project (also Beam's --project)")
     output = parser.add_argument_group("Parquet output")
     output.add_argument("--output_parquet_dir", help="directory for <table_name_suffix>/*.parquet")
+    output.add_argument(
+        "--sample_lookup_parquet_dir", metavar="DIR",
+        help="also (or only) one row per call, sorted by sample_id, for per-sample queries "
+        "(docs/sample_lookup.md)",
+    )  # fmt: skip
     output.add_argument(
         "--overwrite", action="store_true",
         help="replace what --output_parquet_dir holds (only once the new run is complete)",
@@ -305,32 +315,41 @@ def _given(argv: list[str], ours: list[str]) -> set[str]:
     return given
 
 
-# option: (the option it needs, what it does); an option given without the one it needs does nothing.
+_PARQUET = ("--output_parquet_dir", "--sample_lookup_parquet_dir")
+# option: (the option it needs, or a tuple of options one of which it needs, what it does); an
+# option given without the one it needs does nothing.
 _NEEDS = {
+    "--sample_lookup_optimized_output_table": (
+        "--output_table",
+        "it writes a second copy of the BigQuery tables, one row per call",
+    ),
     "--append": ("--output_table", "it adds rows to existing BigQuery tables"),
     "--update_schema_on_append": ("--output_table", "it adds new columns to existing BigQuery tables"),
     "--keep_intermediate_files": ("--output_table", "it keeps the Avro files loaded into BigQuery"),
     "--bigquery_write_method": ("--output_table", "it says how rows are written to BigQuery"),
     "--null_numeric_value_replacement": ("--output_table", "it stands for missing numbers in BigQuery lists"),
     "--annotate_fields": ("--annotate_with", "it names the fields copied from the annotation file"),
-    "--overwrite": ("--output_parquet_dir", "it replaces what the Parquet output directory holds"),
-    "--parquet_compression": ("--output_parquet_dir", "it sets how the Parquet files are compressed"),
-    "--parquet_row_group_size": ("--output_parquet_dir", "it sets the row groups of the Parquet files"),
-    "--parquet_rows_per_file": ("--output_parquet_dir", "it sets the size of the Parquet files"),
+    "--overwrite": (_PARQUET, "it replaces what the Parquet output directory holds"),
+    "--parquet_compression": (_PARQUET, "it sets how the Parquet files are compressed"),
+    "--parquet_row_group_size": (_PARQUET, "it sets the row groups of the Parquet files"),
+    "--parquet_rows_per_file": (_PARQUET, "it sets the size of the Parquet files"),
 }
 _NEEDED_VALUE = {
     "--output_table": " PROJECT:DATASET.TABLE",
     "--output_parquet_dir": " DIR",
+    "--sample_lookup_parquet_dir": " DIR",
     "--annotate_with": " FILE.vcf.gz",
 }
 
 
 def _check_combinations(args: argparse.Namespace, given: set[str]) -> None:
     for option, (needed, does) in _NEEDS.items():
-        if option in given and not getattr(args, needed[2:]):
+        choices = needed if isinstance(needed, tuple) else (needed,)
+        if option in given and not any(getattr(args, name[2:]) for name in choices):
+            which = " or ".join(choices)
+            add = " or ".join(f"{name}{_NEEDED_VALUE.get(name, '')}" for name in choices)
             raise VariantEtlError(
-                f"{option} only applies with {needed} ({does}). "
-                f"Hint: add {needed}{_NEEDED_VALUE.get(needed, '')}, or remove {option}."
+                f"{option} only applies with {which} ({does}). Hint: add {add}, or remove {option}."
             )
     if "--update_schema_on_append" in given and not args.append:
         raise VariantEtlError(
@@ -359,19 +378,26 @@ def _make_plan(args: argparse.Namespace):
 
     if not args.input_pattern and not args.input_file:
         raise VariantEtlError("no input: pass --input_pattern 'data/*.vcf.gz' or --input_file list.txt")
-    if args.command == "launch" and not args.output_parquet_dir and not args.output_table:
+    if args.command == "launch" and not (
+        args.output_parquet_dir or args.output_table or args.sample_lookup_parquet_dir
+    ):
         raise VariantEtlError(
-            "no output: pass --output_parquet_dir DIR and/or --output_table PROJECT:DATASET.TABLE"
+            "no output: pass --output_parquet_dir DIR and/or --output_table PROJECT:DATASET.TABLE "
+            "(or --sample_lookup_parquet_dir DIR)"
         )
-    parquet = None
-    if args.output_parquet_dir:
-        parquet = ParquetOptions(
-            output_dir=args.output_parquet_dir,
+    parquet, lookup = (
+        ParquetOptions(
+            output_dir=directory,
             compression=args.parquet_compression,
             row_group_rows=args.parquet_row_group_size,
             rows_per_file=args.parquet_rows_per_file,
             overwrite=args.overwrite,
         )
+        if directory
+        else None
+        for directory in (args.output_parquet_dir, args.sample_lookup_parquet_dir)
+    )
+    bigquery = _bigquery_options(args)
     return make_plan(
         input_patterns=args.input_pattern,
         input_file=args.input_file,
@@ -394,7 +420,9 @@ def _make_plan(args: argparse.Namespace):
         representative_header_file=args.representative_header_file,
         allow_incompatible_records=args.allow_incompatible_records,
         sample_name_encoding=args.sample_name_encoding,
-        bigquery=_bigquery_options(args),
+        bigquery=bigquery,
+        sample_lookup=lookup,
+        sample_lookup_bigquery=_sample_lookup_bigquery_options(args, bigquery),
         annotation_fields=tuple(_names(args.annotation_fields)),
         annotate_with=args.annotate_with,
         annotate_fields=tuple(_names(args.annotate_fields)),
@@ -404,6 +432,20 @@ def _make_plan(args: argparse.Namespace):
 def _names(values: list[str]) -> list[str]:
     """Field IDs given space- or comma-separated, each once."""
     return list(dict.fromkeys(name for value in values for name in value.split(",") if name))
+
+
+def _sample_lookup_bigquery_options(args: argparse.Namespace, bigquery):
+    """The sample-lookup tables share every BigQuery option of --output_table; their load
+    files wait in a folder of their own."""
+    if not args.sample_lookup_optimized_output_table or bigquery is None:
+        return None
+    import dataclasses
+
+    from variant_etl.sinks.bigquery import parse_output_table
+
+    project, dataset, table = parse_output_table(args.sample_lookup_optimized_output_table, args.project)
+    temp_dir = bigquery.temp_dir.rstrip("/") + "/sample_lookup"
+    return dataclasses.replace(bigquery, project=project, dataset=dataset, table=table, temp_dir=temp_dir)
 
 
 def _bigquery_options(args: argparse.Namespace):
@@ -416,8 +458,9 @@ def _bigquery_options(args: argparse.Namespace):
     project, dataset, table = parse_output_table(args.output_table, args.project)
     if args.temp_location:
         temp_dir = args.temp_location.rstrip("/") + f"/variant_etl-{uuid.uuid4().hex[:12]}"
-    elif args.output_parquet_dir:
-        temp_dir = os.path.join(args.output_parquet_dir, "_temporary", f"bigquery-{uuid.uuid4().hex[:12]}")
+    elif args.output_parquet_dir or args.sample_lookup_parquet_dir:
+        out = args.output_parquet_dir or args.sample_lookup_parquet_dir
+        temp_dir = os.path.join(out, "_temporary", f"bigquery-{uuid.uuid4().hex[:12]}")
     else:
         raise VariantEtlError(
             "--output_table needs --temp_location for its load files (gs://bucket/tmp on Dataflow, "
@@ -494,7 +537,11 @@ def launch(args: argparse.Namespace, beam_args: list[str]) -> int:
 
             delete_tables(plan.bigquery, created)  # a retry starts clean
         raise
-    manifest_dir = plan.parquet.output_dir if plan.parquet else plan.temp_dir
+    manifest_dir = (
+        plan.parquet.output_dir
+        if plan.parquet
+        else (plan.sample_lookup.output_dir if plan.sample_lookup else plan.temp_dir)
+    )
     with _remote(manifest_dir) as f:
         manifest = json.load(f)
     _print_summary(plan, manifest)
@@ -516,8 +563,27 @@ def _prepare_bigquery(plan) -> list[str]:
     from variant_etl.core.schema import bigquery_fields, field_descriptions
     from variant_etl.sinks.bigquery import prepare_tables
 
-    fields = bigquery_fields(plan.output_schema(), field_descriptions(plan.schema))
-    return prepare_tables(plan.bigquery, plan.sharding.shards, fields)
+    descriptions = field_descriptions(plan.schema)
+    fields = bigquery_fields(plan.output_schema(), descriptions)
+    created = prepare_tables(plan.bigquery, plan.sharding.shards, fields)
+    if plan.sample_lookup_bigquery is None:
+        return created
+    from variant_etl.core.sample_lookup import PARTITIONING, lookup_schema
+    from variant_etl.sinks.bigquery import delete_tables
+
+    lookup_fields = bigquery_fields(lookup_schema(plan.output_schema()), descriptions)
+    try:
+        created += prepare_tables(
+            plan.sample_lookup_bigquery,
+            plan.sharding.shards,
+            lookup_fields,
+            partitioning=PARTITIONING,
+            with_sample_info=False,
+        )
+    except BaseException:
+        delete_tables(plan.bigquery, created)
+        raise
+    return created
 
 
 def _print_summary(plan, manifest: dict) -> None:
@@ -545,6 +611,16 @@ def _print_summary(plan, manifest: dict) -> None:
         bq = plan.bigquery
         loaded = totals.get("rows_loaded_to_bigquery")
         print(f"BigQuery: {bq.project}.{bq.dataset}.{bq.table}__<suffix>, {loaded} rows")
+    if plan.sample_lookup is not None:
+        out = plan.sample_lookup.output_dir
+        print(
+            f"sample lookup: {out}/<table_name_suffix>/*.parquet, "
+            f"{totals['sample_lookup_rows_written']} rows (one per call), sorted by sample_id"
+        )
+    if plan.sample_lookup_bigquery is not None:
+        bq = plan.sample_lookup_bigquery
+        loaded = totals.get("sample_lookup_rows_loaded_to_bigquery")
+        print(f"sample lookup tables: {bq.project}.{bq.dataset}.{bq.table}__<suffix>, {loaded} rows")
 
 
 def _remove_temporary(plan) -> None:
@@ -554,16 +630,20 @@ def _remove_temporary(plan) -> None:
     with contextlib.suppress(Exception):
         if FileSystems.exists(plan.temp_dir):
             FileSystems.delete([plan.temp_dir])
-        if plan.parquet is None:
-            return
-        out = plan.parquet.output_dir
-        temp_root = FileSystems.join(out, "_temporary")
-        for path in (temp_root, out):
-            if (
-                FileSystems.exists(path)
-                and not FileSystems.match([FileSystems.join(path, "*")])[0].metadata_list
-            ):
-                FileSystems.delete([path])
+        for output in (plan.parquet, plan.sample_lookup):
+            if output is None:
+                continue
+            out = output.output_dir
+            temp_dir = FileSystems.join(out, "_temporary", plan.run_id)
+            if FileSystems.exists(temp_dir):
+                FileSystems.delete([temp_dir])
+            temp_root = FileSystems.join(out, "_temporary")
+            for path in (temp_root, out):
+                if (
+                    FileSystems.exists(path)
+                    and not FileSystems.match([FileSystems.join(path, "*")])[0].metadata_list
+                ):
+                    FileSystems.delete([path])
 
 
 @contextlib.contextmanager

@@ -22,6 +22,7 @@ from apache_beam.transforms.window import GlobalWindows
 
 from variant_etl.core.bigquery_rows import bigquery_rows, json_safe
 from variant_etl.core.errors import OutputError
+from variant_etl.core.partitioning import RangePartitioning
 from variant_etl.core.schema import avro_schema, without_record_counts
 from variant_etl.core.sharding import Shard
 from variant_etl.transforms.batches import is_end_of_key
@@ -113,13 +114,21 @@ def make_client(project: str):
     return bigquery.Client(project=project)
 
 
-def table_resource(table_id: str, fields: list[dict], shard: Shard | None, description: str = ""):
-    """The table to create: schema, integer-range partitioning and clustering on positions."""
+def table_resource(
+    table_id: str,
+    fields: list[dict],
+    shard: Shard | None,
+    description: str = "",
+    *,
+    partitioning: RangePartitioning | None = None,
+):
+    """The table to create: schema, integer-range partitioning (the shard's on start_position,
+    or ``partitioning``) and clustering on positions."""
     from google.cloud import bigquery
 
     table = bigquery.Table(table_id, schema=[bigquery.SchemaField.from_api_repr(f) for f in fields])
     if shard is not None:
-        spec = shard.partitioning
+        spec = partitioning or shard.partitioning
         table.range_partitioning = bigquery.RangePartitioning(
             field=spec.column,
             range_=bigquery.PartitionRange(start=spec.start, end=spec.end, interval=spec.interval),
@@ -138,8 +147,18 @@ def sample_info_fields() -> list[dict]:
     ]
 
 
-def prepare_tables(options: BigQueryOptions, shards: tuple[Shard, ...], fields: list[dict]) -> list[str]:
-    """Pre-flight checks, then table creation. Returns the ids of tables this run created."""
+def prepare_tables(
+    options: BigQueryOptions,
+    shards: tuple[Shard, ...],
+    fields: list[dict],
+    *,
+    partitioning: RangePartitioning | None = None,
+    with_sample_info: bool = True,
+) -> list[str]:
+    """Pre-flight checks, then table creation. Returns the ids of tables this run created.
+
+    The sample-lookup tables pass their ``partitioning`` (on sample_id) and no sample_info.
+    """
     from google.api_core import exceptions
 
     client = make_client(options.project)
@@ -152,7 +171,8 @@ def prepare_tables(options: BigQueryOptions, shards: tuple[Shard, ...], fields: 
             f"(bq mk --dataset {options.project}:{options.dataset})."
         ) from None
     wanted = [(options.table_id(s.suffix), fields, s) for s in shards]
-    wanted.append((options.table_id(SAMPLE_INFO_SUFFIX), sample_info_fields(), None))
+    if with_sample_info:
+        wanted.append((options.table_id(SAMPLE_INFO_SUFFIX), sample_info_fields(), None))
     existing = {}
     for table_id, _, _ in wanted:
         try:
@@ -178,7 +198,10 @@ def prepare_tables(options: BigQueryOptions, shards: tuple[Shard, ...], fields: 
     created = []
     try:
         for table_id, table_fields, shard in wanted:
-            client.create_table(table_resource(table_id, table_fields, shard, "Loaded by variant_etl"))
+            resource = table_resource(
+                table_id, table_fields, shard, "Loaded by variant_etl", partitioning=partitioning
+            )
+            client.create_table(resource)
             created.append(table_id)
     except Exception:
         delete_tables(options, created)
@@ -287,10 +310,11 @@ def delete_tables(options: BigQueryOptions, table_ids: list[str]) -> None:
 class _WriteAvroFn(beam.DoFn):
     """(file key, batch) of one shard -> Avro load files, one per file key."""
 
-    def __init__(self, shard: Shard, schema: pa.Schema, options: BigQueryOptions):
+    def __init__(self, shard: Shard, schema: pa.Schema, options: BigQueryOptions, kind: str):
         self._shard = shard
         self._schema = schema
         self._options = options
+        self._kind = kind
 
     def setup(self):
         self._parsed = fastavro.parse_schema(avro_schema(self._schema))
@@ -325,15 +349,16 @@ class _WriteAvroFn(beam.DoFn):
                     writer.write(row)
                 rows += batch.num_rows
             writer.flush()
-        return ("bq_file", self._shard.suffix, {"path": path, "rows": rows, "records": records})
+        return (f"{self._kind}_file", self._shard.suffix, {"path": path, "rows": rows, "records": records})
 
 
 class _StreamRowsFn(beam.DoFn):
     """(file key, batch) of one shard -> tabledata.insertAll, 500 rows a request."""
 
-    def __init__(self, shard: Shard, options: BigQueryOptions):
+    def __init__(self, shard: Shard, options: BigQueryOptions, kind: str):
         self._shard = shard
         self._options = options
+        self._kind = kind
 
     def setup(self):
         self._client = make_client(self._options.project)
@@ -349,30 +374,38 @@ class _StreamRowsFn(beam.DoFn):
             errors = self._client.insert_rows_json(table_id, rows[start : start + 500])
             if errors:
                 raise OutputError(f"{table_id}: BigQuery refused streamed rows: {str(errors)[:1000]}")
-        yield ("bq_loaded", self._shard.suffix, {"rows": len(rows), "records": records})
+        yield (f"{self._kind}_loaded", self._shard.suffix, {"rows": len(rows), "records": records})
 
 
 class WriteShardToBigQuery(beam.PTransform):
-    """(file key, batch) of one shard -> Avro load files (stats), or streamed rows (stats)."""
+    """(file key, batch) of one shard -> Avro load files (stats), or streamed rows (stats).
 
-    def __init__(self, shard: Shard, schema: pa.Schema, options: BigQueryOptions):
+    ``kind`` prefixes the stats (``bq_file``, ``bq_loaded``): the sample-lookup tables of the
+    same shards report as ``lookup_bq``.
+    """
+
+    def __init__(self, shard: Shard, schema: pa.Schema, options: BigQueryOptions, *, kind: str = "bq"):
         super().__init__()
         self._shard = shard
         self._schema = schema
         self._options = options
+        self._kind = kind
 
     def expand(self, batches):
         if self._options.write_method == "STREAMING_INSERTS":
-            return batches | "StreamRows" >> beam.ParDo(_StreamRowsFn(self._shard, self._options))
-        return batches | "WriteAvro" >> beam.ParDo(_WriteAvroFn(self._shard, self._schema, self._options))
+            return batches | "StreamRows" >> beam.ParDo(_StreamRowsFn(self._shard, self._options, self._kind))
+        return batches | "WriteAvro" >> beam.ParDo(
+            _WriteAvroFn(self._shard, self._schema, self._options, self._kind)
+        )
 
 
 class _LoadFn(beam.DoFn):
     """Every shard's Avro files -> one load job per shard (appending to the created table)."""
 
-    def __init__(self, options: BigQueryOptions, suffixes: list[str]):
+    def __init__(self, options: BigQueryOptions, suffixes: list[str], kind: str):
         self._options = options
         self._suffixes = suffixes
+        self._kind = kind
 
     def process(self, stats: list[tuple]):
         from google.cloud import bigquery
@@ -380,7 +413,7 @@ class _LoadFn(beam.DoFn):
         client = make_client(self._options.project)
         files: dict[str, list[dict]] = {suffix: [] for suffix in self._suffixes}
         for kind, suffix, info in stats:
-            if kind == "bq_file":
+            if kind == f"{self._kind}_file":
                 files[suffix].append(info)
         loaded: list[str] = []
         config = bigquery.LoadJobConfig(
@@ -408,7 +441,7 @@ class _LoadFn(beam.DoFn):
                             client.load_table_from_file(source, table_id, job_config=config).result()
                 loaded.append(suffix)
                 yield (
-                    "bq_loaded",
+                    f"{self._kind}_loaded",
                     suffix,
                     {
                         "rows": sum(f["rows"] for f in shard_files),
@@ -427,11 +460,11 @@ class _LoadFn(beam.DoFn):
 
 
 class LoadToBigQuery(beam.PTransform):
-    """All Avro file stats -> load jobs; yields ('bq_loaded', suffix, counts) per shard."""
+    """All Avro file stats -> load jobs; yields ('<kind>_loaded', suffix, counts) per shard."""
 
-    def __init__(self, options: BigQueryOptions, suffixes: list[str]):
+    def __init__(self, options: BigQueryOptions, suffixes: list[str], *, kind: str = "bq"):
         super().__init__()
-        self._fn = _LoadFn(options, suffixes)
+        self._fn = _LoadFn(options, suffixes, kind)
 
     def expand(self, stats):
         return stats | "Gather" >> beam.combiners.ToList() | "Load" >> beam.ParDo(self._fn)
