@@ -16,7 +16,8 @@ from variant_etl.core.bigquery_rows import bigquery_rows, json_safe
 from variant_etl.core.errors import OutputError
 from variant_etl.core.schema import avro_schema, bigquery_fields
 from variant_etl.core.sharding import load_sharding_config
-from variant_etl.sinks.bigquery import parse_output_table, table_resource
+from variant_etl.core.bigquery_tables import parse_output_table
+from variant_etl.sinks.bigquery import table_resource
 
 DEFAULT_CONFIG = REPO / "sharding_configs" / "homo_sapiens_default.yaml"
 SAMPLE = "GS000016676-ASM"  # the one sample of valid-4.1-large.vcf.gz
@@ -142,7 +143,7 @@ def bq(bigquery_emulator, tmp_path):
     """A client on the emulator, a fresh dataset, and a launcher wired to both."""
     import os
 
-    from variant_etl.sinks.bigquery import make_client
+    from variant_etl.core.bigquery_tables import make_client
 
     os.environ["BIGQUERY_EMULATOR_HOST"] = bigquery_emulator
     client = make_client("test-project")
@@ -182,9 +183,9 @@ def test_multi_shard_load_matches_bcftools(bq, group):
     for suffix, (rows, total) in expected.items():
         found = bq.query(f"SELECT COUNT(*), SUM(start_position) FROM {bq.dataset}.vt__{suffix}")[0]
         assert found == (rows, total), suffix
-    # one table per shard of the default config, plus sample_info
-    assert len(bq.tables("vt")) == 26
-    empty = [t for t in bq.tables("vt") if t.split("__")[1] not in expected and t != "vt__sample_info"]
+    # one table per shard of the default config, plus sample_info and vcf_header
+    assert len(bq.tables("vt")) == 27
+    empty = [t for t in bq.tables("vt") if t.split("__")[1] not in {*expected, "sample_info", "vcf_header"}]
     assert all(bq.query(f"SELECT COUNT(*) FROM {bq.dataset}.{t}")[0] == (0,) for t in empty[:3])
     table = bq.client.get_table(f"test-project.{bq.dataset}.vt__chr1")
     assert table.clustering_fields == ["start_position", "end_position"]

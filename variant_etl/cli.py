@@ -19,18 +19,15 @@ import re
 import sys
 import tempfile
 
-from variant_etl.core.errors import VariantEtlError
-from variant_etl.core.schema import SchemaOptions
-from variant_etl.core.sharding import load_sharding_config
-from variant_etl.plan import (
+from variant_etl.core.choices import (
     DEFAULT_SHARDING_CONFIG,
     MERGE_STRATEGIES,
     SAMPLE_NAME_ENCODINGS,
-    MergeOptions,
-    ParquetOptions,
-    ReadOptions,
     bundled_config,
 )
+from variant_etl.core.errors import VariantEtlError
+from variant_etl.core.schema import SchemaOptions
+from variant_etl.core.sharding import load_sharding_config
 
 _OUR_ERRORS = re.compile(
     r"(VcfFormatError|HeaderConflictError|ShardingConfigError|SchemaError|OutputError|"
@@ -336,7 +333,7 @@ def _check_combinations(args: argparse.Namespace, given: set[str]) -> None:
 
 
 def _make_plan(args: argparse.Namespace):
-    from variant_etl.plan import make_plan
+    from variant_etl.plan import MergeOptions, ParquetOptions, ReadOptions, make_plan
 
     if not args.input_pattern and not args.input_file:
         raise VariantEtlError("no input: pass --input_pattern 'data/*.vcf.gz' or --input_file list.txt")
@@ -384,7 +381,8 @@ def _bigquery_options(args: argparse.Namespace):
         return None
     import uuid
 
-    from variant_etl.sinks.bigquery import BigQueryOptions, parse_output_table
+    from variant_etl.core.bigquery_tables import parse_output_table
+    from variant_etl.sinks.bigquery import BigQueryOptions
 
     project, dataset, table = parse_output_table(args.output_table, args.project)
     if args.temp_location:
@@ -456,10 +454,12 @@ def launch(args: argparse.Namespace, beam_args: list[str]) -> int:
             )
             return 0
         if plan.bigquery is not None:
-            from variant_etl.sinks.bigquery import insert_sample_info
-            from variant_etl.sinks.manifest import sample_info_rows
+            from variant_etl.core.layout import HEADER_SUFFIX, SAMPLE_INFO_SUFFIX
+            from variant_etl.sinks.bigquery import insert_run_rows
+            from variant_etl.sinks.manifest import header_rows, sample_info_rows
 
-            insert_sample_info(plan.bigquery, sample_info_rows(plan))
+            insert_run_rows(plan.bigquery, SAMPLE_INFO_SUFFIX, sample_info_rows(plan))
+            insert_run_rows(plan.bigquery, HEADER_SUFFIX, header_rows(plan))
     except BaseException:
         _remove_temporary(plan)
         if created:
@@ -494,7 +494,7 @@ def _prepare_bigquery(plan) -> list[str]:
 
 
 def _print_summary(plan, manifest: dict) -> None:
-    from variant_etl.sinks.manifest import MANIFEST
+    from variant_etl.core.layout import MANIFEST
 
     totals = manifest["totals"]
     print(
@@ -567,8 +567,8 @@ def _worker_stderr(*, show: bool):
 def _remote(out: str):
     import io
 
+    from variant_etl.core.layout import MANIFEST
     from variant_etl.plan import open_binary
-    from variant_etl.sinks.manifest import MANIFEST
 
     with open_binary(f"{out}/{MANIFEST}") as f:
         return io.StringIO(f.read().decode("utf-8"))

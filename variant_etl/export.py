@@ -12,9 +12,9 @@ import pysam
 
 from variant_etl.core.errors import OutputError, VariantEtlError
 from variant_etl.core.header import DEFAULT_FILEFORMAT, VcfHeader, parse_header
+from variant_etl.core.layout import HEADER
 from variant_etl.core.vcfout import VcfFormatter
 from variant_etl.selection import Selection, arrow_reader, sample_table, select
-from variant_etl.sinks.manifest import HEADER
 
 BATCH_ROWS = 10_000
 

@@ -11,7 +11,7 @@ import re
 import warnings
 
 from variant_etl.core.errors import OutputError, VariantEtlError
-from variant_etl.sinks.manifest import MANIFEST, SAMPLE_INFO
+from variant_etl.core.layout import MANIFEST, SAMPLE_INFO
 
 
 @dataclasses.dataclass(frozen=True)
