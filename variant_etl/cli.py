@@ -59,8 +59,10 @@ def _parser() -> argparse.ArgumentParser:
         _add_pipeline_options(command)
     validate = commands.add_parser("validate-config", help="check a sharding config YAML")
     validate.add_argument("path", nargs="?", default=None)
-    export = commands.add_parser("export", help="write a Parquet output back to a bgzipped, indexed VCF")
-    _add_selection_options(export)
+    export = commands.add_parser(
+        "export", help="write a Parquet output or BigQuery tables back to a bgzipped, indexed VCF"
+    )
+    _add_selection_options(export, tables=True)
     export.add_argument(
         "--output_vcf", required=True, help="the VCF to write (.vcf.gz: bgzipped, with a .tbi)"
     )
@@ -74,8 +76,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_selection_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--input_parquet_dir", required=True, help="a directory written by launch")
+def _add_selection_options(parser: argparse.ArgumentParser, *, tables: bool = False) -> None:
+    if tables:
+        source = parser.add_mutually_exclusive_group(required=True)
+        source.add_argument("--input_parquet_dir", help="a directory written by launch")
+        source.add_argument(
+            "--input_table", metavar="PROJECT:DATASET.TABLE",
+            help="the --output_table of a launch: its TABLE__<suffix> tables (docs/export.md)",
+        )  # fmt: skip
+        parser.add_argument("--project", help="Google Cloud project of --input_table DATASET.TABLE")
+        parser.add_argument(
+            "--null_numeric_value_replacement", type=int, default=-(2**31),
+            help="with --input_table: the number that stands for a missing value in lists (as in launch)",
+        )  # fmt: skip
+    else:
+        parser.add_argument("--input_parquet_dir", required=True, help="a directory written by launch")
     parser.add_argument(
         "--genomic_regions", nargs="+", default=[], metavar="REGION",
         help="CHROM, CHROM:POS or CHROM:START-END (1-based, inclusive, as in bcftools): variants overlapping",
