@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 
 import fastavro
 import pyarrow as pa
@@ -13,10 +12,10 @@ import pytest
 from tests.conftest import REPO, VT_VCF, bcftools_positions, bcftools_query, run_cli
 from tests.test_launch import VT_GROUPS, expected_by_shard
 from variant_etl.core.bigquery_rows import bigquery_rows, json_safe
+from variant_etl.core.bigquery_tables import parse_output_table
 from variant_etl.core.errors import OutputError
 from variant_etl.core.schema import avro_schema, bigquery_fields
 from variant_etl.core.sharding import load_sharding_config
-from variant_etl.core.bigquery_tables import parse_output_table
 from variant_etl.sinks.bigquery import table_resource
 
 DEFAULT_CONFIG = REPO / "sharding_configs" / "homo_sapiens_default.yaml"
@@ -136,42 +135,6 @@ def test_output_table_needs_a_valid_project(project):
 
 
 # --- against the emulator ---------------------------------------------------------------
-
-
-@pytest.fixture
-def bq(bigquery_emulator, tmp_path):
-    """A client on the emulator, a fresh dataset, and a launcher wired to both."""
-    import os
-
-    from variant_etl.core.bigquery_tables import make_client
-
-    os.environ["BIGQUERY_EMULATOR_HOST"] = bigquery_emulator
-    client = make_client("test-project")
-    dataset = f"ds_{uuid.uuid4().hex[:8]}"
-    client.create_dataset(dataset)
-
-    class Session:
-        def __init__(self):
-            self.client = client
-            self.dataset = dataset
-            self.host = bigquery_emulator
-
-        def launch(self, table, *inputs, extra=()):
-            args = ["launch", "--output_table", f"test-project:{dataset}.{table}",
-                    "--temp_location", str(tmp_path / f"tmp-{uuid.uuid4().hex[:6]}")]  # fmt: skip
-            for path in inputs:
-                args += ["--input_pattern", str(path)]
-            return run_cli(*args, *extra, env_extra={"BIGQUERY_EMULATOR_HOST": bigquery_emulator})
-
-        def query(self, sql):
-            return [tuple(row.values()) for row in client.query(sql).result()]
-
-        def tables(self, base):
-            return sorted(
-                t.table_id for t in client.list_tables(dataset) if t.table_id.startswith(base + "__")
-            )
-
-    return Session()
 
 
 @pytest.mark.parametrize("group", sorted(VT_GROUPS))

@@ -116,7 +116,7 @@ def read_tables(
         header = _minimal_header([r["c"] for r in contigs], [r["f"] for r in filters], base)
         # gcp-variant-transforms describes start_position, and says when it is 1-based
         one_based = "1-based" in (_field(fields, s.START_POSITION).get("description") or "")
-    header = _with_schema_definitions(header, fields)
+    header = _with_schema_definitions(header, fields, made=not stored)
 
     sample_rows = rows(f"SELECT sample_id, sample_name, file_path FROM `{base}__{SAMPLE_INFO_SUFFIX}`")
     sample_ids = sample_ids_named(sample_rows, sample_names, base) if sample_names else None
@@ -128,8 +128,11 @@ def read_tables(
         sample_ids,
         list(header.contigs),
     )
-    job = client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params))
-    result = job.result(page_size=batch_rows)
+    try:
+        job = client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params))
+        result = job.result(page_size=batch_rows)
+    except exceptions.GoogleAPICallError as err:
+        raise OutputError(f"the query of {base}__* failed: {str(err).splitlines()[0]}") from None
     batches = (from_bigquery_rows(b, null_numeric_value) for b in result.to_arrow_iterable() if b.num_rows)
     return TableRows(header, samples, arrow_schema(fields), batches, one_based)
 
@@ -174,13 +177,12 @@ def _variants_sql(
     if sample_ids is not None:
         params.append(bigquery.ArrayQueryParameter("sample_ids", "INT64", list(sample_ids)))
     branches = " UNION ALL ".join(f"SELECT {', '.join(selected)} FROM `{t}`{where}" for t in tables)
-    outer = ", ".join(f"v.`{name}`" for name in columns)
+    ranked = ", ".join(f"v.`{name}`" for name in columns)
+    outer = ", ".join(f"`{name}`" for name in columns)
+    rank = "(SELECT o FROM UNNEST(@contig_order) AS x WITH OFFSET AS o WHERE x = v.reference_name)"
     sql = (
-        f"SELECT {outer} FROM ({branches}) AS v "
-        "LEFT JOIN (SELECT name, rank FROM UNNEST(@contig_order) AS name WITH OFFSET AS rank) AS o "
-        "ON o.name = v.reference_name "
-        "ORDER BY IFNULL(o.rank, ARRAY_LENGTH(@contig_order)), "
-        "v.reference_name, v.start_position, v.end_position"
+        f"SELECT {outer} FROM (SELECT {ranked}, IFNULL({rank}, ARRAY_LENGTH(@contig_order)) AS contig_rank "
+        f"FROM ({branches}) AS v) ORDER BY contig_rank, reference_name, start_position, end_position"
     )
     return sql, params
 
@@ -216,13 +218,14 @@ def _stored_header(rows: list[dict], where: str) -> tuple[VcfHeader, bool]:
     return headers[0], coordinates.pop().startswith("1-based")
 
 
-def _with_schema_definitions(header: VcfHeader, fields: list[dict]) -> VcfHeader:
+def _with_schema_definitions(header: VcfHeader, fields: list[dict], *, made: bool) -> VcfHeader:
     """The header, plus INFO/FORMAT definitions made from the table schema for the columns it
-    does not define (names, BigQuery types and modes, column descriptions)."""
+    does not define (names, BigQuery types and modes, column descriptions); ``made``: a header
+    made here, which also needs END, GT and PS (stored headers say whether the run had them)."""
     infos = {s.sanitize_name(i) for i in header.infos}
     formats = {s.sanitize_name(i) for i in header.formats}
     extra = []
-    if "END" not in header.infos:
+    if made:
         extra.append(FieldDef("END", "1", "Integer", "End position of the variant"))
     for field in fields:
         name = field["name"]
@@ -236,16 +239,16 @@ def _with_schema_definitions(header: VcfHeader, fields: list[dict]) -> VcfHeader
             extra.append(_definition(field, None))
     extra_formats = []
     call = _field(fields, s.CALL)
-    if call:
+    if call and made:
         for fid, number, kind, text in (
             ("GT", "1", "String", "Genotype"),
             ("PS", "1", "Integer", "Phase set"),
         ):
             if fid not in header.formats:
                 extra_formats.append(FieldDef(fid, number, kind, text))
-        for f in call.get("fields", []):
-            if f["name"] not in _CALL_FIXED and f["name"] not in formats | infos:
-                extra_formats.append(_definition(f, None))
+    for f in call.get("fields", []):
+        if f["name"] not in _CALL_FIXED and f["name"] not in formats | infos:
+            extra_formats.append(_definition(f, None))
     lines = [definition_line("INFO", d) for d in extra if d is not None]
     lines += [definition_line("FORMAT", d) for d in extra_formats if d is not None]
     if not lines:
