@@ -87,17 +87,22 @@ def read_tables(
         shard_tables.append(client.get_table(f"{base}__{suffix}"))
     if not shard_tables:
         raise OutputError(f"--input_table {shown(text)}: no shard tables {base}__<suffix>")
-    fields = [f.to_api_repr() for f in shard_tables[0].schema]
-    for other in shard_tables[1:]:
-        if [f["name"] for f in (g.to_api_repr() for g in other.schema)] != [f["name"] for f in fields]:
-            raise OutputError(
-                f"{other.full_table_id} has other columns than {shard_tables[0].full_table_id}. "
-                "Hint: --append --update_schema_on_append gives every shard table the same columns."
-            )
 
     def rows(sql: str, params=()) -> list[dict]:
         config = bigquery.QueryJobConfig(query_parameters=list(params))
         return [dict(row.items()) for row in client.query(sql, job_config=config).result()]
+
+    first = shard_tables[0]
+    for other in shard_tables[1:]:
+        if [f.name for f in other.schema] != [f.name for f in first.schema]:
+            raise OutputError(
+                f"{_sql_id(other)} has other columns than {_sql_id(first)}. "
+                "Hint: --append --update_schema_on_append gives every shard table the same columns."
+            )
+    # The columns as a query sees them (the emulator's table metadata misses columns added by
+    # ALTER TABLE; LIMIT 0 reads nothing), with the column descriptions of the table.
+    columns = client.query(f"SELECT * FROM `{_sql_id(first)}` LIMIT 0").result().schema
+    fields = _described([f.to_api_repr() for f in columns], [f.to_api_repr() for f in first.schema])
 
     if HEADER_SUFFIX in suffixes:
         stored = rows(
@@ -264,6 +269,18 @@ def _definition(field: dict, number: str | None) -> FieldDef | None:
     if number is None:
         number = "0" if kind == "Flag" else ("." if field.get("mode") == "REPEATED" else "1")
     return FieldDef(field["name"], number, kind, field.get("description") or "")
+
+
+def _described(fields: list[dict], described: list[dict]) -> list[dict]:
+    by_name = {f["name"]: f for f in described}
+    out = []
+    for field in fields:
+        known = by_name.get(field["name"], {})
+        field = {**field, "description": known.get("description")}
+        if field.get("fields"):
+            field["fields"] = _described(field["fields"], known.get("fields", []))
+        out.append(field)
+    return out
 
 
 def _field(fields: list[dict], name: str) -> dict:
