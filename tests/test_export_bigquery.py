@@ -10,7 +10,7 @@ import pysam
 import pytest
 
 from tests.conftest import REAL, VT_VCF, bcftools_view, run_cli
-from tests.test_export import parsed, without_malformed
+from tests.test_export import MERGE_FLAGS, MERGE_INPUTS, parsed, without_malformed
 
 # samples with phased and missing values, Infinity and lists with missing items, Number=A/R/G
 FILES = [VT_VCF / "valid-4.0.vcf", VT_VCF / "valid-4.2.vcf", REAL / "bcftools" / "norm.vcf"]
@@ -127,3 +127,20 @@ def test_input_table_and_input_parquet_dir_exclude_each_other(tmp_path):
     assert result.returncode == 2 and "not allowed with argument" in result.stderr
     bad = run_cli("export", "--input_table", "d.t", "--output_vcf", "x.vcf")
     assert bad.returncode == 2 and "--input_table 'd.t' names no project" in bad.stderr
+
+
+def test_merged_output_through_bigquery_is_the_parquet_export(bq, tmp_path):
+    """MOVE_TO_CALLS with INFO moved to the calls, call.quality and call.filter: the export of the
+    tables is the export of the Parquet output of the same run (tests/test_export.py checks that
+    one against each input)."""
+    out = tmp_path / "out"
+    loaded = bq.launch("merged", *MERGE_INPUTS, extra=(*MERGE_FLAGS, "--output_parquet_dir", str(out)))
+    assert loaded.returncode == 0, loaded.stderr
+    from_bq, from_parquet = tmp_path / "bq.vcf", tmp_path / "parquet.vcf"
+    result = export_table(bq, "merged", from_bq)
+    assert result.returncode == 0, result.stderr
+    assert (
+        run_cli("export", "--input_parquet_dir", str(out), "--output_vcf", str(from_parquet)).returncode == 0
+    )
+    assert from_bq.read_text() == from_parquet.read_text()
+    assert "GT:GQ:DP:HQ:NS:AF:QUAL:FT\t0|0:48:1:51,51:2:0.5:10:q10" in from_bq.read_text()
