@@ -63,6 +63,20 @@ def test_regions_and_samples_are_selected_in_the_query(bq, tmp_path):
         assert [r.id for r in exported.fetch()] == ["microsat1"]
 
 
+def test_one_based_tables(bq, tmp_path):
+    """--use_1_based_coordinate: start_position is POS; the header table says so, and regions
+    select the same variants."""
+    source = VT_VCF / "valid-4.0.vcf"
+    assert bq.launch("one", source, extra=("--use_1_based_coordinate",)).returncode == 0
+    assert bq.query(f"SELECT MIN(start_position) FROM {bq.dataset}.one__chr19")[0] == (1234567,)
+    vcf = tmp_path / "one.vcf.gz"
+    assert export_table(bq, "one", vcf).returncode == 0
+    assert parsed(bcftools_view(vcf)) == parsed(bcftools_view(source))
+    assert export_table(bq, "one", vcf, "--genomic_regions", "19:1234570-1234600", "20:14370").returncode == 0
+    with pysam.VariantFile(str(vcf)) as exported:
+        assert [r.id for r in exported.fetch()] == ["microsat1", "rs6054257"]
+
+
 @pytest.mark.parametrize(
     "source", [VT_VCF / "valid-4.0.vcf", REAL / "bcftools" / "norm.vcf"], ids=lambda p: p.name
 )

@@ -63,7 +63,49 @@ def read_tables(
     from variant_etl.export import choose_samples
 
     project, dataset, table = parse_output_table(text, project, option="--input_table")
+    region_bounds(regions, one_based=False)  # bad regions are refused before any request
     client = make_client(project)
+    base = f"{project}.{dataset}.{table}"
+
+    def rows(sql: str, params=()) -> list[dict]:
+        config = bigquery.QueryJobConfig(query_parameters=list(params))
+        return [dict(row.items()) for row in client.query(sql, job_config=config).result()]
+
+    shard_tables, has_header_table = _shard_tables(client, text, project, dataset, table)
+    # The columns as a query sees them (the emulator's table metadata misses columns added by
+    # ALTER TABLE; LIMIT 0 reads nothing), with the column descriptions of the table.
+    first = shard_tables[0]
+    columns = client.query(f"SELECT * FROM `{_sql_id(first)}` LIMIT 0").result().schema
+    fields = _described([f.to_api_repr() for f in columns], [f.to_api_repr() for f in first.schema])
+    header, one_based = _header(rows, base, has_header_table, shard_tables, fields)
+
+    sample_rows = rows(f"SELECT sample_id, sample_name, file_path FROM `{base}__{SAMPLE_INFO_SUFFIX}`")
+    sample_ids = sample_ids_named(sample_rows, sample_names, base) if sample_names else None
+    samples = choose_samples(sample_rows, sample_ids)
+    sql, params = _variants_sql(
+        [_sql_id(t) for t in shard_tables],
+        [f["name"] for f in fields],
+        region_bounds(regions, one_based=one_based),
+        sample_ids,
+        list(header.contigs),
+    )
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            job = client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params))
+            for batch in job.result(page_size=batch_rows).to_arrow_iterable():
+                if batch.num_rows:
+                    yield from_bigquery_rows(batch, null_numeric_value)
+        except exceptions.GoogleAPICallError as err:
+            raise OutputError(f"the query of {base}__* failed: {str(err).splitlines()[0]}") from None
+
+    return TableRows(header, samples, arrow_schema(fields), batches(), one_based)
+
+
+def _shard_tables(client, text: str, project: str, dataset: str, table: str) -> tuple[list, bool]:
+    """The TABLE__<suffix> tables (same columns in each), and whether TABLE__vcf_header exists."""
+    from google.api_core import exceptions
+
     base = f"{project}.{dataset}.{table}"
     try:
         listed = sorted(t.table_id for t in client.list_tables(f"{project}.{dataset}"))
@@ -87,11 +129,6 @@ def read_tables(
         shard_tables.append(client.get_table(f"{base}__{suffix}"))
     if not shard_tables:
         raise OutputError(f"--input_table {shown(text)}: no shard tables {base}__<suffix>")
-
-    def rows(sql: str, params=()) -> list[dict]:
-        config = bigquery.QueryJobConfig(query_parameters=list(params))
-        return [dict(row.items()) for row in client.query(sql, job_config=config).result()]
-
     first = shard_tables[0]
     for other in shard_tables[1:]:
         if [f.name for f in other.schema] != [f.name for f in first.schema]:
@@ -99,18 +136,19 @@ def read_tables(
                 f"{_sql_id(other)} has other columns than {_sql_id(first)}. "
                 "Hint: --append --update_schema_on_append gives every shard table the same columns."
             )
-    # The columns as a query sees them (the emulator's table metadata misses columns added by
-    # ALTER TABLE; LIMIT 0 reads nothing), with the column descriptions of the table.
-    columns = client.query(f"SELECT * FROM `{_sql_id(first)}` LIMIT 0").result().schema
-    fields = _described([f.to_api_repr() for f in columns], [f.to_api_repr() for f in first.schema])
+    return shard_tables, HEADER_SUFFIX in suffixes
 
-    if HEADER_SUFFIX in suffixes:
+
+def _header(rows, base: str, has_header_table: bool, shard_tables: list, fields: list[dict]):
+    """(header, one_based): the stored header(s) of TABLE__vcf_header, else one made from the
+    contigs and filters of the rows; either way with definitions from the schema for the
+    columns it does not define."""
+    stored = []
+    if has_header_table:
         stored = rows(
             f"SELECT run_id, coordinates, line_number, line FROM `{base}__{HEADER_SUFFIX}` "
             "ORDER BY ingestion_datetime, run_id, line_number"
         )
-    else:
-        stored = []
     if stored:
         header, one_based = _stored_header(stored, f"{base}__{HEADER_SUFFIX}")
     else:
@@ -121,25 +159,7 @@ def read_tables(
         header = _minimal_header([r["c"] for r in contigs], [r["f"] for r in filters], base)
         # gcp-variant-transforms describes start_position, and says when it is 1-based
         one_based = "1-based" in (_field(fields, s.START_POSITION).get("description") or "")
-    header = _with_schema_definitions(header, fields, made=not stored)
-
-    sample_rows = rows(f"SELECT sample_id, sample_name, file_path FROM `{base}__{SAMPLE_INFO_SUFFIX}`")
-    sample_ids = sample_ids_named(sample_rows, sample_names, base) if sample_names else None
-    samples = choose_samples(sample_rows, sample_ids)
-    sql, params = _variants_sql(
-        [_sql_id(t) for t in shard_tables],
-        [f["name"] for f in fields],
-        region_bounds(regions, one_based=one_based),
-        sample_ids,
-        list(header.contigs),
-    )
-    try:
-        job = client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params))
-        result = job.result(page_size=batch_rows)
-    except exceptions.GoogleAPICallError as err:
-        raise OutputError(f"the query of {base}__* failed: {str(err).splitlines()[0]}") from None
-    batches = (from_bigquery_rows(b, null_numeric_value) for b in result.to_arrow_iterable() if b.num_rows)
-    return TableRows(header, samples, arrow_schema(fields), batches, one_based)
+    return _with_schema_definitions(header, fields, made=not stored), one_based
 
 
 def _variants_sql(
