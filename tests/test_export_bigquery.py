@@ -141,6 +141,11 @@ def test_input_table_and_input_parquet_dir_exclude_each_other(tmp_path):
     assert result.returncode == 2 and "not allowed with argument" in result.stderr
     bad = run_cli("export", "--input_table", "d.t", "--output_vcf", "x.vcf")
     assert bad.returncode == 2 and "--input_table 'd.t' names no project" in bad.stderr
+    pointless = run_cli(
+        "export", "--input_parquet_dir", str(tmp_path), "--output_vcf", "x.vcf", "--null_numeric_value_replacement", "0"
+    )  # fmt: skip
+    assert pointless.returncode == 2
+    assert "--null_numeric_value_replacement only applies with --input_table" in pointless.stderr
 
 
 def test_merged_output_through_bigquery_is_the_parquet_export(bq, tmp_path):

@@ -86,8 +86,9 @@ def _add_selection_options(parser: argparse.ArgumentParser, *, tables: bool = Fa
         )  # fmt: skip
         parser.add_argument("--project", help="Google Cloud project of --input_table DATASET.TABLE")
         parser.add_argument(
-            "--null_numeric_value_replacement", type=int, default=-(2**31),
-            help="with --input_table: the number that stands for a missing value in lists (as in launch)",
+            "--null_numeric_value_replacement", type=int, default=None,
+            help="with --input_table: the number that stands for a missing value in lists, as given "
+            "to launch (default -2147483648)",
         )  # fmt: skip
     else:
         parser.add_argument("--input_parquet_dir", required=True, help="a directory written by launch")

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 import pyarrow as pa
 import pysam
 
+from variant_etl.core.bigquery_rows import DEFAULT_NULL_NUMERIC
 from variant_etl.core.errors import OutputError, VariantEtlError
 from variant_etl.core.header import DEFAULT_FILEFORMAT, VcfHeader, parse_header
 from variant_etl.core.layout import HEADER
@@ -21,6 +22,12 @@ BATCH_ROWS = 10_000
 
 
 def export_vcf(args: argparse.Namespace) -> int:
+    for option in ("project", "null_numeric_value_replacement"):
+        if getattr(args, option) is not None and not args.input_table:
+            raise VariantEtlError(
+                f"--{option} only applies with --input_table (it says how to read BigQuery tables). "
+                f"Hint: remove --{option}."
+            )
     if args.input_table:
         from variant_etl.bigquery_export import read_tables
 
@@ -29,7 +36,11 @@ def export_vcf(args: argparse.Namespace) -> int:
             args.genomic_regions,
             args.sample_names,
             project=args.project,
-            null_numeric_value=args.null_numeric_value_replacement,
+            null_numeric_value=(
+                DEFAULT_NULL_NUMERIC
+                if args.null_numeric_value_replacement is None
+                else args.null_numeric_value_replacement
+            ),
             batch_rows=BATCH_ROWS,
         )
         header, samples, schema, batches, one_based = (
