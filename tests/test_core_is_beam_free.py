@@ -45,6 +45,8 @@ def test_export_query_and_validate_config_never_import_apache_beam(tmp_path):
         ]
         for argv in commands:
             assert cli.main(argv) == 0, argv
+        import google.cloud.bigquery  # what export --input_table uses (it needs the emulator to run)
+        import variant_etl.bigquery_export
         print(sorted(m for m in sys.modules if m.split(".")[0] == "apache_beam"))
         """
     )
