@@ -19,18 +19,15 @@ import re
 import sys
 import tempfile
 
-from variant_etl.core.errors import VariantEtlError
-from variant_etl.core.schema import SchemaOptions
-from variant_etl.core.sharding import load_sharding_config
-from variant_etl.plan import (
+from variant_etl.core.choices import (
     DEFAULT_SHARDING_CONFIG,
     MERGE_STRATEGIES,
     SAMPLE_NAME_ENCODINGS,
-    MergeOptions,
-    ParquetOptions,
-    ReadOptions,
     bundled_config,
 )
+from variant_etl.core.errors import VariantEtlError
+from variant_etl.core.schema import SchemaOptions
+from variant_etl.core.sharding import load_sharding_config
 
 _OUR_ERRORS = re.compile(
     r"(VcfFormatError|HeaderConflictError|ShardingConfigError|SchemaError|OutputError|"
@@ -62,8 +59,10 @@ def _parser() -> argparse.ArgumentParser:
         _add_pipeline_options(command)
     validate = commands.add_parser("validate-config", help="check a sharding config YAML")
     validate.add_argument("path", nargs="?", default=None)
-    export = commands.add_parser("export", help="write a Parquet output back to a bgzipped, indexed VCF")
-    _add_selection_options(export)
+    export = commands.add_parser(
+        "export", help="write a Parquet output or BigQuery tables back to a bgzipped, indexed VCF"
+    )
+    _add_selection_options(export, tables=True)
     export.add_argument(
         "--output_vcf", required=True, help="the VCF to write (.vcf.gz: bgzipped, with a .tbi)"
     )
@@ -77,8 +76,22 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_selection_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--input_parquet_dir", required=True, help="a directory written by launch")
+def _add_selection_options(parser: argparse.ArgumentParser, *, tables: bool = False) -> None:
+    if tables:
+        source = parser.add_mutually_exclusive_group(required=True)
+        source.add_argument("--input_parquet_dir", help="a directory written by launch")
+        source.add_argument(
+            "--input_table", metavar="PROJECT:DATASET.TABLE",
+            help="the --output_table of a launch: its TABLE__<suffix> tables (docs/export.md)",
+        )  # fmt: skip
+        parser.add_argument("--project", help="Google Cloud project of --input_table DATASET.TABLE")
+        parser.add_argument(
+            "--null_numeric_value_replacement", type=int, default=None,
+            help="with --input_table: the number that stands for a missing value in lists, as given "
+            "to launch (default -2147483648)",
+        )  # fmt: skip
+    else:
+        parser.add_argument("--input_parquet_dir", required=True, help="a directory written by launch")
     parser.add_argument(
         "--genomic_regions", nargs="+", default=[], metavar="REGION",
         help="CHROM, CHROM:POS or CHROM:START-END (1-based, inclusive, as in bcftools): variants overlapping",
@@ -374,7 +387,7 @@ def _check_combinations(args: argparse.Namespace, given: set[str]) -> None:
 
 
 def _make_plan(args: argparse.Namespace):
-    from variant_etl.plan import make_plan
+    from variant_etl.plan import MergeOptions, ParquetOptions, ReadOptions, make_plan
 
     if not args.input_pattern and not args.input_file:
         raise VariantEtlError("no input: pass --input_pattern 'data/*.vcf.gz' or --input_file list.txt")
@@ -441,7 +454,7 @@ def _sample_lookup_bigquery_options(args: argparse.Namespace, bigquery):
         return None
     import dataclasses
 
-    from variant_etl.sinks.bigquery import parse_output_table
+    from variant_etl.core.bigquery_tables import parse_output_table
 
     project, dataset, table = parse_output_table(args.sample_lookup_optimized_output_table, args.project)
     temp_dir = bigquery.temp_dir.rstrip("/") + "/sample_lookup"
@@ -453,7 +466,8 @@ def _bigquery_options(args: argparse.Namespace):
         return None
     import uuid
 
-    from variant_etl.sinks.bigquery import BigQueryOptions, parse_output_table
+    from variant_etl.core.bigquery_tables import parse_output_table
+    from variant_etl.sinks.bigquery import BigQueryOptions
 
     project, dataset, table = parse_output_table(args.output_table, args.project)
     if args.temp_location:
@@ -526,10 +540,12 @@ def launch(args: argparse.Namespace, beam_args: list[str]) -> int:
             )
             return 0
         if plan.bigquery is not None:
-            from variant_etl.sinks.bigquery import insert_sample_info
-            from variant_etl.sinks.manifest import sample_info_rows
+            from variant_etl.core.layout import HEADER_SUFFIX, SAMPLE_INFO_SUFFIX
+            from variant_etl.sinks.bigquery import insert_run_rows
+            from variant_etl.sinks.manifest import header_rows, sample_info_rows
 
-            insert_sample_info(plan.bigquery, sample_info_rows(plan))
+            insert_run_rows(plan.bigquery, SAMPLE_INFO_SUFFIX, sample_info_rows(plan))
+            insert_run_rows(plan.bigquery, HEADER_SUFFIX, header_rows(plan))
     except BaseException:
         _remove_temporary(plan)
         if created:
@@ -587,7 +603,7 @@ def _prepare_bigquery(plan) -> list[str]:
 
 
 def _print_summary(plan, manifest: dict) -> None:
-    from variant_etl.sinks.manifest import MANIFEST
+    from variant_etl.core.layout import MANIFEST
 
     totals = manifest["totals"]
     print(
@@ -674,8 +690,8 @@ def _worker_stderr(*, show: bool):
 def _remote(out: str):
     import io
 
+    from variant_etl.core.layout import MANIFEST
     from variant_etl.plan import open_binary
-    from variant_etl.sinks.manifest import MANIFEST
 
     with open_binary(f"{out}/{MANIFEST}") as f:
         return io.StringIO(f.read().decode("utf-8"))

@@ -17,6 +17,13 @@ from apache_beam.io.filesystems import FileSystems
 
 from variant_etl.core.annotations import Annotations, plan_annotations
 from variant_etl.core.bgzf import block_starts, is_bgzf
+from variant_etl.core.bigquery_tables import MAX_TABLE_NAME_LENGTH, shown
+from variant_etl.core.choices import (  # noqa: F401  (also imported from here)
+    DEFAULT_SHARDING_CONFIG,
+    MERGE_STRATEGIES,
+    SAMPLE_NAME_ENCODINGS,
+    bundled_config,
+)
 from variant_etl.core.errors import OutputError, SchemaError, VariantEtlError, VcfFormatError
 from variant_etl.core.header import (
     MergedHeader,
@@ -27,35 +34,21 @@ from variant_etl.core.header import (
     representative_header,
 )
 from variant_etl.core.infer import FieldInference
+from variant_etl.core.layout import HEADER_SUFFIX, SAMPLE_INFO_SUFFIX
 from variant_etl.core.records import sample_id
 from variant_etl.core.regions import RegionFile, RegionSplit, index_of, plan_region_splits
 from variant_etl.core.schema import SchemaOptions, VariantSchema, build_schema
 from variant_etl.core.sharding import ShardingConfig, load_sharding_config
 from variant_etl.core.source import detect_format, read_header, record_lines
-from variant_etl.sinks.bigquery import MAX_TABLE_NAME_LENGTH, SAMPLE_INFO_SUFFIX, BigQueryOptions, shown
+from variant_etl.sinks.bigquery import BigQueryOptions
 
 INDEX_SUFFIXES = (".tbi", ".csi", ".gzi", ".crai", ".bai")
-DEFAULT_SHARDING_CONFIG = "homo_sapiens_default.yaml"
 BGZF_RATIO = 4  # a VCF compresses about this much or more: bgzip ranges are split_bytes / 4
-
-
-def bundled_config(name: str) -> str:
-    """Path of a config shipped in sharding_configs/ (installed as package data)."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    for folder in (os.path.join(here, "sharding_configs"), os.path.join(here, "..", "sharding_configs")):
-        candidate = os.path.normpath(os.path.join(folder, name))
-        if os.path.exists(candidate):
-            return candidate
-    return name
 
 
 def open_binary(path: str):
     """Opens any path Beam knows (local, gs://, ...) without decompressing it."""
     return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
-
-
-MERGE_STRATEGIES = ("NONE", "MOVE_TO_CALLS", "MERGE_WITH_NON_VARIANTS")
-SAMPLE_NAME_ENCODINGS = ("WITHOUT_FILE_PATH", "WITH_FILE_PATH")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -517,7 +510,7 @@ def _check_local_output_dir(output_dir: str, flag: str) -> None:
 
 def _check_table_names(bigquery: BigQueryOptions, sharding: ShardingConfig) -> None:
     """Shard tables are TABLE__<suffix>; BigQuery table names are at most 1024 characters."""
-    for suffix in [s.suffix for s in sharding.shards] + [SAMPLE_INFO_SUFFIX]:
+    for suffix in [s.suffix for s in sharding.shards] + [SAMPLE_INFO_SUFFIX, HEADER_SUFFIX]:
         name = bigquery.table_id(suffix).rsplit(".", 1)[-1]
         if len(name) > MAX_TABLE_NAME_LENGTH:
             raise OutputError(

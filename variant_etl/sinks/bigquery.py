@@ -10,8 +10,6 @@ See docs/bigquery.md.
 from __future__ import annotations
 
 import dataclasses
-import os
-import re
 import uuid
 
 import apache_beam as beam
@@ -21,25 +19,15 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.window import GlobalWindows
 
 from variant_etl.core.bigquery_rows import bigquery_rows, json_safe
+from variant_etl.core.bigquery_tables import header_fields, make_client, sample_info_fields
 from variant_etl.core.errors import OutputError
+from variant_etl.core.layout import HEADER_SUFFIX, SAMPLE_INFO_SUFFIX
 from variant_etl.core.partitioning import RangePartitioning
 from variant_etl.core.schema import avro_schema, without_record_counts
 from variant_etl.core.sharding import Shard
 from variant_etl.transforms.batches import is_end_of_key
 
-EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"
-SAMPLE_INFO_SUFFIX = "sample_info"
 CLUSTERING = ["start_position", "end_position"]
-# [PROJECT(: or .)]DATASET.TABLE, split before each part is checked on its own.
-_TABLE_SHAPE = re.compile(r"(?:(.+)[:.])?([^:.]+)\.([^:.]+)", re.DOTALL)
-# Google Cloud project ids: 6-30 lowercase letters, digits and hyphens, starting with a letter
-# and not ending with a hyphen; domain-scoped ones start with 'example.com:'.
-_PROJECT_RE = re.compile(r"(?:[a-z0-9](?:[a-z0-9.-]{0,61}[a-z0-9])?:)?[a-z][a-z0-9-]{4,28}[a-z0-9]")
-# Stricter than BigQuery's table names (which allow Unicode letters, '-' and ' '), so that every
-# name is safe unquoted in SQL, as a file name and in a URL.
-_NAME_RE = re.compile(r"[A-Za-z0-9_]+")
-MAX_DATASET_NAME_LENGTH = 1024
-MAX_TABLE_NAME_LENGTH = 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,62 +44,6 @@ class BigQueryOptions:
 
     def table_id(self, suffix: str) -> str:
         return f"{self.project}.{self.dataset}.{self.table}__{suffix}"
-
-
-def parse_output_table(text: str, default_project: str | None) -> tuple[str, str, str]:
-    """'PROJECT:DATASET.TABLE' (or PROJECT.DATASET.TABLE, or DATASET.TABLE with --project).
-
-    Every part is checked here, before any request is made: the names go into request URLs
-    and table ids unquoted.
-    """
-    match = _TABLE_SHAPE.fullmatch(text)
-    if not match:
-        raise OutputError(f"--output_table must look like PROJECT:DATASET.TABLE, got {shown(text)}")
-    project, dataset, table = match.groups()
-    for what, name, limit in (
-        ("dataset", dataset, MAX_DATASET_NAME_LENGTH),
-        ("table", table, MAX_TABLE_NAME_LENGTH),
-    ):
-        if not _NAME_RE.fullmatch(name) or len(name) > limit:
-            raise OutputError(
-                f"--output_table {shown(text)}: the {what} name may only contain letters, digits and '_' "
-                f"(at most {limit} characters), got {shown(name)}"
-            )
-    source = "--output_table" if project else "--project"
-    project = project or default_project
-    if not project:
-        raise OutputError(
-            f"--output_table {shown(text)} names no project. Hint: PROJECT:DATASET.TABLE, or --project"
-        )
-    if not _PROJECT_RE.fullmatch(project):
-        raise OutputError(
-            f"{source}: {shown(project)} is not a Google Cloud project id (6 to 30 lowercase letters, "
-            "digits and hyphens, starting with a letter; optionally after 'domain.com:')"
-        )
-    return project, dataset, table
-
-
-def shown(text: str, limit: int = 60) -> str:
-    """repr() of a name for a message: one line, and long names cut short."""
-    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
-
-
-def make_client(project: str):
-    """A BigQuery client; with BIGQUERY_EMULATOR_HOST set, one for that emulator."""
-    from google.cloud import bigquery
-
-    host = os.environ.get(EMULATOR_ENV)
-    if host:
-        from google.api_core.client_options import ClientOptions
-        from google.auth.credentials import AnonymousCredentials
-
-        endpoint = host if host.startswith("http") else f"http://{host}"
-        return bigquery.Client(
-            project=project,
-            credentials=AnonymousCredentials(),
-            client_options=ClientOptions(api_endpoint=endpoint),
-        )
-    return bigquery.Client(project=project)
 
 
 def table_resource(
@@ -138,15 +70,6 @@ def table_resource(
     return table
 
 
-def sample_info_fields() -> list[dict]:
-    return [
-        {"name": "sample_id", "type": "INT64", "mode": "NULLABLE"},
-        {"name": "sample_name", "type": "STRING", "mode": "NULLABLE"},
-        {"name": "file_path", "type": "STRING", "mode": "NULLABLE"},
-        {"name": "ingestion_datetime", "type": "DATETIME", "mode": "NULLABLE"},
-    ]
-
-
 def prepare_tables(
     options: BigQueryOptions,
     shards: tuple[Shard, ...],
@@ -171,8 +94,9 @@ def prepare_tables(
             f"(bq mk --dataset {options.project}:{options.dataset})."
         ) from None
     wanted = [(options.table_id(s.suffix), fields, s) for s in shards]
-    if with_sample_info:
-        wanted.append((options.table_id(SAMPLE_INFO_SUFFIX), sample_info_fields(), None))
+    header_table = (options.table_id(HEADER_SUFFIX), header_fields(), None)
+    if with_sample_info:  # the variant tables' companions
+        wanted += [(options.table_id(SAMPLE_INFO_SUFFIX), sample_info_fields(), None), header_table]
     existing = {}
     for table_id, _, _ in wanted:
         try:
@@ -186,14 +110,19 @@ def prepare_tables(
             "choose another --output_table, or delete them."
         )
     if options.append:
+        # Tables loaded before the header table existed lack only it: it is created.
         missing = [table_id for table_id, _, _ in wanted if table_id not in existing]
-        if missing:
+        if missing and (missing != [header_table[0]] or not with_sample_info):
             raise OutputError(
                 f"--append needs every table to exist; missing: {', '.join(missing)}. "
                 "Hint: run once without --append to create them."
             )
+        update = options.update_schema_on_append
         for table_id, table_fields, _ in wanted:
-            _check_append_schema(client, existing[table_id], table_fields, options.update_schema_on_append)
+            if table_id in existing:
+                _check_append_schema(client, existing[table_id], table_fields, update)
+        if missing:
+            client.create_table(table_resource(*header_table, "Loaded by variant_etl"))
         return []
     created = []
     try:
@@ -289,16 +218,17 @@ def _kind(field: dict) -> str:
     )
 
 
-def insert_sample_info(options: BigQueryOptions, rows: list[dict]) -> None:
-    """The <table>__sample_info rows (a few per input file: inserted directly)."""
+def insert_run_rows(options: BigQueryOptions, suffix: str, rows: list[dict]) -> None:
+    """The <table>__sample_info or <table>__vcf_header rows of a run (a few hundred at most:
+    inserted directly)."""
     if not rows:
         return
     client = make_client(options.project)
-    table_id = options.table_id(SAMPLE_INFO_SUFFIX)
+    table_id = options.table_id(suffix)
     for start in range(0, len(rows), 500):
         errors = client.insert_rows_json(table_id, rows[start : start + 500])
         if errors:
-            raise OutputError(f"{table_id}: BigQuery refused sample_info rows: {str(errors)[:500]}")
+            raise OutputError(f"{table_id}: BigQuery refused {suffix} rows: {str(errors)[:500]}")
 
 
 def delete_tables(options: BigQueryOptions, table_ids: list[str]) -> None:

@@ -18,16 +18,10 @@ from apache_beam.transforms.window import GlobalWindows
 
 from variant_etl.core.errors import CountMismatchError, OutputError
 from variant_etl.core.header import run_header_lines
+from variant_etl.core.layout import HEADER, MALFORMED_DIR, MANIFEST, SAMPLE_INFO, SUCCESS
 from variant_etl.core.sample_lookup import PARTITIONING as LOOKUP_PARTITIONING
 from variant_etl.core.sample_lookup import SORT_KEYS as LOOKUP_SORT_KEYS
 from variant_etl.plan import Plan
-
-MANIFEST = "_manifest.json"
-SUCCESS = "_SUCCESS"
-MALFORMED_DIR = "_malformed"
-# A file, not a directory, so that read_parquet('out/*/*.parquet') reads variants only.
-SAMPLE_INFO = "__sample_info.parquet"
-HEADER = "_header.vcf"  # the run's VCF header (merged definitions), for export
 
 
 def sample_info_rows(plan: Plan) -> list[dict]:
@@ -37,6 +31,21 @@ def sample_info_rows(plan: Plan) -> list[dict]:
     for row in rows:
         row["ingestion_datetime"] = plan.started_at or None
     return rows
+
+
+def header_rows(plan: Plan) -> list[dict]:
+    """The run's header as TABLE__vcf_header rows (export reads them back: docs/export.md)."""
+    lines = run_header_lines(list(plan.headers), plan.merged)
+    coordinates = coordinates_text(plan)
+    return [
+        {"run_id": plan.run_id, "ingestion_datetime": plan.started_at or None, "coordinates": coordinates,
+         "line_number": number, "line": line}
+        for number, line in enumerate(lines)
+    ]  # fmt: skip
+
+
+def coordinates_text(plan: Plan) -> str:
+    return "1-based start" if plan.read.one_based else "0-based, half-open"
 
 
 def sample_info_table(plan: Plan) -> pa.Table:
@@ -238,7 +247,7 @@ def build_manifest(plan: Plan, stats: list[tuple]) -> tuple[dict, list[tuple[str
         "run_id": plan.run_id,
         "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "sharding_config": plan.sharding.path,
-        "coordinates": "1-based start" if plan.read.one_based else "0-based, half-open",
+        "coordinates": coordinates_text(plan),
         "variant_merge_strategy": plan.merge.strategy,
         "inputs": [
             {
