@@ -10,7 +10,6 @@ import pysam
 import pytest
 
 from tests.conftest import TESTDATA, run_cli
-from tests.test_bigquery import bq  # noqa: F401  (the fixture)
 from tests.test_launch import check_manifest_adds_up
 
 REAL = TESTDATA / "real"
@@ -204,7 +203,7 @@ def test_annotation_option_errors(tmp_path, extra, message):
     assert "Traceback" not in result.stderr and not (tmp_path / "o").exists()
 
 
-def test_annotations_in_bigquery(bq):  # noqa: F811  (the fixture imported above)
+def test_annotations_in_bigquery(bq):
     """Nested twice (alternate_bases[].ANN[]): the load files and the table schema carry it."""
     result = bq.launch("ann", GEMINI, extra=("--annotation_fields", "ANN"))
     assert result.returncode == 0, result.stderr

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 
 import fastavro
 import pyarrow as pa
@@ -13,10 +12,11 @@ import pytest
 from tests.conftest import REPO, VT_VCF, bcftools_positions, bcftools_query, run_cli
 from tests.test_launch import VT_GROUPS, expected_by_shard
 from variant_etl.core.bigquery_rows import bigquery_rows, json_safe
+from variant_etl.core.bigquery_tables import parse_output_table
 from variant_etl.core.errors import OutputError
 from variant_etl.core.schema import avro_schema, bigquery_fields
 from variant_etl.core.sharding import load_sharding_config
-from variant_etl.sinks.bigquery import parse_output_table, table_resource
+from variant_etl.sinks.bigquery import table_resource
 
 DEFAULT_CONFIG = REPO / "sharding_configs" / "homo_sapiens_default.yaml"
 SAMPLE = "GS000016676-ASM"  # the one sample of valid-4.1-large.vcf.gz
@@ -137,42 +137,6 @@ def test_output_table_needs_a_valid_project(project):
 # --- against the emulator ---------------------------------------------------------------
 
 
-@pytest.fixture
-def bq(bigquery_emulator, tmp_path):
-    """A client on the emulator, a fresh dataset, and a launcher wired to both."""
-    import os
-
-    from variant_etl.sinks.bigquery import make_client
-
-    os.environ["BIGQUERY_EMULATOR_HOST"] = bigquery_emulator
-    client = make_client("test-project")
-    dataset = f"ds_{uuid.uuid4().hex[:8]}"
-    client.create_dataset(dataset)
-
-    class Session:
-        def __init__(self):
-            self.client = client
-            self.dataset = dataset
-            self.host = bigquery_emulator
-
-        def launch(self, table, *inputs, extra=()):
-            args = ["launch", "--output_table", f"test-project:{dataset}.{table}",
-                    "--temp_location", str(tmp_path / f"tmp-{uuid.uuid4().hex[:6]}")]  # fmt: skip
-            for path in inputs:
-                args += ["--input_pattern", str(path)]
-            return run_cli(*args, *extra, env_extra={"BIGQUERY_EMULATOR_HOST": bigquery_emulator})
-
-        def query(self, sql):
-            return [tuple(row.values()) for row in client.query(sql).result()]
-
-        def tables(self, base):
-            return sorted(
-                t.table_id for t in client.list_tables(dataset) if t.table_id.startswith(base + "__")
-            )
-
-    return Session()
-
-
 @pytest.mark.parametrize("group", sorted(VT_GROUPS))
 def test_multi_shard_load_matches_bcftools(bq, group):
     inputs = [VT_VCF / name for name in VT_GROUPS[group]]
@@ -182,9 +146,9 @@ def test_multi_shard_load_matches_bcftools(bq, group):
     for suffix, (rows, total) in expected.items():
         found = bq.query(f"SELECT COUNT(*), SUM(start_position) FROM {bq.dataset}.vt__{suffix}")[0]
         assert found == (rows, total), suffix
-    # one table per shard of the default config, plus sample_info
-    assert len(bq.tables("vt")) == 26
-    empty = [t for t in bq.tables("vt") if t.split("__")[1] not in expected and t != "vt__sample_info"]
+    # one table per shard of the default config, plus sample_info and vcf_header
+    assert len(bq.tables("vt")) == 27
+    empty = [t for t in bq.tables("vt") if t.split("__")[1] not in {*expected, "sample_info", "vcf_header"}]
     assert all(bq.query(f"SELECT COUNT(*) FROM {bq.dataset}.{t}")[0] == (0,) for t in empty[:3])
     table = bq.client.get_table(f"test-project.{bq.dataset}.vt__chr1")
     assert table.clustering_fields == ["start_position", "end_position"]

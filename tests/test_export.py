@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections import Counter
 from pathlib import Path
@@ -10,7 +11,7 @@ import numpy as np
 import pysam
 import pytest
 
-from tests.conftest import TESTDATA, VT_VCF, bcftools_view, run_cli
+from tests.conftest import TESTDATA, VT_VCF, bcftools_query, bcftools_view, run_cli
 from tests.test_all_test_files import FILES
 
 
@@ -182,3 +183,47 @@ def test_export_of_a_directory_that_is_not_an_output(tmp_path):
         "export", "--input_parquet_dir", str(tmp_path), "--output_vcf", str(tmp_path / "x.vcf.gz")
     )
     assert result.returncode == 2 and "no _manifest.json" in result.stderr
+
+
+MERGE_INPUTS = sorted((VT_VCF / "merge").glob("merge*.vcf"))
+MERGE_FLAGS = (
+    "--variant_merge_strategy", "MOVE_TO_CALLS", "--info_keys_to_move_to_calls_regex", "NS|AF",
+    "--copy_quality_to_calls", "--copy_filter_to_calls",
+)  # fmt: skip
+
+
+def per_sample(path: Path, fmt: str) -> set[tuple[str, ...]]:
+    """bcftools query output as (site..., sample...) tuples, one per sample with a call."""
+    out = set()
+    for line in bcftools_query(path, fmt).splitlines():
+        site, *samples = line.split("\t|")
+        for sample in samples:
+            values = tuple(sample.split("\t"))
+            if values[1] != ".":  # GT: a sample without a call at this site
+                out.add((*site.split("\t"), *values))
+    return out
+
+
+def test_merged_output_comes_back_per_file(tmp_path):
+    """MOVE_TO_CALLS of three files: each sample's values at each site are those of its own
+    file's record, moved INFO fields (NS, AF) and the record's QUAL and FILTER included (as
+    FORMAT fields NS, AF, QUAL and FT)."""
+    out = tmp_path / "out"
+    args = ["launch", "--output_parquet_dir", str(out), *MERGE_FLAGS]
+    for path in MERGE_INPUTS:
+        args += ["--input_pattern", str(path)]
+    assert run_cli(*args).returncode == 0
+    vcf = tmp_path / "merged.vcf.gz"
+    result = run_cli("export", "--input_parquet_dir", str(out), "--output_vcf", str(vcf))
+    assert result.returncode == 0, result.stderr
+    expected = set()
+    for path in MERGE_INPUTS:
+        fmt = "%CHROM\t%POS\t%REF\t%ALT[\t|%SAMPLE\t%GT\t%GQ\t%DP\t%HQ\t%INFO/NS\t%INFO/AF\t%QUAL\t%FILTER]\n"
+        expected |= per_sample(path, fmt)
+    exported = per_sample(
+        vcf, "%CHROM\t%POS\t%REF\t%ALT[\t|%SAMPLE\t%GT\t%GQ\t%DP\t%HQ\t%NS\t%AF\t%QUAL\t%FT]\n"
+    )
+    assert exported == expected and len(expected) == 10
+    header = gzip.decompress(vcf.read_bytes()).decode()
+    assert '##FORMAT=<ID=AF,Number=A,Type=Float,Description="Allele Frequency">' in header
+    assert "##INFO=<ID=AF," not in header and "##FORMAT=<ID=FT," in header

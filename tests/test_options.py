@@ -175,15 +175,22 @@ def test_pointless_option_with_parquet_output(tmp_path, args, message):
     [
         (
             ["--overwrite"],
-            "--overwrite only applies with --output_parquet_dir (it replaces what the Parquet output "
-            "directory holds). Hint: add --output_parquet_dir DIR, or remove --overwrite.",
+            "--overwrite only applies with --output_parquet_dir or --sample_lookup_parquet_dir (it "
+            "replaces what the Parquet output directory holds). Hint: add --output_parquet_dir DIR or "
+            "--sample_lookup_parquet_dir DIR, or remove --overwrite.",
         ),
-        (["--parquet_compression", "snappy"], "--parquet_compression only applies with --output_parquet_dir"),
+        (
+            ["--parquet_compression", "snappy"],
+            "--parquet_compression only applies with --output_parquet_dir or --sample_lookup_parquet_dir",
+        ),
         (
             ["--parquet_row_group_size", "10"],
-            "--parquet_row_group_size only applies with --output_parquet_dir",
+            "--parquet_row_group_size only applies with --output_parquet_dir or --sample_lookup_parquet_dir",
         ),
-        (["--parquet_rows_per_file=10"], "--parquet_rows_per_file only applies with --output_parquet_dir"),
+        (
+            ["--parquet_rows_per_file=10"],
+            "--parquet_rows_per_file only applies with --output_parquet_dir or --sample_lookup_parquet_dir",
+        ),
     ],
 )
 def test_pointless_option_with_bigquery_output(tmp_path, args, message):
@@ -323,7 +330,7 @@ SECRETS = {
 MANIFEST_KEYS = {
     "variant_etl_manifest_version", "run_id", "finished_at", "sharding_config", "coordinates",
     "variant_merge_strategy", "inputs", "shards", "malformed", "dropped_no_matching_shard",
-    "sample_info", "totals",
+    "sample_info", "sample_lookup", "totals",
 }  # fmt: skip
 
 

@@ -20,18 +20,15 @@ import re
 import sys
 import tempfile
 
-from variant_etl.core.errors import VariantEtlError
-from variant_etl.core.schema import SchemaOptions
-from variant_etl.core.sharding import load_sharding_config
-from variant_etl.plan import (
+from variant_etl.core.choices import (
     DEFAULT_SHARDING_CONFIG,
     MERGE_STRATEGIES,
     SAMPLE_NAME_ENCODINGS,
-    MergeOptions,
-    ParquetOptions,
-    ReadOptions,
     bundled_config,
 )
+from variant_etl.core.errors import VariantEtlError
+from variant_etl.core.schema import SchemaOptions
+from variant_etl.core.sharding import load_sharding_config
 
 _OUR_ERRORS = re.compile(
     r"(VcfFormatError|HeaderConflictError|ShardingConfigError|SchemaError|OutputError|"
@@ -66,8 +63,10 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--output", help="the HTML file to write (default: <input_parquet_dir>/_report.html)")
     validate = commands.add_parser("validate-config", help="check a sharding config YAML")
     validate.add_argument("path", nargs="?", default=None)
-    export = commands.add_parser("export", help="write a Parquet output back to a bgzipped, indexed VCF")
-    _add_selection_options(export)
+    export = commands.add_parser(
+        "export", help="write a Parquet output or BigQuery tables back to a bgzipped, indexed VCF"
+    )
+    _add_selection_options(export, tables=True)
     export.add_argument(
         "--output_vcf", required=True, help="the VCF to write (.vcf.gz: bgzipped, with a .tbi)"
     )
@@ -81,8 +80,22 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_selection_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--input_parquet_dir", required=True, help="a directory written by launch")
+def _add_selection_options(parser: argparse.ArgumentParser, *, tables: bool = False) -> None:
+    if tables:
+        source = parser.add_mutually_exclusive_group(required=True)
+        source.add_argument("--input_parquet_dir", help="a directory written by launch")
+        source.add_argument(
+            "--input_table", metavar="PROJECT:DATASET.TABLE",
+            help="the --output_table of a launch: its TABLE__<suffix> tables (docs/export.md)",
+        )  # fmt: skip
+        parser.add_argument("--project", help="Google Cloud project of --input_table DATASET.TABLE")
+        parser.add_argument(
+            "--null_numeric_value_replacement", type=int, default=None,
+            help="with --input_table: the number that stands for a missing value in lists, as given "
+            "to launch (default -2147483648)",
+        )  # fmt: skip
+    else:
+        parser.add_argument("--input_parquet_dir", required=True, help="a directory written by launch")
     parser.add_argument(
         "--genomic_regions", nargs="+", default=[], metavar="REGION",
         help="CHROM, CHROM:POS or CHROM:START-END (1-based, inclusive, as in bcftools): variants overlapping",
@@ -198,6 +211,11 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
         "--bigquery_write_method", choices=("FILE_LOADS", "STREAMING_INSERTS"), default="FILE_LOADS",
         help="Avro files and free load jobs (default), or streaming inserts",
     )  # fmt: skip
+    bigquery.add_argument(
+        "--sample_lookup_optimized_output_table", metavar="PROJECT:DATASET.TABLE",
+        help="with --output_table: also tables TABLE__<suffix> with one row per call, partitioned "
+        "on sample_id, for per-sample queries (docs/sample_lookup.md)",
+    )  # fmt: skip
     bigquery.add_argument("--append", action="store_true", help="add rows to existing tables")
     bigquery.add_argument(
         "--update_schema_on_append", action="store_true", help="with --append: add new columns to the tables"
@@ -213,6 +231,11 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     bigquery.add_argument("--project", help="Google Cloud project (also Beam's --project)")
     output = parser.add_argument_group("Parquet output")
     output.add_argument("--output_parquet_dir", help="directory for <table_name_suffix>/*.parquet")
+    output.add_argument(
+        "--sample_lookup_parquet_dir", metavar="DIR",
+        help="also (or only) one row per call, sorted by sample_id, for per-sample queries "
+        "(docs/sample_lookup.md)",
+    )  # fmt: skip
     output.add_argument(
         "--overwrite", action="store_true",
         help="replace what --output_parquet_dir holds (only once the new run is complete)",
@@ -337,22 +360,29 @@ def _given(argv: list[str], ours: list[str]) -> set[str]:
     return given
 
 
-# option: (the option it needs, what it does); an option given without the one it needs does nothing.
+_PARQUET = ("--output_parquet_dir", "--sample_lookup_parquet_dir")
+# option: (the option it needs, or a tuple of options one of which it needs, what it does); an
+# option given without the one it needs does nothing.
 _NEEDS = {
+    "--sample_lookup_optimized_output_table": (
+        "--output_table",
+        "it writes a second copy of the BigQuery tables, one row per call",
+    ),
     "--append": ("--output_table", "it adds rows to existing BigQuery tables"),
     "--update_schema_on_append": ("--output_table", "it adds new columns to existing BigQuery tables"),
     "--keep_intermediate_files": ("--output_table", "it keeps the Avro files loaded into BigQuery"),
     "--bigquery_write_method": ("--output_table", "it says how rows are written to BigQuery"),
     "--null_numeric_value_replacement": ("--output_table", "it stands for missing numbers in BigQuery lists"),
     "--annotate_fields": ("--annotate_with", "it names the fields copied from the annotation file"),
-    "--overwrite": ("--output_parquet_dir", "it replaces what the Parquet output directory holds"),
-    "--parquet_compression": ("--output_parquet_dir", "it sets how the Parquet files are compressed"),
-    "--parquet_row_group_size": ("--output_parquet_dir", "it sets the row groups of the Parquet files"),
-    "--parquet_rows_per_file": ("--output_parquet_dir", "it sets the size of the Parquet files"),
+    "--overwrite": (_PARQUET, "it replaces what the Parquet output directory holds"),
+    "--parquet_compression": (_PARQUET, "it sets how the Parquet files are compressed"),
+    "--parquet_row_group_size": (_PARQUET, "it sets the row groups of the Parquet files"),
+    "--parquet_rows_per_file": (_PARQUET, "it sets the size of the Parquet files"),
 }
 _NEEDED_VALUE = {
     "--output_table": " PROJECT:DATASET.TABLE",
     "--output_parquet_dir": " DIR",
+    "--sample_lookup_parquet_dir": " DIR",
     "--annotate_with": " FILE.vcf.gz",
 }
 
@@ -369,10 +399,12 @@ def _check_combinations(args: argparse.Namespace, given: set[str]) -> None:
             "Hint: remove one of them."
         )
     for option, (needed, does) in _NEEDS.items():
-        if option in given and not getattr(args, needed[2:]):
+        choices = needed if isinstance(needed, tuple) else (needed,)
+        if option in given and not any(getattr(args, name[2:]) for name in choices):
+            which = " or ".join(choices)
+            add = " or ".join(f"{name}{_NEEDED_VALUE.get(name, '')}" for name in choices)
             raise VariantEtlError(
-                f"{option} only applies with {needed} ({does}). "
-                f"Hint: add {needed}{_NEEDED_VALUE.get(needed, '')}, or remove {option}."
+                f"{option} only applies with {which} ({does}). Hint: add {add}, or remove {option}."
             )
     if "--update_schema_on_append" in given and not args.append:
         raise VariantEtlError(
@@ -397,23 +429,30 @@ def _check_combinations(args: argparse.Namespace, given: set[str]) -> None:
 
 
 def _make_plan(args: argparse.Namespace):
-    from variant_etl.plan import make_plan
+    from variant_etl.plan import MergeOptions, ParquetOptions, ReadOptions, make_plan
 
     if not args.input_pattern and not args.input_file:
         raise VariantEtlError("no input: pass --input_pattern 'data/*.vcf.gz' or --input_file list.txt")
-    if args.command == "launch" and not args.output_parquet_dir and not args.output_table:
+    if args.command == "launch" and not (
+        args.output_parquet_dir or args.output_table or args.sample_lookup_parquet_dir
+    ):
         raise VariantEtlError(
-            "no output: pass --output_parquet_dir DIR and/or --output_table PROJECT:DATASET.TABLE"
+            "no output: pass --output_parquet_dir DIR and/or --output_table PROJECT:DATASET.TABLE "
+            "(or --sample_lookup_parquet_dir DIR)"
         )
-    parquet = None
-    if args.output_parquet_dir:
-        parquet = ParquetOptions(
-            output_dir=args.output_parquet_dir,
+    parquet, lookup = (
+        ParquetOptions(
+            output_dir=directory,
             compression=args.parquet_compression,
             row_group_rows=args.parquet_row_group_size,
             rows_per_file=args.parquet_rows_per_file,
             overwrite=args.overwrite,
         )
+        if directory
+        else None
+        for directory in (args.output_parquet_dir, args.sample_lookup_parquet_dir)
+    )
+    bigquery = _bigquery_options(args)
     return make_plan(
         input_patterns=args.input_pattern,
         input_file=args.input_file,
@@ -436,7 +475,9 @@ def _make_plan(args: argparse.Namespace):
         representative_header_file=args.representative_header_file,
         allow_incompatible_records=args.allow_incompatible_records,
         sample_name_encoding=args.sample_name_encoding,
-        bigquery=_bigquery_options(args),
+        bigquery=bigquery,
+        sample_lookup=lookup,
+        sample_lookup_bigquery=_sample_lookup_bigquery_options(args, bigquery),
         annotation_fields=tuple(_names(args.annotation_fields)),
         annotate_with=args.annotate_with,
         annotate_fields=tuple(_names(args.annotate_fields)),
@@ -448,18 +489,34 @@ def _names(values: list[str]) -> list[str]:
     return list(dict.fromkeys(name for value in values for name in value.split(",") if name))
 
 
+def _sample_lookup_bigquery_options(args: argparse.Namespace, bigquery):
+    """The sample-lookup tables share every BigQuery option of --output_table; their load
+    files wait in a folder of their own."""
+    if not args.sample_lookup_optimized_output_table or bigquery is None:
+        return None
+    import dataclasses
+
+    from variant_etl.core.bigquery_tables import parse_output_table
+
+    project, dataset, table = parse_output_table(args.sample_lookup_optimized_output_table, args.project)
+    temp_dir = bigquery.temp_dir.rstrip("/") + "/sample_lookup"
+    return dataclasses.replace(bigquery, project=project, dataset=dataset, table=table, temp_dir=temp_dir)
+
+
 def _bigquery_options(args: argparse.Namespace):
     if not args.output_table:
         return None
     import uuid
 
-    from variant_etl.sinks.bigquery import BigQueryOptions, parse_output_table
+    from variant_etl.core.bigquery_tables import parse_output_table
+    from variant_etl.sinks.bigquery import BigQueryOptions
 
     project, dataset, table = parse_output_table(args.output_table, args.project)
     if args.temp_location:
         temp_dir = args.temp_location.rstrip("/") + f"/variant_etl-{uuid.uuid4().hex[:12]}"
-    elif args.output_parquet_dir:
-        temp_dir = os.path.join(args.output_parquet_dir, "_temporary", f"bigquery-{uuid.uuid4().hex[:12]}")
+    elif args.output_parquet_dir or args.sample_lookup_parquet_dir:
+        out = args.output_parquet_dir or args.sample_lookup_parquet_dir
+        temp_dir = os.path.join(out, "_temporary", f"bigquery-{uuid.uuid4().hex[:12]}")
     else:
         raise VariantEtlError(
             "--output_table needs --temp_location for its load files (gs://bucket/tmp on Dataflow, "
@@ -533,10 +590,12 @@ def launch(args: argparse.Namespace, beam_args: list[str]) -> int:
             )
             return 0
         if plan.bigquery is not None:
-            from variant_etl.sinks.bigquery import insert_sample_info
-            from variant_etl.sinks.manifest import sample_info_rows
+            from variant_etl.core.layout import HEADER_SUFFIX, SAMPLE_INFO_SUFFIX
+            from variant_etl.sinks.bigquery import insert_run_rows
+            from variant_etl.sinks.manifest import header_rows, sample_info_rows
 
-            insert_sample_info(plan.bigquery, sample_info_rows(plan))
+            insert_run_rows(plan.bigquery, SAMPLE_INFO_SUFFIX, sample_info_rows(plan))
+            insert_run_rows(plan.bigquery, HEADER_SUFFIX, header_rows(plan))
     except BaseException:
         _remove_temporary(plan)
         if created:
@@ -547,7 +606,11 @@ def launch(args: argparse.Namespace, beam_args: list[str]) -> int:
     finally:
         if progress is not None:
             progress.close()
-    manifest_dir = plan.parquet.output_dir if plan.parquet else plan.temp_dir
+    manifest_dir = (
+        plan.parquet.output_dir
+        if plan.parquet
+        else (plan.sample_lookup.output_dir if plan.sample_lookup else plan.temp_dir)
+    )
     with _remote(manifest_dir) as f:
         manifest = json.load(f)
     _print_summary(plan, manifest)
@@ -620,12 +683,31 @@ def _prepare_bigquery(plan) -> list[str]:
     from variant_etl.core.schema import bigquery_fields, field_descriptions
     from variant_etl.sinks.bigquery import prepare_tables
 
-    fields = bigquery_fields(plan.output_schema(), field_descriptions(plan.schema))
-    return prepare_tables(plan.bigquery, plan.sharding.shards, fields)
+    descriptions = field_descriptions(plan.schema)
+    fields = bigquery_fields(plan.output_schema(), descriptions)
+    created = prepare_tables(plan.bigquery, plan.sharding.shards, fields)
+    if plan.sample_lookup_bigquery is None:
+        return created
+    from variant_etl.core.sample_lookup import PARTITIONING, lookup_schema
+    from variant_etl.sinks.bigquery import delete_tables
+
+    lookup_fields = bigquery_fields(lookup_schema(plan.output_schema()), descriptions)
+    try:
+        created += prepare_tables(
+            plan.sample_lookup_bigquery,
+            plan.sharding.shards,
+            lookup_fields,
+            partitioning=PARTITIONING,
+            with_sample_info=False,
+        )
+    except BaseException:
+        delete_tables(plan.bigquery, created)
+        raise
+    return created
 
 
 def _print_summary(plan, manifest: dict) -> None:
-    from variant_etl.sinks.manifest import MANIFEST
+    from variant_etl.core.layout import MANIFEST
 
     totals = manifest["totals"]
     print(
@@ -649,6 +731,16 @@ def _print_summary(plan, manifest: dict) -> None:
         bq = plan.bigquery
         loaded = totals.get("rows_loaded_to_bigquery")
         print(f"BigQuery: {bq.project}.{bq.dataset}.{bq.table}__<suffix>, {loaded} rows")
+    if plan.sample_lookup is not None:
+        out = plan.sample_lookup.output_dir
+        print(
+            f"sample lookup: {out}/<table_name_suffix>/*.parquet, "
+            f"{totals['sample_lookup_rows_written']} rows (one per call), sorted by sample_id"
+        )
+    if plan.sample_lookup_bigquery is not None:
+        bq = plan.sample_lookup_bigquery
+        loaded = totals.get("sample_lookup_rows_loaded_to_bigquery")
+        print(f"sample lookup tables: {bq.project}.{bq.dataset}.{bq.table}__<suffix>, {loaded} rows")
 
 
 def _remove_temporary(plan) -> None:
@@ -658,16 +750,20 @@ def _remove_temporary(plan) -> None:
     with contextlib.suppress(Exception):
         if FileSystems.exists(plan.temp_dir):
             FileSystems.delete([plan.temp_dir])
-        if plan.parquet is None:
-            return
-        out = plan.parquet.output_dir
-        temp_root = FileSystems.join(out, "_temporary")
-        for path in (temp_root, out):
-            if (
-                FileSystems.exists(path)
-                and not FileSystems.match([FileSystems.join(path, "*")])[0].metadata_list
-            ):
-                FileSystems.delete([path])
+        for output in (plan.parquet, plan.sample_lookup):
+            if output is None:
+                continue
+            out = output.output_dir
+            temp_dir = FileSystems.join(out, "_temporary", plan.run_id)
+            if FileSystems.exists(temp_dir):
+                FileSystems.delete([temp_dir])
+            temp_root = FileSystems.join(out, "_temporary")
+            for path in (temp_root, out):
+                if (
+                    FileSystems.exists(path)
+                    and not FileSystems.match([FileSystems.join(path, "*")])[0].metadata_list
+                ):
+                    FileSystems.delete([path])
 
 
 @contextlib.contextmanager
@@ -698,8 +794,8 @@ def _worker_stderr(*, show: bool):
 def _remote(out: str):
     import io
 
+    from variant_etl.core.layout import MANIFEST
     from variant_etl.plan import open_binary
-    from variant_etl.sinks.manifest import MANIFEST
 
     with open_binary(f"{out}/{MANIFEST}") as f:
         return io.StringIO(f.read().decode("utf-8"))

@@ -1,52 +1,89 @@
-"""``python -m variant_etl export``: a Parquet output back to one VCF (bgzipped and
-tabix-indexed when it ends in .gz), for some regions and samples."""
+"""``python -m variant_etl export``: a Parquet output or BigQuery tables back to one VCF
+(bgzipped and tabix-indexed when it ends in .gz), for some regions and samples."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import tempfile
+from collections.abc import Iterable
 
-import duckdb
+import pyarrow as pa
 import pysam
 
+from variant_etl.core.bigquery_rows import DEFAULT_NULL_NUMERIC
 from variant_etl.core.errors import OutputError, VariantEtlError
 from variant_etl.core.header import DEFAULT_FILEFORMAT, VcfHeader, parse_header
+from variant_etl.core.layout import HEADER
 from variant_etl.core.vcfout import VcfFormatter
 from variant_etl.selection import Selection, arrow_reader, sample_table, select
-from variant_etl.sinks.manifest import HEADER
 
 BATCH_ROWS = 10_000
 
 
 def export_vcf(args: argparse.Namespace) -> int:
-    selection = select(args.input_parquet_dir, args.genomic_regions, args.sample_names)
-    header = _run_header(args.input_parquet_dir)
-    samples = _samples(args.input_parquet_dir, selection)
-    written = write_vcf(selection, header, samples, args.output_vcf)
+    for option in ("project", "null_numeric_value_replacement"):
+        if getattr(args, option) is not None and not args.input_table:
+            raise VariantEtlError(
+                f"--{option} only applies with --input_table (it says how to read BigQuery tables). "
+                f"Hint: remove --{option}."
+            )
+    if args.input_table:
+        from variant_etl.bigquery_export import read_tables
+
+        source = read_tables(
+            args.input_table,
+            args.genomic_regions,
+            args.sample_names,
+            project=args.project,
+            null_numeric_value=(
+                DEFAULT_NULL_NUMERIC
+                if args.null_numeric_value_replacement is None
+                else args.null_numeric_value_replacement
+            ),
+            batch_rows=BATCH_ROWS,
+        )
+        header, samples, schema, batches, one_based = (
+            source.header, source.samples, source.schema, source.batches, source.one_based
+        )  # fmt: skip
+    else:
+        selection = select(args.input_parquet_dir, args.genomic_regions, args.sample_names)
+        header = _run_header(args.input_parquet_dir)
+        samples = choose_samples(sample_table(args.input_parquet_dir).to_pylist(), selection.sample_ids)
+        reader = _sorted_rows(selection, header) if selection.files else None
+        schema, batches, one_based = (reader.schema if reader else None), (reader or ()), selection.one_based
+    written = write_vcf(header, samples, schema, batches, args.output_vcf, one_based=one_based)
     index = " and its index (.tbi or .csi)" if args.output_vcf.endswith(".gz") else ""
     print(f"wrote {written} records of {len(samples)} sample(s) to {args.output_vcf}{index}")
     return 0
 
 
-def write_vcf(selection: Selection, header: VcfHeader, samples: list[tuple[int, str]], path: str) -> int:
+def write_vcf(
+    header: VcfHeader,
+    samples: list[tuple[int, str]],
+    schema: pa.Schema | None,
+    batches: Iterable[pa.RecordBatch],
+    path: str,
+    *,
+    one_based: bool,
+) -> int:
+    """Writes the header and the rows (sorted as the file is to be indexed); ``schema`` is
+    that of the rows (None: there are none)."""
     compressed = path.endswith(".gz")
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise OutputError(f"--output_vcf {path}: {directory} is not a directory")
     written = 0
+    formatter = VcfFormatter(header, schema, samples, one_based=one_based) if schema is not None else None
     with tempfile.NamedTemporaryFile(
         "w", dir=directory, suffix=".vcf", delete=False, encoding="utf-8"
     ) as out:
         try:
-            out.write("\n".join(_header_lines(header, samples)) + "\n")
-            if selection.files:
-                reader = _sorted_rows(selection, header)
-                formatter = VcfFormatter(header, reader.schema, samples, one_based=selection.one_based)
-                for batch in reader:
-                    for line in formatter.lines(batch):
-                        out.write(line + "\n")
-                    written += batch.num_rows
+            out.write("\n".join(_header_lines(header, samples, formatter)) + "\n")
+            for batch in batches:
+                for line in formatter.lines(batch):
+                    out.write(line + "\n")
+                written += batch.num_rows
         except BaseException:
             os.unlink(out.name)
             raise
@@ -67,6 +104,8 @@ def write_vcf(selection: Selection, header: VcfHeader, samples: list[tuple[int, 
 
 def _sorted_rows(selection: Selection, header: VcfHeader):
     """The selected rows as Arrow batches, in the header's contig order, then by position."""
+    import duckdb
+
     connection = duckdb.connect()
     files = list(selection.files)
     names = arrow_reader(connection.execute("SELECT * FROM read_parquet(?) LIMIT 0", [files]), 1).schema.names
@@ -92,15 +131,13 @@ def _run_header(input_dir: str) -> VcfHeader:
     return parse_header(lines, path, len(lines))
 
 
-def _samples(input_dir: str, selection: Selection) -> list[tuple[int, str]]:
-    """(sample_id, name) of the sample columns, ordered by name then file path."""
-    rows = sorted(
-        (row["sample_name"], row["file_path"], row["sample_id"])
-        for row in sample_table(input_dir).to_pylist()
-    )
+def choose_samples(rows: list[dict], sample_ids: tuple[int, ...] | None) -> list[tuple[int, str]]:
+    """(sample_id, name) of the sample columns, ordered by name then file path, from the
+    sample_info rows; ``sample_ids``: those chosen (None: every one)."""
+    ordered = sorted((row["sample_name"], row["file_path"], row["sample_id"]) for row in rows)
     chosen = {}
-    for name, _, sample_id in rows:
-        if selection.sample_ids is None or sample_id in selection.sample_ids:
+    for name, _, sample_id in ordered:
+        if sample_ids is None or sample_id in sample_ids:
             chosen.setdefault(sample_id, name)
     names = list(chosen.values())
     if len(set(names)) != len(names):
@@ -113,8 +150,12 @@ def _samples(input_dir: str, selection: Selection) -> list[tuple[int, str]]:
     return list(chosen.items())
 
 
-def _header_lines(header: VcfHeader, samples: list[tuple[int, str]]) -> list[str]:
+def _header_lines(
+    header: VcfHeader, samples: list[tuple[int, str]], formatter: VcfFormatter | None
+) -> list[str]:
     lines = list(header.lines[:-1]) or [DEFAULT_FILEFORMAT]
+    if formatter is not None:
+        lines = formatter.header_lines(lines)
     columns = ["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO"]
     if samples:
         columns += ["FORMAT", *(name for _, name in samples)]

@@ -21,6 +21,13 @@ from apache_beam.io.filesystems import FileSystems
 
 from variant_etl.core.annotations import Annotations, plan_annotations
 from variant_etl.core.bgzf import block_starts, is_bgzf
+from variant_etl.core.bigquery_tables import MAX_TABLE_NAME_LENGTH, shown
+from variant_etl.core.choices import (  # noqa: F401  (also imported from here)
+    DEFAULT_SHARDING_CONFIG,
+    MERGE_STRATEGIES,
+    SAMPLE_NAME_ENCODINGS,
+    bundled_config,
+)
 from variant_etl.core.errors import OutputError, SchemaError, VariantEtlError, VcfFormatError
 from variant_etl.core.estimate import (
     RecordEstimate,
@@ -39,35 +46,21 @@ from variant_etl.core.header import (
     representative_header,
 )
 from variant_etl.core.infer import FieldInference
+from variant_etl.core.layout import HEADER_SUFFIX, SAMPLE_INFO_SUFFIX
 from variant_etl.core.records import sample_id
 from variant_etl.core.regions import RegionFile, RegionSplit, index_of, plan_region_splits
 from variant_etl.core.schema import SchemaOptions, VariantSchema, build_schema
 from variant_etl.core.sharding import ShardingConfig, load_sharding_config
 from variant_etl.core.source import detect_format, read_header, record_lines
-from variant_etl.sinks.bigquery import MAX_TABLE_NAME_LENGTH, SAMPLE_INFO_SUFFIX, BigQueryOptions, shown
+from variant_etl.sinks.bigquery import BigQueryOptions
 
 INDEX_SUFFIXES = (".tbi", ".csi", ".gzi", ".crai", ".bai")
-DEFAULT_SHARDING_CONFIG = "homo_sapiens_default.yaml"
 BGZF_RATIO = 4  # a VCF compresses about this much or more: bgzip ranges are split_bytes / 4
-
-
-def bundled_config(name: str) -> str:
-    """Path of a config shipped in sharding_configs/ (installed as package data)."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    for folder in (os.path.join(here, "sharding_configs"), os.path.join(here, "..", "sharding_configs")):
-        candidate = os.path.normpath(os.path.join(folder, name))
-        if os.path.exists(candidate):
-            return candidate
-    return name
 
 
 def open_binary(path: str):
     """Opens any path Beam knows (local, gs://, ...) without decompressing it."""
     return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
-
-
-MERGE_STRATEGIES = ("NONE", "MOVE_TO_CALLS", "MERGE_WITH_NON_VARIANTS")
-SAMPLE_NAME_ENCODINGS = ("WITHOUT_FILE_PATH", "WITH_FILE_PATH")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,6 +135,19 @@ class Plan:
         parsed = self.schema.arrow_schema()
         return parsed if self.annotations is None else self.annotations.output_schema(parsed)
 
+    # The sample-lookup layout (one row per call, docs/sample_lookup.md): a Parquet directory
+    # and/or a second set of BigQuery tables.
+    sample_lookup: ParquetOptions | None = None
+    sample_lookup_bigquery: BigQueryOptions | None = None
+
+    @property
+    def has_sample_lookup(self) -> bool:
+        return self.sample_lookup is not None or self.sample_lookup_bigquery is not None
+
+    @property
+    def sample_lookup_temp_dir(self) -> str:
+        return FileSystems.join(self.sample_lookup.output_dir, "_temporary", self.run_id)
+
     def ranked_sample_ids(self) -> list[int]:
         """Sample ids in the order merged calls take: by sample name, then file path."""
         pairs = sorted(
@@ -156,6 +162,8 @@ class Plan:
         """Where this run's files wait until the commit (dead letters too)."""
         if self.parquet is not None:
             return FileSystems.join(self.parquet.output_dir, "_temporary", self.run_id)
+        if self.sample_lookup is not None:
+            return self.sample_lookup_temp_dir
         return self.bigquery.temp_dir
 
     def describe(self, estimate: PlanEstimate | None = None) -> dict:
@@ -179,6 +187,12 @@ class Plan:
             "output_parquet_dir": self.parquet.output_dir if self.parquet else None,
             "output_tables": [self.bigquery.table_id(s.suffix) for s in self.sharding.shards]
             if self.bigquery
+            else None,
+            "sample_lookup_parquet_dir": self.sample_lookup.output_dir if self.sample_lookup else None,
+            "sample_lookup_tables": [
+                self.sample_lookup_bigquery.table_id(s.suffix) for s in self.sharding.shards
+            ]
+            if self.sample_lookup_bigquery
             else None,
         }
         if estimate is None:
@@ -267,6 +281,8 @@ def make_plan(
     annotation_fields: tuple[str, ...] = (),
     annotate_with: str | None = None,
     annotate_fields: tuple[str, ...] = (),
+    sample_lookup: ParquetOptions | None = None,
+    sample_lookup_bigquery: BigQueryOptions | None = None,
 ) -> Plan:
     schema_options = schema_options or SchemaOptions()
     merge = merge or MergeOptions()
@@ -275,8 +291,12 @@ def make_plan(
     sharding = load_sharding_config(sharding_config_path or bundled_config(DEFAULT_SHARDING_CONFIG))
     if parquet is not None:
         _check_output_dir(parquet.output_dir, parquet.overwrite)
+    if sample_lookup is not None:
+        _check_sample_lookup_dir(sample_lookup, parquet)
     if bigquery is not None:
         _check_table_names(bigquery, sharding)
+    if sample_lookup_bigquery is not None:
+        _check_sample_lookup_tables(sample_lookup_bigquery, bigquery, sharding)
     sizes = expand_inputs(input_patterns, input_file)
     inputs = tuple(sizes)
     headers = tuple(_read_header(path) for path in inputs)
@@ -303,6 +323,12 @@ def make_plan(
         list(annotate_fields),
     )
     max_samples = max((len(h.samples) for h in headers), default=0)
+    if max_samples == 0 and (sample_lookup is not None or sample_lookup_bigquery is not None):
+        flag = "--sample_lookup_parquet_dir" if sample_lookup else "--sample_lookup_optimized_output_table"
+        raise VariantEtlError(
+            f"{flag}: no input has samples (all {len(headers)} are sites-only), so there is no call to "
+            f"write a row for. Hint: remove {flag}, or add inputs with sample columns."
+        )
     # Keep a batch near a million values, whether they are sites or calls.
     batch_rows = max(100, min(read.batch_rows, 1_000_000 // max(1, max_samples)))
     read = dataclasses.replace(read, batch_rows=batch_rows)
@@ -337,6 +363,8 @@ def make_plan(
         region_splits=region_splits,
         bigquery=bigquery,
         annotations=annotations,
+        sample_lookup=sample_lookup,
+        sample_lookup_bigquery=sample_lookup_bigquery,
         sizes=tuple(sizes[path] for path in inputs),
     )
 
@@ -462,16 +490,33 @@ def _with_inferred_fields(merged: MergedHeader, inputs: tuple[str, ...]) -> Merg
     return dataclasses.replace(merged, infos={**merged.infos, **infos}, formats={**merged.formats, **formats})
 
 
-def _check_output_dir(output_dir: str, overwrite: bool) -> None:
+def _check_sample_lookup_dir(lookup: ParquetOptions, parquet: ParquetOptions | None) -> None:
+    flag = "--sample_lookup_parquet_dir"
+    if parquet is not None:
+        one, other = (_normalised(d) for d in (lookup.output_dir, parquet.output_dir))
+        if one == other or one.startswith(other + "/") or other.startswith(one + "/"):
+            raise OutputError(
+                f"{flag} {lookup.output_dir} and --output_parquet_dir {parquet.output_dir} overlap: both "
+                "hold <table_name_suffix>/ directories. Hint: choose two separate directories, "
+                "e.g. out/variants and out/sample_lookup."
+            )
+    _check_output_dir(lookup.output_dir, lookup.overwrite, flag)
+
+
+def _normalised(path: str) -> str:
+    return path.rstrip("/") if "://" in path else os.path.abspath(path)
+
+
+def _check_output_dir(output_dir: str, overwrite: bool, flag: str = "--output_parquet_dir") -> None:
     if "://" not in output_dir:
-        _check_local_output_dir(output_dir)
+        _check_local_output_dir(output_dir, flag)
     if overwrite:
         return  # the commit step replaces the old output once the new one is complete
     manifest = FileSystems.join(output_dir, "_manifest.json")
     if FileSystems.exists(manifest):
         raise OutputError(
             f"{output_dir} already holds a completed run ({manifest} exists). "
-            "Hint: pass --overwrite to replace it, choose a new --output_parquet_dir, or delete it."
+            f"Hint: pass --overwrite to replace it, choose a new {flag}, or delete it."
         )
     if FileSystems.exists(output_dir):
         leftovers = FileSystems.match([FileSystems.join(output_dir, "*")])[0].metadata_list
@@ -480,12 +525,12 @@ def _check_output_dir(output_dir: str, overwrite: bool) -> None:
             if any(name != "_temporary" for name in names):
                 raise OutputError(
                     f"{output_dir} is not empty ({', '.join(names[:5])}...). "
-                    "Hint: pass --overwrite to replace its content, choose a new --output_parquet_dir, "
+                    f"Hint: pass --overwrite to replace its content, choose a new {flag}, "
                     "or delete it first."
                 )
 
 
-def _check_local_output_dir(output_dir: str) -> None:
+def _check_local_output_dir(output_dir: str, flag: str) -> None:
     """The directory, or the nearest of its ancestors that exists, must be a writable directory."""
     path = os.path.abspath(output_dir)
     while not os.path.exists(path):
@@ -493,20 +538,20 @@ def _check_local_output_dir(output_dir: str) -> None:
     if not os.path.isdir(path):
         which = "is" if path == os.path.abspath(output_dir) else f"is under {path}, which is"
         raise OutputError(
-            f"--output_parquet_dir {output_dir} {which} a file, not a directory. "
-            "Hint: choose a --output_parquet_dir that is or can become a directory."
+            f"{flag} {output_dir} {which} a file, not a directory. "
+            f"Hint: choose a {flag} that is or can become a directory."
         )
     if not os.access(path, os.W_OK | os.X_OK):
         which = "" if path == os.path.abspath(output_dir) else f" (its nearest existing ancestor, {path})"
         raise OutputError(
-            f"--output_parquet_dir {output_dir}{which} is not writable by this user. "
+            f"{flag} {output_dir}{which} is not writable by this user. "
             "Hint: choose a directory you can write to, or fix its permissions."
         )
 
 
 def _check_table_names(bigquery: BigQueryOptions, sharding: ShardingConfig) -> None:
     """Shard tables are TABLE__<suffix>; BigQuery table names are at most 1024 characters."""
-    for suffix in [s.suffix for s in sharding.shards] + [SAMPLE_INFO_SUFFIX]:
+    for suffix in [s.suffix for s in sharding.shards] + [SAMPLE_INFO_SUFFIX, HEADER_SUFFIX]:
         name = bigquery.table_id(suffix).rsplit(".", 1)[-1]
         if len(name) > MAX_TABLE_NAME_LENGTH:
             raise OutputError(
@@ -661,3 +706,25 @@ def human_bytes(n: int) -> str:
             return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     return f"{n:.1f} TB"
+
+
+def _check_sample_lookup_tables(
+    lookup: BigQueryOptions, bigquery: BigQueryOptions | None, sharding: ShardingConfig
+) -> None:
+    flag = "--sample_lookup_optimized_output_table"
+    if bigquery is None:
+        raise OutputError(f"{flag} needs --output_table (it writes a second copy of those tables)")
+    if (lookup.project, lookup.dataset, lookup.table) == (bigquery.project, bigquery.dataset, bigquery.table):
+        raise OutputError(
+            f"{flag} and --output_table both name {lookup.project}:{lookup.dataset}.{lookup.table}: the "
+            f"two sets of tables would be the same. Hint: e.g. --output_table ...{lookup.table} and "
+            f"{flag} ...{lookup.table}_samples"
+        )
+    for suffix in [s.suffix for s in sharding.shards]:
+        name = lookup.table_id(suffix).rsplit(".", 1)[-1]
+        if len(name) > MAX_TABLE_NAME_LENGTH:
+            raise OutputError(
+                f"{flag} table {shown(lookup.table)} with table_name_suffix {shown(suffix)} gives a table "
+                f"name of {len(name)} characters; BigQuery allows {MAX_TABLE_NAME_LENGTH}. "
+                f"Hint: choose a shorter {flag} TABLE."
+            )

@@ -11,7 +11,7 @@ import re
 import warnings
 
 from variant_etl.core.errors import OutputError, VariantEtlError
-from variant_etl.sinks.manifest import MANIFEST, SAMPLE_INFO
+from variant_etl.core.layout import MANIFEST, SAMPLE_INFO
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,21 +40,29 @@ def select(input_dir: str, regions: list[str], sample_names: list[str]) -> Selec
     files = tuple(
         os.path.join(input_dir, entry["path"]) for shard in manifest["shards"] for entry in shard["files"]
     )
-    shift = 0 if one_based(manifest) else 1  # start_position is POS, or POS - 1
     clauses, params = [], []
-    for text in regions:
-        contig, start, end = parse_genomic_region(text)
-        if start is None:
+    for contig, bounds in region_bounds(regions, one_based=one_based(manifest)):
+        if bounds is None:
             clauses.append("reference_name = ?")
             params.append(contig)
-            continue
-        # A variant overlaps START-END (1-based, inclusive) when it starts at or before END and
-        # ends after START - 1 (end_position is exclusive 0-based, or inclusive 1-based: the same).
-        clauses.append("(reference_name = ? AND start_position <= ? AND end_position > ?)")
-        params += [contig, end - shift, start - 1]
+        else:
+            clauses.append("(reference_name = ? AND start_position <= ? AND end_position > ?)")
+            params += [contig, *bounds]
     where = " OR ".join(clauses) if clauses else "TRUE"
     sample_ids = _sample_ids(input_dir, sample_names) if sample_names else None
     return Selection(files, where, tuple(params), sample_ids, manifest)
+
+
+def region_bounds(regions: list[str], *, one_based: bool) -> list[tuple[str, tuple[int, int] | None]]:
+    """(contig, None) for a whole contig, else (contig, (last start, end after)): the variants
+    that overlap START-END (1-based, inclusive) start at or before END and end after START - 1
+    (end_position is exclusive 0-based, or inclusive 1-based: the same number)."""
+    shift = 0 if one_based else 1  # start_position is POS, or POS - 1
+    out = []
+    for text in regions:
+        contig, start, end = parse_genomic_region(text)
+        out.append((contig, None if start is None else (end - shift, start - 1)))
+    return out
 
 
 _RANGE = re.compile(r"(.+):([0-9,]+)(?:-([0-9,]+))?")
@@ -118,14 +126,18 @@ def sample_table(input_dir: str):
 
 
 def _sample_ids(input_dir: str, names: list[str]) -> tuple[int, ...]:
-    table = sample_table(input_dir).to_pylist()
+    return sample_ids_named(sample_table(input_dir).to_pylist(), names, input_dir)
+
+
+def sample_ids_named(rows: list[dict], names: list[str], where: str) -> tuple[int, ...]:
+    """The sample ids of ``names`` in the sample_info ``rows`` of the output ``where``."""
     ids = []
     for name in names:
-        found = [row["sample_id"] for row in table if row["sample_name"] == name]
+        found = [row["sample_id"] for row in rows if row["sample_name"] == name]
         if not found:
-            known = sorted({row["sample_name"] for row in table})
+            known = sorted({row["sample_name"] for row in rows})
             raise VariantEtlError(
-                f"--sample_names: no sample {name!r} in {input_dir}. Hint: its samples are "
+                f"--sample_names: no sample {name!r} in {where}. Hint: its samples are "
                 f"{', '.join(known[:10])}{' ...' if len(known) > 10 else ''}"
             )
         ids += found

@@ -59,3 +59,32 @@ def json_safe(value):
     if isinstance(value, dict):
         return {k: json_safe(v) for k, v in value.items()}
     return value
+
+
+def with_nulls_in_lists(array: pa.Array, numeric: int, *, in_list: bool = False) -> pa.Array:
+    """What ``without_nulls_in_lists`` did, undone as far as BigQuery lets us tell: numbers equal
+    to the replacement inside lists become NULL again, and empty lists NULL (BigQuery keeps no
+    NULL list). Strings stay '.', which VCF reads as missing anyway."""
+    data_type = array.type
+    if pa.types.is_list(data_type):
+        offsets = array.offsets
+        first, last = offsets[0].as_py(), offsets[-1].as_py()
+        items = with_nulls_in_lists(array.values.slice(first, last - first), numeric, in_list=True)
+        lengths = pc.fill_null(pc.list_value_length(array), 0)
+        mask = pc.or_kleene(array.is_null(), pc.equal(lengths, 0))
+        return pa.ListArray.from_arrays(pc.subtract(offsets, first), items, mask=mask)
+    if pa.types.is_struct(data_type):
+        children = [with_nulls_in_lists(array.field(i), numeric) for i in range(data_type.num_fields)]
+        names = [data_type.field(i).name for i in range(data_type.num_fields)]
+        mask = array.is_null() if array.null_count else None
+        return pa.StructArray.from_arrays(children, names=names, mask=mask)
+    if not in_list or not (pa.types.is_integer(data_type) or pa.types.is_floating(data_type)):
+        return array
+    replaced = pc.equal(array, pa.scalar(numeric).cast(data_type))
+    return pc.if_else(replaced, pa.scalar(None, data_type), array)
+
+
+def from_bigquery_rows(batch: pa.RecordBatch, numeric: int) -> pa.RecordBatch:
+    """Rows read back from BigQuery, with the NULLs of ``with_nulls_in_lists``."""
+    arrays = [with_nulls_in_lists(column, numeric) for column in batch.columns]
+    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)

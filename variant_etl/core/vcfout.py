@@ -2,6 +2,11 @@
 
 Values come back as htslib would write them from the values read: floats at 32 bits in
 their shortest form, '.' for missing values, GT from the allele indexes and the phase set.
+
+What a merged output holds in its calls besides FORMAT fields comes back as FORMAT fields (VCF
+has no other place for a per-sample value): INFO fields moved into the calls
+(--info_keys_to_move_to_calls_regex) under their own ID and definition, ``call.quality`` as
+``QUAL`` and ``call.filter`` as ``FT`` (the spec's per-sample filter key; ';'-separated).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from variant_etl.core import schema as s
-from variant_etl.core.header import FieldDef, VcfHeader
+from variant_etl.core.header import FieldDef, VcfHeader, definition_line, parse_structured
 from variant_etl.core.schema import sanitize_name
 
 
@@ -26,6 +31,10 @@ class _Field:
     # split under alternate_bases (--annotation_fields), those matching no ALT at the top level
     where: str
     definition: FieldDef
+
+
+CALL_QUALITY = FieldDef("QUAL", "1", "Float", "QUAL of the record this call comes from (call.quality)")
+CALL_FILTER = FieldDef("FT", "1", "String", "FILTER of the record this call comes from (call.filter)")
 
 
 class VcfFormatter:
@@ -66,6 +75,25 @@ class VcfFormatter:
             if f.id not in s.FORMAT_CONSUMED and sanitize_name(f.id) in call_names
         ]
         self._ps = "PS" in header.formats
+        # Per-call values that are not FORMAT fields of the header: they become FORMAT fields.
+        taken = {f.column for f in self._formats} | {f.id for f in header.formats.values()}
+        self._moved: list[_Field] = []
+        for field in header.infos.values():
+            column = sanitize_name(field.id)
+            if field.id not in s.INFO_CONSUMED and column not in names | alt_names and column in call_names:
+                if column not in taken and field.id not in taken:
+                    self._moved.append(_Field(field.id, column, "call", field))
+        for column, definition in ((s.QUALITY, CALL_QUALITY), (s.FILTER, CALL_FILTER)):
+            if column in call_names and column not in taken and definition.id not in taken:
+                self._moved.append(_Field(definition.id, column, "call", definition))
+        self._formats += self._moved
+
+    def header_lines(self, lines: list[str]) -> list[str]:
+        """The run's header lines (without '#CHROM'), with the definitions of the per-call values
+        that become FORMAT fields, in place of the INFO definitions of moved fields."""
+        moved = {f.id for f in self._moved}
+        kept = [line for line in lines if not (line.startswith("##INFO=<") and _line_id(line) in moved)]
+        return kept + [definition_line("FORMAT", f.definition) for f in self._moved]
 
     def lines(self, batch: pa.RecordBatch) -> Iterator[str]:
         for row in batch.to_pylist():
@@ -140,6 +168,8 @@ class VcfFormatter:
                     values.append(_genotype(call[s.GENOTYPE], call[s.PHASESET]))
                 elif key == "PS":
                     values.append(call[s.PHASESET] if _is_phase_number(call[s.PHASESET]) else ".")
+                elif field.definition is CALL_FILTER:
+                    values.append(";".join(call[s.FILTER]) if call[s.FILTER] else ".")
                 else:
                     value = call[field.column]
                     values.append("." if value is None else _value(value, field.definition.type))
@@ -161,6 +191,10 @@ def _annotation_strings(alts: list[dict], unmatched: list[str] | None, column: s
         for annotation in alt[column] or ()
     ]
     return strings + list(unmatched or ())
+
+
+def _line_id(line: str) -> str:
+    return parse_structured(line.rstrip()[len("##INFO=<") : -1]).get("ID", "")
 
 
 def _is_phase_number(phaseset: str | None) -> bool:

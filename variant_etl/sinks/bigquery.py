@@ -10,8 +10,6 @@ See docs/bigquery.md.
 from __future__ import annotations
 
 import dataclasses
-import os
-import re
 import uuid
 
 import apache_beam as beam
@@ -21,24 +19,15 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.window import GlobalWindows
 
 from variant_etl.core.bigquery_rows import bigquery_rows, json_safe
+from variant_etl.core.bigquery_tables import header_fields, make_client, sample_info_fields
 from variant_etl.core.errors import OutputError
+from variant_etl.core.layout import HEADER_SUFFIX, SAMPLE_INFO_SUFFIX
+from variant_etl.core.partitioning import RangePartitioning
 from variant_etl.core.schema import avro_schema, without_record_counts
 from variant_etl.core.sharding import Shard
 from variant_etl.transforms.batches import is_end_of_key
 
-EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"
-SAMPLE_INFO_SUFFIX = "sample_info"
 CLUSTERING = ["start_position", "end_position"]
-# [PROJECT(: or .)]DATASET.TABLE, split before each part is checked on its own.
-_TABLE_SHAPE = re.compile(r"(?:(.+)[:.])?([^:.]+)\.([^:.]+)", re.DOTALL)
-# Google Cloud project ids: 6-30 lowercase letters, digits and hyphens, starting with a letter
-# and not ending with a hyphen; domain-scoped ones start with 'example.com:'.
-_PROJECT_RE = re.compile(r"(?:[a-z0-9](?:[a-z0-9.-]{0,61}[a-z0-9])?:)?[a-z][a-z0-9-]{4,28}[a-z0-9]")
-# Stricter than BigQuery's table names (which allow Unicode letters, '-' and ' '), so that every
-# name is safe unquoted in SQL, as a file name and in a URL.
-_NAME_RE = re.compile(r"[A-Za-z0-9_]+")
-MAX_DATASET_NAME_LENGTH = 1024
-MAX_TABLE_NAME_LENGTH = 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,69 +46,21 @@ class BigQueryOptions:
         return f"{self.project}.{self.dataset}.{self.table}__{suffix}"
 
 
-def parse_output_table(text: str, default_project: str | None) -> tuple[str, str, str]:
-    """'PROJECT:DATASET.TABLE' (or PROJECT.DATASET.TABLE, or DATASET.TABLE with --project).
-
-    Every part is checked here, before any request is made: the names go into request URLs
-    and table ids unquoted.
-    """
-    match = _TABLE_SHAPE.fullmatch(text)
-    if not match:
-        raise OutputError(f"--output_table must look like PROJECT:DATASET.TABLE, got {shown(text)}")
-    project, dataset, table = match.groups()
-    for what, name, limit in (
-        ("dataset", dataset, MAX_DATASET_NAME_LENGTH),
-        ("table", table, MAX_TABLE_NAME_LENGTH),
-    ):
-        if not _NAME_RE.fullmatch(name) or len(name) > limit:
-            raise OutputError(
-                f"--output_table {shown(text)}: the {what} name may only contain letters, digits and '_' "
-                f"(at most {limit} characters), got {shown(name)}"
-            )
-    source = "--output_table" if project else "--project"
-    project = project or default_project
-    if not project:
-        raise OutputError(
-            f"--output_table {shown(text)} names no project. Hint: PROJECT:DATASET.TABLE, or --project"
-        )
-    if not _PROJECT_RE.fullmatch(project):
-        raise OutputError(
-            f"{source}: {shown(project)} is not a Google Cloud project id (6 to 30 lowercase letters, "
-            "digits and hyphens, starting with a letter; optionally after 'domain.com:')"
-        )
-    return project, dataset, table
-
-
-def shown(text: str, limit: int = 60) -> str:
-    """repr() of a name for a message: one line, and long names cut short."""
-    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
-
-
-def make_client(project: str):
-    """A BigQuery client; with BIGQUERY_EMULATOR_HOST set, one for that emulator."""
-    from google.cloud import bigquery
-
-    host = os.environ.get(EMULATOR_ENV)
-    if host:
-        from google.api_core.client_options import ClientOptions
-        from google.auth.credentials import AnonymousCredentials
-
-        endpoint = host if host.startswith("http") else f"http://{host}"
-        return bigquery.Client(
-            project=project,
-            credentials=AnonymousCredentials(),
-            client_options=ClientOptions(api_endpoint=endpoint),
-        )
-    return bigquery.Client(project=project)
-
-
-def table_resource(table_id: str, fields: list[dict], shard: Shard | None, description: str = ""):
-    """The table to create: schema, integer-range partitioning and clustering on positions."""
+def table_resource(
+    table_id: str,
+    fields: list[dict],
+    shard: Shard | None,
+    description: str = "",
+    *,
+    partitioning: RangePartitioning | None = None,
+):
+    """The table to create: schema, integer-range partitioning (the shard's on start_position,
+    or ``partitioning``) and clustering on positions."""
     from google.cloud import bigquery
 
     table = bigquery.Table(table_id, schema=[bigquery.SchemaField.from_api_repr(f) for f in fields])
     if shard is not None:
-        spec = shard.partitioning
+        spec = partitioning or shard.partitioning
         table.range_partitioning = bigquery.RangePartitioning(
             field=spec.column,
             range_=bigquery.PartitionRange(start=spec.start, end=spec.end, interval=spec.interval),
@@ -129,17 +70,18 @@ def table_resource(table_id: str, fields: list[dict], shard: Shard | None, descr
     return table
 
 
-def sample_info_fields() -> list[dict]:
-    return [
-        {"name": "sample_id", "type": "INT64", "mode": "NULLABLE"},
-        {"name": "sample_name", "type": "STRING", "mode": "NULLABLE"},
-        {"name": "file_path", "type": "STRING", "mode": "NULLABLE"},
-        {"name": "ingestion_datetime", "type": "DATETIME", "mode": "NULLABLE"},
-    ]
+def prepare_tables(
+    options: BigQueryOptions,
+    shards: tuple[Shard, ...],
+    fields: list[dict],
+    *,
+    partitioning: RangePartitioning | None = None,
+    with_sample_info: bool = True,
+) -> list[str]:
+    """Pre-flight checks, then table creation. Returns the ids of tables this run created.
 
-
-def prepare_tables(options: BigQueryOptions, shards: tuple[Shard, ...], fields: list[dict]) -> list[str]:
-    """Pre-flight checks, then table creation. Returns the ids of tables this run created."""
+    The sample-lookup tables pass their ``partitioning`` (on sample_id) and no sample_info.
+    """
     from google.api_core import exceptions
 
     client = make_client(options.project)
@@ -152,7 +94,9 @@ def prepare_tables(options: BigQueryOptions, shards: tuple[Shard, ...], fields: 
             f"(bq mk --dataset {options.project}:{options.dataset})."
         ) from None
     wanted = [(options.table_id(s.suffix), fields, s) for s in shards]
-    wanted.append((options.table_id(SAMPLE_INFO_SUFFIX), sample_info_fields(), None))
+    header_table = (options.table_id(HEADER_SUFFIX), header_fields(), None)
+    if with_sample_info:  # the variant tables' companions
+        wanted += [(options.table_id(SAMPLE_INFO_SUFFIX), sample_info_fields(), None), header_table]
     existing = {}
     for table_id, _, _ in wanted:
         try:
@@ -166,19 +110,27 @@ def prepare_tables(options: BigQueryOptions, shards: tuple[Shard, ...], fields: 
             "choose another --output_table, or delete them."
         )
     if options.append:
+        # Tables loaded before the header table existed lack only it: it is created.
         missing = [table_id for table_id, _, _ in wanted if table_id not in existing]
-        if missing:
+        if missing and (missing != [header_table[0]] or not with_sample_info):
             raise OutputError(
                 f"--append needs every table to exist; missing: {', '.join(missing)}. "
                 "Hint: run once without --append to create them."
             )
+        update = options.update_schema_on_append
         for table_id, table_fields, _ in wanted:
-            _check_append_schema(client, existing[table_id], table_fields, options.update_schema_on_append)
+            if table_id in existing:
+                _check_append_schema(client, existing[table_id], table_fields, update)
+        if missing:
+            client.create_table(table_resource(*header_table, "Loaded by variant_etl"))
         return []
     created = []
     try:
         for table_id, table_fields, shard in wanted:
-            client.create_table(table_resource(table_id, table_fields, shard, "Loaded by variant_etl"))
+            resource = table_resource(
+                table_id, table_fields, shard, "Loaded by variant_etl", partitioning=partitioning
+            )
+            client.create_table(resource)
             created.append(table_id)
     except Exception:
         delete_tables(options, created)
@@ -266,16 +218,17 @@ def _kind(field: dict) -> str:
     )
 
 
-def insert_sample_info(options: BigQueryOptions, rows: list[dict]) -> None:
-    """The <table>__sample_info rows (a few per input file: inserted directly)."""
+def insert_run_rows(options: BigQueryOptions, suffix: str, rows: list[dict]) -> None:
+    """The <table>__sample_info or <table>__vcf_header rows of a run (a few hundred at most:
+    inserted directly)."""
     if not rows:
         return
     client = make_client(options.project)
-    table_id = options.table_id(SAMPLE_INFO_SUFFIX)
+    table_id = options.table_id(suffix)
     for start in range(0, len(rows), 500):
         errors = client.insert_rows_json(table_id, rows[start : start + 500])
         if errors:
-            raise OutputError(f"{table_id}: BigQuery refused sample_info rows: {str(errors)[:500]}")
+            raise OutputError(f"{table_id}: BigQuery refused {suffix} rows: {str(errors)[:500]}")
 
 
 def delete_tables(options: BigQueryOptions, table_ids: list[str]) -> None:
@@ -287,10 +240,11 @@ def delete_tables(options: BigQueryOptions, table_ids: list[str]) -> None:
 class _WriteAvroFn(beam.DoFn):
     """(file key, batch) of one shard -> Avro load files, one per file key."""
 
-    def __init__(self, shard: Shard, schema: pa.Schema, options: BigQueryOptions):
+    def __init__(self, shard: Shard, schema: pa.Schema, options: BigQueryOptions, kind: str):
         self._shard = shard
         self._schema = schema
         self._options = options
+        self._kind = kind
 
     def setup(self):
         self._parsed = fastavro.parse_schema(avro_schema(self._schema))
@@ -325,15 +279,16 @@ class _WriteAvroFn(beam.DoFn):
                     writer.write(row)
                 rows += batch.num_rows
             writer.flush()
-        return ("bq_file", self._shard.suffix, {"path": path, "rows": rows, "records": records})
+        return (f"{self._kind}_file", self._shard.suffix, {"path": path, "rows": rows, "records": records})
 
 
 class _StreamRowsFn(beam.DoFn):
     """(file key, batch) of one shard -> tabledata.insertAll, 500 rows a request."""
 
-    def __init__(self, shard: Shard, options: BigQueryOptions):
+    def __init__(self, shard: Shard, options: BigQueryOptions, kind: str):
         self._shard = shard
         self._options = options
+        self._kind = kind
 
     def setup(self):
         self._client = make_client(self._options.project)
@@ -349,30 +304,38 @@ class _StreamRowsFn(beam.DoFn):
             errors = self._client.insert_rows_json(table_id, rows[start : start + 500])
             if errors:
                 raise OutputError(f"{table_id}: BigQuery refused streamed rows: {str(errors)[:1000]}")
-        yield ("bq_loaded", self._shard.suffix, {"rows": len(rows), "records": records})
+        yield (f"{self._kind}_loaded", self._shard.suffix, {"rows": len(rows), "records": records})
 
 
 class WriteShardToBigQuery(beam.PTransform):
-    """(file key, batch) of one shard -> Avro load files (stats), or streamed rows (stats)."""
+    """(file key, batch) of one shard -> Avro load files (stats), or streamed rows (stats).
 
-    def __init__(self, shard: Shard, schema: pa.Schema, options: BigQueryOptions):
+    ``kind`` prefixes the stats (``bq_file``, ``bq_loaded``): the sample-lookup tables of the
+    same shards report as ``lookup_bq``.
+    """
+
+    def __init__(self, shard: Shard, schema: pa.Schema, options: BigQueryOptions, *, kind: str = "bq"):
         super().__init__()
         self._shard = shard
         self._schema = schema
         self._options = options
+        self._kind = kind
 
     def expand(self, batches):
         if self._options.write_method == "STREAMING_INSERTS":
-            return batches | "StreamRows" >> beam.ParDo(_StreamRowsFn(self._shard, self._options))
-        return batches | "WriteAvro" >> beam.ParDo(_WriteAvroFn(self._shard, self._schema, self._options))
+            return batches | "StreamRows" >> beam.ParDo(_StreamRowsFn(self._shard, self._options, self._kind))
+        return batches | "WriteAvro" >> beam.ParDo(
+            _WriteAvroFn(self._shard, self._schema, self._options, self._kind)
+        )
 
 
 class _LoadFn(beam.DoFn):
     """Every shard's Avro files -> one load job per shard (appending to the created table)."""
 
-    def __init__(self, options: BigQueryOptions, suffixes: list[str]):
+    def __init__(self, options: BigQueryOptions, suffixes: list[str], kind: str):
         self._options = options
         self._suffixes = suffixes
+        self._kind = kind
 
     def process(self, stats: list[tuple]):
         from google.cloud import bigquery
@@ -380,7 +343,7 @@ class _LoadFn(beam.DoFn):
         client = make_client(self._options.project)
         files: dict[str, list[dict]] = {suffix: [] for suffix in self._suffixes}
         for kind, suffix, info in stats:
-            if kind == "bq_file":
+            if kind == f"{self._kind}_file":
                 files[suffix].append(info)
         loaded: list[str] = []
         config = bigquery.LoadJobConfig(
@@ -408,7 +371,7 @@ class _LoadFn(beam.DoFn):
                             client.load_table_from_file(source, table_id, job_config=config).result()
                 loaded.append(suffix)
                 yield (
-                    "bq_loaded",
+                    f"{self._kind}_loaded",
                     suffix,
                     {
                         "rows": sum(f["rows"] for f in shard_files),
@@ -427,11 +390,11 @@ class _LoadFn(beam.DoFn):
 
 
 class LoadToBigQuery(beam.PTransform):
-    """All Avro file stats -> load jobs; yields ('bq_loaded', suffix, counts) per shard."""
+    """All Avro file stats -> load jobs; yields ('<kind>_loaded', suffix, counts) per shard."""
 
-    def __init__(self, options: BigQueryOptions, suffixes: list[str]):
+    def __init__(self, options: BigQueryOptions, suffixes: list[str], *, kind: str = "bq"):
         super().__init__()
-        self._fn = _LoadFn(options, suffixes)
+        self._fn = _LoadFn(options, suffixes, kind)
 
     def expand(self, stats):
         return stats | "Gather" >> beam.combiners.ToList() | "Load" >> beam.ParDo(self._fn)

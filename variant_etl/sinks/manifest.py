@@ -18,14 +18,10 @@ from apache_beam.transforms.window import GlobalWindows
 
 from variant_etl.core.errors import CountMismatchError, OutputError
 from variant_etl.core.header import run_header_lines
+from variant_etl.core.layout import HEADER, MALFORMED_DIR, MANIFEST, SAMPLE_INFO, SUCCESS
+from variant_etl.core.sample_lookup import PARTITIONING as LOOKUP_PARTITIONING
+from variant_etl.core.sample_lookup import SORT_KEYS as LOOKUP_SORT_KEYS
 from variant_etl.plan import Plan
-
-MANIFEST = "_manifest.json"
-SUCCESS = "_SUCCESS"
-MALFORMED_DIR = "_malformed"
-# A file, not a directory, so that read_parquet('out/*/*.parquet') reads variants only.
-SAMPLE_INFO = "__sample_info.parquet"
-HEADER = "_header.vcf"  # the run's VCF header (merged definitions), for export
 
 
 def sample_info_rows(plan: Plan) -> list[dict]:
@@ -35,6 +31,21 @@ def sample_info_rows(plan: Plan) -> list[dict]:
     for row in rows:
         row["ingestion_datetime"] = plan.started_at or None
     return rows
+
+
+def header_rows(plan: Plan) -> list[dict]:
+    """The run's header as TABLE__vcf_header rows (export reads them back: docs/export.md)."""
+    lines = run_header_lines(list(plan.headers), plan.merged)
+    coordinates = coordinates_text(plan)
+    return [
+        {"run_id": plan.run_id, "ingestion_datetime": plan.started_at or None, "coordinates": coordinates,
+         "line_number": number, "line": line}
+        for number, line in enumerate(lines)
+    ]  # fmt: skip
+
+
+def coordinates_text(plan: Plan) -> str:
+    return "1-based start" if plan.read.one_based else "0-based, half-open"
 
 
 def sample_info_table(plan: Plan) -> pa.Table:
@@ -103,6 +114,8 @@ class WriteMalformed(beam.PTransform):
 def build_manifest(plan: Plan, stats: list[tuple]) -> tuple[dict, list[tuple[str, str]]]:
     """Adds up the stats; returns the manifest and the (temp, final) renames to do."""
     out = plan.parquet.output_dir if plan.parquet else None
+    lookup_out = plan.sample_lookup.output_dir if plan.sample_lookup else None
+    malformed_out = out or lookup_out  # where dead letters go: the variant output, else the lookup's
     reads: Counter = Counter()
     parsed: Counter = Counter()  # per input: records that became rows
     routed: Counter = Counter()  # per shard: records ShardVariants sent to it
@@ -110,6 +123,9 @@ def build_manifest(plan: Plan, stats: list[tuple]) -> tuple[dict, list[tuple[str
     dropped = 0
     files: dict[str, list[dict]] = {s.suffix: [] for s in plan.sharding.shards}
     loaded: dict[str, dict] = {s.suffix: {"rows": 0, "records": 0} for s in plan.sharding.shards}
+    calls: Counter = Counter()  # per shard: calls ShardVariants sent to it (sample-lookup rows)
+    lookup_files: dict[str, list[dict]] = {s.suffix: [] for s in plan.sharding.shards}
+    lookup_loaded: Counter = Counter()
     malformed_files: list[dict] = []
     for kind, key, value in stats:
         if kind == "read":
@@ -128,6 +144,12 @@ def build_manifest(plan: Plan, stats: list[tuple]) -> tuple[dict, list[tuple[str
         elif kind == "bq_loaded":
             loaded[key]["rows"] += value["rows"]
             loaded[key]["records"] += value["records"]
+        elif kind == "routed_calls":
+            calls[key] += value
+        elif kind == "lookup_file":
+            lookup_files[key].append(value)
+        elif kind == "lookup_bq_loaded":
+            lookup_loaded[key] += value["rows"]
     renames: list[tuple[str, str]] = []
     shards = []
     for shard in plan.sharding.shards:
@@ -168,13 +190,25 @@ def build_manifest(plan: Plan, stats: list[tuple]) -> tuple[dict, list[tuple[str
             entry["bigquery_table"] = plan.bigquery.table_id(entry["table_name_suffix"])
             entry["bigquery_rows"] = loaded[entry["table_name_suffix"]]["rows"]
             entry["bigquery_records"] = loaded[entry["table_name_suffix"]]["records"]
+    if plan.has_sample_lookup:
+        for entry in shards:
+            suffix = entry["table_name_suffix"]
+            entry["calls_routed"] = calls[suffix]
+            if lookup_out is not None:
+                entry["sample_lookup_rows"], entry["sample_lookup_files"], moves = _lookup_files(
+                    lookup_out, suffix, lookup_files[suffix]
+                )
+                renames += moves
+            if plan.sample_lookup_bigquery is not None:
+                entry["sample_lookup_bigquery_table"] = plan.sample_lookup_bigquery.table_id(suffix)
+                entry["sample_lookup_bigquery_rows"] = lookup_loaded[suffix]
     malformed_listed = []
     for number, info in enumerate(sorted(malformed_files, key=lambda f: (f["first"], f["temp_path"]))):
-        if out is None:  # no output directory: the dead letters stay in the temp location
+        if malformed_out is None:  # no output directory: the dead letters stay in the temp location
             malformed_listed.append({"path": info["temp_path"], "rows": info["rows"]})
             continue
         name = f"{MALFORMED_DIR}/part-{number:05d}.jsonl"
-        renames.append((info["temp_path"], FileSystems.join(out, name)))
+        renames.append((info["temp_path"], FileSystems.join(malformed_out, name)))
         malformed_listed.append({"path": name, "rows": info["rows"]})
     totals = {
         "records_read": sum(reads.values()),
@@ -184,7 +218,7 @@ def build_manifest(plan: Plan, stats: list[tuple]) -> tuple[dict, list[tuple[str
         "dropped_no_matching_shard": dropped,
     }
     sinks = {}
-    if out is not None:
+    if plan.parquet is not None:
         sinks["Parquet"] = totals["records_written"]
     if plan.bigquery is not None:
         totals["records_loaded_to_bigquery"] = sum(v["records"] for v in loaded.values())
@@ -193,12 +227,27 @@ def build_manifest(plan: Plan, stats: list[tuple]) -> tuple[dict, list[tuple[str
         if out is None:
             totals["records_written"] = totals["records_loaded_to_bigquery"]
             totals["rows_written"] = totals["rows_loaded_to_bigquery"]
+    lookup = None
+    if plan.has_sample_lookup:
+        totals["calls_routed"] = sum(calls.values())
+        lookup = {
+            "parquet_dir": lookup_out,
+            "bigquery_tables": plan.sample_lookup_bigquery.table_id("<suffix>")
+            if plan.sample_lookup_bigquery
+            else None,
+            "partitioning": LOOKUP_PARTITIONING.to_bigquery(),
+            "sorted_by": [name for name, _ in LOOKUP_SORT_KEYS],
+        }
+        if lookup_out is not None:
+            totals["sample_lookup_rows_written"] = sum(s["sample_lookup_rows"] for s in shards)
+        if plan.sample_lookup_bigquery is not None:
+            totals["sample_lookup_rows_loaded_to_bigquery"] = sum(lookup_loaded.values())
     manifest = {
         "variant_etl_manifest_version": 1,
         "run_id": plan.run_id,
         "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "sharding_config": plan.sharding.path,
-        "coordinates": "1-based start" if plan.read.one_based else "0-based, half-open",
+        "coordinates": coordinates_text(plan),
         "variant_merge_strategy": plan.merge.strategy,
         "inputs": [
             {
@@ -213,13 +262,33 @@ def build_manifest(plan: Plan, stats: list[tuple]) -> tuple[dict, list[tuple[str
         "malformed": {"count": totals["malformed"], "files": malformed_listed},
         "dropped_no_matching_shard": dropped,
         "sample_info": {
-            "path": SAMPLE_INFO if out else None,
+            "path": SAMPLE_INFO if out or lookup_out else None,
             "rows": sum(len(split.samples) for split in plan.splits),
         },
+        "sample_lookup": lookup,
         "totals": totals,
     }
     _check_conservation(manifest, sinks, set(reads))
     return manifest, renames
+
+
+def _lookup_files(out: str, suffix: str, files: list[dict]) -> tuple[int, list[dict], list[tuple[str, str]]]:
+    """A shard's sample-lookup files: (rows, their manifest entries, the renames)."""
+    order = ("min_reference_name", "min_start_position", "key", "chunk", "temp_path")
+    ordered = sorted(files, key=lambda f: tuple(f[name] for name in order))
+    listed, renames = [], []
+    for number, info in enumerate(ordered):
+        name = f"{suffix}/part-{number:05d}.parquet"
+        renames.append((info["temp_path"], FileSystems.join(out, name)))
+        listed.append({
+            "path": name,
+            "rows": info["rows"],
+            "min_sample_id": info["min_sample_id"],
+            "max_sample_id": info["max_sample_id"],
+            "min_start_position": info["min_start_position"],
+            "max_start_position": info["max_start_position"],
+        })  # fmt: skip
+    return sum(f["rows"] for f in listed), listed, renames
 
 
 def _check_conservation(manifest: dict, sinks: dict[str, int], reported: set[str]) -> None:
@@ -249,6 +318,17 @@ def _check_conservation(manifest: dict, sinks: dict[str, int], reported: set[str
                 problems.append(
                     f"shard {shard['table_name_suffix']}: records routed ({shard['records_routed']}) "
                     f"!= written to {sink} ({written[sink]})"
+                )
+    lookup_sinks = {
+        "sample_lookup_rows": "the sample-lookup Parquet",
+        "sample_lookup_bigquery_rows": "the sample-lookup tables",
+    }
+    for shard in manifest["shards"]:
+        for field, sink in lookup_sinks.items():
+            if field in shard and shard[field] != shard["calls_routed"]:
+                problems.append(
+                    f"shard {shard['table_name_suffix']}: calls routed ({shard['calls_routed']}) "
+                    f"!= rows written to {sink} ({shard[field]})"
                 )
     for sink, records in sinks.items():
         accounted = records + totals["malformed"] + totals["dropped_no_matching_shard"]
@@ -310,38 +390,48 @@ class _CommitFn(beam.DoFn):
 
     def process(self, stats: list[tuple]):
         manifest, renames = build_manifest(self._plan, stats)
-        if self._plan.parquet is None:
-            with FileSystems.create(FileSystems.join(self._plan.temp_dir, MANIFEST)) as sink:
+        plan = self._plan
+        # (output directory, its temporary directory): the variant output, the sample lookup
+        outputs = [(p.output_dir, FileSystems.join(p.output_dir, "_temporary", plan.run_id))
+                   for p in (plan.parquet, plan.sample_lookup) if p is not None]  # fmt: skip
+        if not outputs:
+            with FileSystems.create(FileSystems.join(plan.temp_dir, MANIFEST)) as sink:
                 sink.write(json.dumps(manifest, indent=2).encode("utf-8"))
             yield manifest["totals"]
             return
-        out = self._plan.parquet.output_dir
         # Each step can be run again: a runner retries a failed commit bundle.
-        removed = FileSystems.join(self._plan.temp_dir, "_previous_output_removed")
-        if self._plan.parquet.overwrite and not FileSystems.exists(removed):
-            _remove_previous_output(out)
-            FileSystems.create(removed).close()
+        for out, temp_dir in outputs:
+            removed = FileSystems.join(temp_dir, "_previous_output_removed")
+            overwrite = plan.parquet.overwrite if plan.parquet else plan.sample_lookup.overwrite
+            if overwrite and not FileSystems.exists(removed):
+                _remove_previous_output(out)
+                FileSystems.create(removed).close()
         for directory in sorted({final.rsplit("/", 1)[0] for _, final in renames}):
             if not FileSystems.exists(directory):
                 FileSystems.mkdirs(directory)
         _move(renames)
-        with FileSystems.create(FileSystems.join(out, SAMPLE_INFO)) as sink:
-            pq.write_table(sample_info_table(self._plan), sink, compression="zstd")
-        with FileSystems.create(FileSystems.join(out, HEADER)) as sink:
-            lines = run_header_lines(list(self._plan.headers), self._plan.merged)
-            sink.write(("\n".join(lines) + "\n").encode("utf-8"))
-        with FileSystems.create(FileSystems.join(out, MANIFEST)) as sink:
-            sink.write(json.dumps(manifest, indent=2).encode("utf-8"))
-        with FileSystems.create(FileSystems.join(out, SUCCESS)):
-            pass  # written last: a directory without it is not a finished run
-        temp_root = FileSystems.join(out, "_temporary")
-        if FileSystems.exists(self._plan.temp_dir):
-            FileSystems.delete([self._plan.temp_dir])
-        if (
-            FileSystems.exists(temp_root)
-            and not FileSystems.match([FileSystems.join(temp_root, "*")])[0].metadata_list
-        ):
-            FileSystems.delete([temp_root])
+        for out, _ in outputs:
+            with FileSystems.create(FileSystems.join(out, SAMPLE_INFO)) as sink:
+                pq.write_table(sample_info_table(plan), sink, compression="zstd")
+        if plan.parquet is not None:
+            with FileSystems.create(FileSystems.join(plan.parquet.output_dir, HEADER)) as sink:
+                lines = run_header_lines(list(plan.headers), plan.merged)
+                sink.write(("\n".join(lines) + "\n").encode("utf-8"))
+        for out, _ in outputs:
+            with FileSystems.create(FileSystems.join(out, MANIFEST)) as sink:
+                sink.write(json.dumps(manifest, indent=2).encode("utf-8"))
+        for out, _ in outputs:
+            with FileSystems.create(FileSystems.join(out, SUCCESS)):
+                pass  # written last: a directory without it is not a finished run
+        for out, temp_dir in outputs:
+            temp_root = FileSystems.join(out, "_temporary")
+            if FileSystems.exists(temp_dir):
+                FileSystems.delete([temp_dir])
+            if (
+                FileSystems.exists(temp_root)
+                and not FileSystems.match([FileSystems.join(temp_root, "*")])[0].metadata_list
+            ):
+                FileSystems.delete([temp_root])
         yield manifest["totals"]
 
 

@@ -16,7 +16,8 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.window import GlobalWindows
 
-from variant_etl.core.schema import without_record_counts
+from variant_etl.core.sample_lookup import calls_per_row, explode_calls, sorted_by_sample
+from variant_etl.core.schema import SAMPLE_ID, without_record_counts
 from variant_etl.core.sharding import Shard
 from variant_etl.plan import ParquetOptions
 from variant_etl.transforms.batches import is_end_of_key
@@ -84,7 +85,7 @@ class _WriteShardFilesFn(beam.DoFn):
         for other in sorted(k for k, p in self._pending.items() if k != key and p.rows):
             yield self._flush(other, self._pending[other])
         pending = self._pending.setdefault(key, _Pending())
-        pending.add(batch)
+        pending.add(batch, self._rows_of(batch))
         if pending.rows >= self._options.rows_per_file or pending.nbytes >= MAX_BYTES_PER_FILE:
             yield self._flush(key, pending)
 
@@ -93,6 +94,10 @@ class _WriteShardFilesFn(beam.DoFn):
             if self._pending[key].rows:
                 yield GlobalWindows.windowed_value(self._flush(key, self._pending[key]))
         self._pending = {}
+
+    def _rows_of(self, batch: pa.RecordBatch) -> int:
+        """Output rows of a batch (what --parquet_rows_per_file counts)."""
+        return batch.num_rows
 
     def _flush(self, key: str, pending: _Pending) -> tuple[str, str, dict]:
         table = sorted_table(pending.batches)
@@ -123,9 +128,9 @@ class _Pending:
         self.nbytes = 0
         self.chunks = 0
 
-    def add(self, batch: pa.RecordBatch) -> None:
+    def add(self, batch: pa.RecordBatch, rows: int) -> None:
         self.batches.append(batch)
-        self.rows += batch.num_rows
+        self.rows += rows
         self.nbytes += batch.nbytes
 
     def take_chunk(self) -> int:
@@ -141,6 +146,54 @@ class WriteShardToParquet(beam.PTransform):
     def __init__(self, shard: Shard, options: ParquetOptions, temp_dir: str):
         super().__init__()
         self._fn = _WriteShardFilesFn(shard, options, temp_dir)
+
+    def expand(self, batches):
+        return batches | "WriteFiles" >> beam.ParDo(self._fn)
+
+
+class _WriteLookupFilesFn(_WriteShardFilesFn):
+    """The same files as the variant output (one set per file key), one row per call, sorted
+    by sample_id first: a per-sample query reads about one row group per file."""
+
+    def _rows_of(self, batch: pa.RecordBatch) -> int:
+        return int(calls_per_row(batch).sum())
+
+    def process(self, element: tuple[str, pa.RecordBatch]):
+        _, batch = element
+        if not is_end_of_key(batch) and self._rows_of(batch) == 0:
+            return  # variants without calls (sites-only inputs) give no row
+        yield from super().process(element)
+
+    def _flush(self, key: str, pending: _Pending) -> tuple[str, str, dict]:
+        variants, records = without_record_counts(sorted_table(pending.batches))
+        chunk = pending.take_chunk()
+        table = sorted_by_sample(explode_calls(variants))
+        path = FileSystems.join(self._temp_dir, self._shard.suffix, f"{uuid.uuid4().hex}.parquet")
+        write_parquet(table, path, self._options)
+        starts = variants.column("start_position")
+        sample_ids = table.column(SAMPLE_ID)
+        info = {
+            "temp_path": path,
+            "key": key,
+            "chunk": chunk,
+            "rows": table.num_rows,
+            "records": records,
+            "min_reference_name": variants.column("reference_name")[0].as_py(),
+            "min_start_position": pc.min(starts).as_py(),
+            "max_start_position": pc.max(starts).as_py(),
+            "min_sample_id": pc.min(sample_ids).as_py(),
+            "max_sample_id": pc.max(sample_ids).as_py(),
+        }
+        return ("lookup_file", self._shard.suffix, info)
+
+
+class WriteShardToSampleLookup(beam.PTransform):
+    """(file key, batch) of one shard -> temporary sample-lookup Parquet files (one row per
+    call); one stats tuple per file."""
+
+    def __init__(self, shard: Shard, options: ParquetOptions, temp_dir: str):
+        super().__init__()
+        self._fn = _WriteLookupFilesFn(shard, options, temp_dir)
 
     def expand(self, batches):
         return batches | "WriteFiles" >> beam.ParDo(self._fn)
