@@ -326,11 +326,15 @@ def test_pointless_or_conflicting_lookup_options(tmp_path, args, message):
 def test_plan_lists_the_lookup_outputs(tmp_path):
     result = run_cli(
         "plan", "--input_pattern", str(VT_VCF / "valid-4.0.vcf"),
-        "--sample_lookup_parquet_dir", str(tmp_path / "l"),
+        "--sample_lookup_parquet_dir", str(tmp_path / "l"), "--format", "json",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)
     assert plan["sample_lookup_parquet_dir"] == str(tmp_path / "l") and plan["sample_lookup_tables"] is None
+    text = run_cli(
+        "plan", "--input_pattern", str(VT_VCF / "valid-4.0.vcf"), "--sample_lookup_parquet_dir", "l"
+    )
+    assert text.returncode == 0 and "output: l (Parquet, sample lookup: a row per call)" in text.stdout
 
 
 # --- BigQuery ------------------------------------------------------------------------------

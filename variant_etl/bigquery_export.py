@@ -205,9 +205,12 @@ def _variants_sql(
     ranked = ", ".join(f"v.`{name}`" for name in columns)
     outer = ", ".join(f"`{name}`" for name in columns)
     rank = "(SELECT o FROM UNNEST(@contig_order) AS x WITH OFFSET AS o WHERE x = v.reference_name)"
+    # records at one position: by alleles, as the Parquet export does (export.py)
+    alleles = "ARRAY_TO_STRING(ARRAY(SELECT a.alt FROM UNNEST(v.alternate_bases) AS a), ',')"
     sql = (
-        f"SELECT {outer} FROM (SELECT {ranked}, IFNULL({rank}, ARRAY_LENGTH(@contig_order)) AS contig_rank "
-        f"FROM ({branches}) AS v) ORDER BY contig_rank, reference_name, start_position, end_position"
+        f"SELECT {outer} FROM (SELECT {ranked}, IFNULL({rank}, ARRAY_LENGTH(@contig_order)) AS contig_rank, "
+        f"IFNULL({alleles}, '') AS alleles FROM ({branches}) AS v) "
+        "ORDER BY contig_rank, reference_name, start_position, end_position, reference_bases, alleles"
     )
     return sql, params
 

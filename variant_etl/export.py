@@ -112,7 +112,9 @@ def _sorted_rows(selection: Selection, header: VcfHeader):
     select_list = ", ".join(f"{selection.call_filter()} AS call" if n == "call" else f'"{n}"' for n in names)
     query = (
         f"SELECT {select_list} FROM read_parquet(?) WHERE {selection.where} "
-        "ORDER BY list_position(?, reference_name) NULLS LAST, reference_name, start_position, end_position"
+        "ORDER BY list_position(?, reference_name) NULLS LAST, reference_name, start_position, end_position, "
+        # records at one position: by alleles, as the BigQuery export does (bigquery_export.py)
+        "reference_bases, coalesce(array_to_string([a.alt for a in alternate_bases], ','), '')"
     )
     result = connection.execute(query, [files, *selection.params, list(header.contigs)])
     return arrow_reader(result, BATCH_ROWS)

@@ -680,6 +680,11 @@ def plan_text(plan: Plan, estimate: PlanEstimate) -> str:
         lines.append(f"output: {plan.parquet.output_dir} (Parquet)")
     if plan.bigquery is not None:
         lines.append(f"output: {plan.bigquery.table_id('<suffix>')} (BigQuery)")
+    if plan.sample_lookup is not None:
+        lines.append(f"output: {plan.sample_lookup.output_dir} (Parquet, sample lookup: a row per call)")
+    if plan.sample_lookup_bigquery is not None:
+        table = plan.sample_lookup_bigquery.table_id("<suffix>")
+        lines.append(f"output: {table} (BigQuery, sample lookup: a row per call)")
     return "\n".join(lines)
 
 
