@@ -105,18 +105,7 @@ class _WriteShardFilesFn(beam.DoFn):
         chunk = pending.take_chunk()
         path = FileSystems.join(self._temp_dir, self._shard.suffix, f"{uuid.uuid4().hex}.parquet")
         write_parquet(table, path, self._options)
-        starts = table.column("start_position")
-        info = {
-            "temp_path": path,
-            "key": key,
-            "chunk": chunk,
-            "rows": table.num_rows,
-            "records": records,
-            "min_reference_name": table.column("reference_name")[0].as_py(),
-            "min_start_position": pc.min(starts).as_py(),
-            "max_start_position": pc.max(starts).as_py(),
-        }
-        return ("file", self._shard.suffix, info)
+        return ("file", self._shard.suffix, _file_info(path, key, chunk, table, records, table))
 
 
 class _Pending:
@@ -170,21 +159,26 @@ class _WriteLookupFilesFn(_WriteShardFilesFn):
         table = sorted_by_sample(explode_calls(variants))
         path = FileSystems.join(self._temp_dir, self._shard.suffix, f"{uuid.uuid4().hex}.parquet")
         write_parquet(table, path, self._options)
-        starts = variants.column("start_position")
+        info = _file_info(path, key, chunk, table, records, variants)
         sample_ids = table.column(SAMPLE_ID)
-        info = {
-            "temp_path": path,
-            "key": key,
-            "chunk": chunk,
-            "rows": table.num_rows,
-            "records": records,
-            "min_reference_name": variants.column("reference_name")[0].as_py(),
-            "min_start_position": pc.min(starts).as_py(),
-            "max_start_position": pc.max(starts).as_py(),
-            "min_sample_id": pc.min(sample_ids).as_py(),
-            "max_sample_id": pc.max(sample_ids).as_py(),
-        }
+        info.update(min_sample_id=pc.min(sample_ids).as_py(), max_sample_id=pc.max(sample_ids).as_py())
         return ("lookup_file", self._shard.suffix, info)
+
+
+def _file_info(path: str, key: str, chunk, written: pa.Table, records: int, variants: pa.Table) -> dict:
+    """What the commit step learns of a temp file: where, its key and chunk, rows written, input
+    records, and the position range of the ``variants`` it holds."""
+    starts = variants.column("start_position")
+    return {
+        "temp_path": path,
+        "key": key,
+        "chunk": chunk,
+        "rows": written.num_rows,
+        "records": records,
+        "min_reference_name": variants.column("reference_name")[0].as_py(),
+        "min_start_position": pc.min(starts).as_py(),
+        "max_start_position": pc.max(starts).as_py(),
+    }
 
 
 class WriteShardToSampleLookup(beam.PTransform):
