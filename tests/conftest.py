@@ -2,10 +2,15 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
+import locale
+import logging
 import os
 import subprocess
 import sys
 import tempfile
+import traceback
+import warnings
 from pathlib import Path
 
 import pysam.bcftools as bcftools
@@ -120,11 +125,106 @@ def mutate(rng, data: bytes) -> bytes:
 
 
 def run_cli(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
-    """Runs `python -m variant_etl ...` as a user would."""
+    """Runs `python -m variant_etl ARGS` from the repository root, in this process:
+    `variant_etl.cli.main(ARGS)` with what a new process would have (its own stdout and stderr
+    at the file-descriptor level, so Beam's workers and the CLI's own dup2() of fd 2 are
+    captured; the environment plus env_extra; the repository as working directory; Python's
+    default logging and warning settings). A traceback ends it with exit code 1, as it ends
+    `python -m`. The result reads as that of subprocess.run(..., capture_output=True, text=True).
+
+    The few tests about the process itself (exit codes of `python -m variant_etl`, the console
+    script, a killed run) use run_cli_process."""
+    from variant_etl.cli import main
+
+    with _as_a_new_process(env_extra) as captured:
+        try:
+            returncode = main(list(args))
+        except SystemExit as exit:  # how `python -m` turns SystemExit into an exit code
+            if exit.code is None or isinstance(exit.code, int):
+                returncode = exit.code or 0
+            else:
+                print(exit.code, file=sys.stderr)
+                returncode = 1
+        except Exception:
+            traceback.print_exc()
+            returncode = 1
+    return subprocess.CompletedProcess(
+        ["python", "-m", "variant_etl", *args], returncode, captured["stdout"], captured["stderr"]
+    )
+
+
+def run_cli_process(*args: str, env_extra: dict | None = None, module: str = "variant_etl"):
+    """Runs `python -m variant_etl ARGS` as a user would: a new process (of this Python, not the
+    one on PATH), from the repository root."""
     env = dict(os.environ, **(env_extra or {}))
     return subprocess.run(
-        ["python", "-m", "variant_etl", *args], capture_output=True, text=True, env=env, cwd=REPO
+        [sys.executable, "-m", module, *args], capture_output=True, text=True, env=env, cwd=REPO
     )
+
+
+# The warning filters of a Python started without -W or PYTHONWARNINGS (pytest adds its own).
+_NEW_PROCESS_WARNING_FILTERS = [
+    ("default", None, DeprecationWarning, "__main__", 0),
+    ("ignore", None, DeprecationWarning, None, 0),
+    ("ignore", None, PendingDeprecationWarning, None, 0),
+    ("ignore", None, ImportWarning, None, 0),
+    ("ignore", None, ResourceWarning, None, 0),
+]
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+@contextlib.contextmanager
+def _as_a_new_process(env_extra: dict | None):
+    captured: dict[str, str] = {}
+    sys.stdout.flush()
+    sys.stderr.flush()
+    streams = sys.stdout, sys.stderr
+    saved_fds = {fd: os.dup(fd) for fd in (1, 2)}
+    files = {fd: tempfile.TemporaryFile() for fd in (1, 2)}
+    environ, cwd = dict(os.environ), os.getcwd()
+    root, beam = logging.getLogger(), logging.getLogger("apache_beam")
+    logging_state = root.handlers[:], root.level, beam.level
+    try:
+        for fd, file in files.items():
+            os.dup2(file.fileno(), fd)
+        # Unbuffered, so that what the CLI, Beam's threads and its worker processes write to
+        # one descriptor keeps its order.
+        sys.stdout, sys.stderr = (
+            io.TextIOWrapper(
+                io.FileIO(fd, "w", closefd=False),
+                encoding=like.encoding,
+                errors=like.errors,
+                write_through=True,
+            )  # fmt: skip
+            for fd, like in ((1, sys.__stdout__), (2, sys.__stderr__))
+        )
+        os.environ.update(env_extra or {})
+        os.chdir(REPO)
+        root.handlers, root.level = [], logging.WARNING
+        beam.setLevel(logging.NOTSET)
+        with warnings.catch_warnings():
+            warnings.filters[:] = _NEW_PROCESS_WARNING_FILTERS
+            warnings.showwarning = _show_warning
+            yield captured
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        sys.stdout, sys.stderr = streams
+        for fd, saved in saved_fds.items():
+            os.dup2(saved, fd)
+            os.close(saved)
+        for fd, name in ((1, "stdout"), (2, "stderr")):
+            files[fd].seek(0)
+            # as subprocess.run(text=True) reads a pipe: the locale's encoding, universal newlines
+            captured[name] = io.TextIOWrapper(files[fd], encoding=locale.getpreferredencoding(False)).read()
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(environ)
+        root.handlers, root.level = logging_state[0], logging_state[1]
+        beam.setLevel(logging_state[2])
 
 
 EMULATOR_REQUIREMENTS = REPO / "tests" / "bqemulator-requirements.txt"
@@ -196,13 +296,13 @@ def bigquery_emulator():
 
 
 @pytest.fixture
-def bq(bigquery_emulator, tmp_path):
+def bq(bigquery_emulator, tmp_path, monkeypatch):
     """A client on the emulator, a fresh dataset, and a launcher wired to both."""
     import uuid
 
     from variant_etl.core.bigquery_tables import make_client
 
-    os.environ["BIGQUERY_EMULATOR_HOST"] = bigquery_emulator
+    monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", bigquery_emulator)
     client = make_client("test-project")
     dataset = f"ds_{uuid.uuid4().hex[:8]}"
     client.create_dataset(dataset)
@@ -229,3 +329,33 @@ def bq(bigquery_emulator, tmp_path):
             )
 
     return Session()
+
+
+@pytest.fixture(scope="session")
+def corpus_output(tmp_path_factory):
+    """`launch --infer_headers --allow_malformed_records` of one file of shared/testdata, run
+    once for all the tests that read it (test_all_test_files checks the load, test_export the
+    round trip); `corpus_output(name)` is that output directory (name relative to TESTDATA)."""
+    root = tmp_path_factory.mktemp("corpus")
+    launched: dict[str, tuple[subprocess.CompletedProcess, Path]] = {}
+
+    def output(name: str) -> Path:
+        if name not in launched:
+            out = root / name.replace("/", "__") / "out"
+            result = run_cli(
+                "launch", "--input_pattern", str(TESTDATA / name), "--output_parquet_dir", str(out),
+                "--infer_headers", "--allow_malformed_records",
+            )  # fmt: skip
+            launched[name] = result, out
+        result, out = launched[name]
+        assert result.returncode == 0, result.stderr
+        return out
+
+    return output
+
+
+def pytest_collection_modifyitems(items):
+    """Every test that uses the emulator is marked `bigquery` (-m "not bigquery" skips them)."""
+    for item in items:
+        if "bigquery_emulator" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.bigquery)

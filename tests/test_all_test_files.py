@@ -35,16 +35,6 @@ FILES = sorted(
 )
 
 
-def load(tmp_path: Path, path: Path) -> Path:
-    out = tmp_path / "out"
-    result = run_cli(
-        "launch", "--input_pattern", str(path), "--output_parquet_dir", str(out),
-        "--infer_headers", "--allow_malformed_records",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return out
-
-
 def gt_text(genotype: list[int], phaseset: str | None) -> str:
     if not genotype:
         return "."
@@ -52,10 +42,10 @@ def gt_text(genotype: list[int], phaseset: str | None) -> str:
 
 
 @pytest.mark.parametrize("name", FILES)
-def test_file_rows_positions_alleles_and_genotypes(tmp_path, name):
+def test_file_rows_positions_alleles_and_genotypes(corpus_output, name):
     """Each test file, with --infer_headers --allow_malformed_records, against bcftools."""
     path = TESTDATA / name
-    out = load(tmp_path, path)
+    out = corpus_output(name)
     manifest = check_manifest_adds_up(out)
     expected_positions = _positions(path)
     assert manifest["totals"]["records_read"] == len(expected_positions)

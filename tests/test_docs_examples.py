@@ -3,8 +3,11 @@ repository's examples/ and sharding_configs/), with some of what they print chec
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -51,8 +54,10 @@ def test_doc_examples_run_as_written(doc, tmp_path):
     # the docs say "after ./run_local.sh out/example" where they do not run it themselves
     needs_example = any("out/example" in b for b in blocks) and not any("run_local.sh" in b for b in blocks)
     script = ("./run_local.sh out/example > /dev/null\n" if needs_example else "") + "\n".join(blocks)
+    # `python` in the examples is this Python, whether or not its environment is activated
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     result = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, capture_output=True, text=True
+        ["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, capture_output=True, text=True, env=env
     )
     assert result.returncode == 0, result.stderr[-3000:]
     for expected in DOCS[doc]:

@@ -77,13 +77,10 @@ def _missing(value: str) -> bool:
     return all(part in (".", "") for part in value.replace("|", ",").replace("/", ",").split(","))
 
 
-def load_and_export(tmp_path: Path, source: Path, *extra: str) -> tuple[Path, Path]:
-    out = tmp_path / "out"
-    result = run_cli(
-        "launch", "--input_pattern", str(source), "--output_parquet_dir", str(out), "--infer_headers",
-        "--allow_malformed_records",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+def load_and_export(corpus_output, tmp_path: Path, name: str, *extra: str) -> tuple[Path, Path]:
+    """The launch of a corpus file (--infer_headers --allow_malformed_records, shared with
+    test_all_test_files), exported to tmp_path."""
+    out = corpus_output(name)
     vcf = tmp_path / "exported.vcf.gz"
     result = run_cli("export", "--input_parquet_dir", str(out), "--output_vcf", str(vcf), *extra)
     assert result.returncode == 0, result.stderr
@@ -122,9 +119,9 @@ VALUELESS = {"real/hts-specs/passed_body_info.vcf": frozenset({"H2", "H3", "SOMA
 
 
 @pytest.mark.parametrize("name", FILES)
-def test_round_trip_keeps_records_alleles_info_and_format_values(tmp_path, name):
+def test_round_trip_keeps_records_alleles_info_and_format_values(corpus_output, tmp_path, name):
     source = TESTDATA / name
-    out, vcf = load_and_export(tmp_path, source)
+    out, vcf = load_and_export(corpus_output, tmp_path, name)
     assert Path(str(vcf) + ".tbi").exists() or Path(str(vcf) + ".csi").exists()
     if name in UNREADABLE_BY_BCFTOOLS:
         written = json.loads((out / "_manifest.json").read_text())["totals"]["rows_written"]
@@ -136,10 +133,16 @@ def test_round_trip_keeps_records_alleles_info_and_format_values(tmp_path, name)
     assert exported == expected
 
 
-def test_regions_and_samples(tmp_path):
-    source = VT_VCF / "valid-4.0.vcf"
+def test_regions_and_samples(corpus_output, tmp_path):
     out, vcf = load_and_export(
-        tmp_path, source, "--genomic_regions", "20:1110696-1230237", "19", "--sample_names", "NA00002"
+        corpus_output,
+        tmp_path,
+        "vt/vcf/valid-4.0.vcf",
+        "--genomic_regions",
+        "20:1110696-1230237",
+        "19",
+        "--sample_names",
+        "NA00002",
     )
     with pysam.VariantFile(str(vcf)) as exported:
         assert list(exported.header.samples) == ["NA00002"]
@@ -149,10 +152,11 @@ def test_regions_and_samples(tmp_path):
         assert [r.pos for r in exported.fetch("20", 1110695, 1110696)] == [1110696]
 
 
-def test_a_region_selects_the_variants_that_overlap_it(tmp_path):
-    source = VT_VCF / "valid-4.0.vcf"
+def test_a_region_selects_the_variants_that_overlap_it(corpus_output, tmp_path):
     # microsat1 (19:1234567, REF GTCT) covers 1234567-1234570
-    out, vcf = load_and_export(tmp_path, source, "--genomic_regions", "19:1234570-1234600")
+    out, vcf = load_and_export(
+        corpus_output, tmp_path, "vt/vcf/valid-4.0.vcf", "--genomic_regions", "19:1234570-1234600"
+    )
     with pysam.VariantFile(str(vcf)) as exported:
         assert [r.id for r in exported.fetch()] == ["microsat1"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import REPO, TESTDATA, VT_VCF, bcftools_positions, run_cli
+from tests.conftest import TESTDATA, VT_VCF, bcftools_positions, run_cli, run_cli_process
 
 AUTOSOMES_AND_SEX = {str(i) for i in range(1, 23)} | {"X", "Y"}
 
@@ -255,17 +256,52 @@ def test_input_file_lists_patterns(tmp_path):
 
 
 def test_other_entry_points(tmp_path):
+    """`python -m variant_etl.pipeline` and the `variant-etl` console script, as processes (the
+    console script installed next to this Python, whether or not its directory is on PATH)."""
     import subprocess
 
     out = tmp_path / "out"
-    result = subprocess.run(
-        ["python", "-m", "variant_etl.pipeline", "launch", "--input_pattern", str(VT_VCF / "valid-4.0.vcf"),
-         "--output_parquet_dir", str(out)],
-        capture_output=True, text=True, cwd=REPO,
+    result = run_cli_process(
+        "launch", "--input_pattern", str(VT_VCF / "valid-4.0.vcf"), "--output_parquet_dir", str(out),
+        module="variant_etl.pipeline",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    result = subprocess.run(["variant-etl", "validate-config"], capture_output=True, text=True)
+    console_script = Path(sys.executable).parent / "variant-etl"
+    result = subprocess.run([str(console_script), "validate-config"], capture_output=True, text=True)
     assert result.returncode == 0 and "OK, 25 shard(s)" in result.stdout
+
+
+def test_python_dash_m_exit_codes_and_one_line_errors(tmp_path):
+    """The process `python -m variant_etl` exits with main()'s code: 0 for a run, 2 for an
+    error found before it starts, 1 for one found while reading; an error is one line on
+    stderr, without a traceback. (Every other test runs the CLI in-process: run_cli.)"""
+    out = tmp_path / "out"
+    done = run_cli_process(
+        "launch", "--input_pattern", str(VT_VCF / "valid-4.0.vcf"), "--output_parquet_dir", str(out)
+    )
+    assert done.returncode == 0, done.stderr
+    assert "rows written" in done.stdout and check_manifest_adds_up(out)["totals"]["rows_written"] == 5
+    refused = run_cli_process("launch", "--input_pattern", "/nonexistent/*.vcf", "--output_parquet_dir", "o")
+    assert (
+        refused.returncode == 2
+        and refused.stderr.startswith("error: ")
+        and "matches no file" in refused.stderr
+    )
+    assert len(refused.stderr.strip().splitlines()) == 1 and refused.stdout == ""
+    bad = tmp_path / "bad"
+    failed = run_cli_process(
+        "launch",
+        "--input_pattern",
+        str(VT_VCF / "invalid-4.0-POS-empty.vcf"),
+        "--output_parquet_dir",
+        str(bad),
+    )
+    assert failed.returncode == 1
+    (error,) = [line for line in failed.stderr.splitlines() if line.startswith("error: ")]
+    assert error.startswith(
+        f"error: {VT_VCF / 'invalid-4.0-POS-empty.vcf'}:19: POS: expected a positive integer"
+    )
+    assert "Traceback" not in failed.stderr and not bad.exists()
 
 
 def test_large_uncompressed_files_are_read_in_byte_ranges(tmp_path):

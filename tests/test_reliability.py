@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import duckdb
@@ -21,7 +22,7 @@ def test_a_run_killed_mid_write_leaves_no_complete_looking_output(tmp_path):
     out = tmp_path / "out"
     args = ["--input_pattern", str(source), "--output_parquet_dir", str(out), "--read_split_bytes", "2000000"]
     run = subprocess.Popen(
-        ["python", "-m", "variant_etl", "launch", *args],
+        [sys.executable, "-m", "variant_etl", "launch", *args],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
