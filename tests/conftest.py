@@ -332,22 +332,33 @@ def bq(bigquery_emulator, tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def corpus_output(tmp_path_factory):
-    """`launch --infer_headers --allow_malformed_records` of one file of shared/testdata, run
-    once for all the tests that read it (test_all_test_files checks the load, test_export the
-    round trip); `corpus_output(name)` is that output directory (name relative to TESTDATA)."""
-    root = tmp_path_factory.mktemp("corpus")
-    launched: dict[str, tuple[subprocess.CompletedProcess, Path]] = {}
+def shared_launch(tmp_path_factory):
+    """`launch ARGS --output_parquet_dir DIR`, run once per session for all the tests that
+    launch exactly ARGS and only read the output: shared_launch(*ARGS) -> (result, DIR).
+    A test that changes an output (a second launch into it, --overwrite, ...) makes its own."""
+    root = tmp_path_factory.mktemp("shared")
+    runs: dict[tuple[str, ...], tuple[subprocess.CompletedProcess, Path]] = {}
+
+    def launch(*args) -> tuple[subprocess.CompletedProcess, Path]:
+        key = tuple(str(arg) for arg in args)
+        if key not in runs:
+            out = root / f"run{len(runs):03d}" / "out"
+            runs[key] = run_cli("launch", *key, "--output_parquet_dir", str(out)), out
+        return runs[key]
+
+    return launch
+
+
+@pytest.fixture(scope="session")
+def corpus_output(shared_launch):
+    """`launch --infer_headers --allow_malformed_records` of one file of shared/testdata (name
+    relative to TESTDATA), checked to have succeeded: its output directory. Launched once for
+    test_all_test_files (the load) and test_export (the round trip)."""
 
     def output(name: str) -> Path:
-        if name not in launched:
-            out = root / name.replace("/", "__") / "out"
-            result = run_cli(
-                "launch", "--input_pattern", str(TESTDATA / name), "--output_parquet_dir", str(out),
-                "--infer_headers", "--allow_malformed_records",
-            )  # fmt: skip
-            launched[name] = result, out
-        result, out = launched[name]
+        result, out = shared_launch(
+            "--input_pattern", TESTDATA / name, "--infer_headers", "--allow_malformed_records"
+        )
         assert result.returncode == 0, result.stderr
         return out
 

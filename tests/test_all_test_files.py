@@ -1,4 +1,6 @@
-"""Every file in shared/testdata (real/ and vt/vcf/), loaded with `launch`, against bcftools."""
+"""Every file in shared/testdata (real/ and vt/vcf/) against bcftools: read by the reader (the
+quick check), and loaded with `launch` (slow: a pipeline per file, whose outputs test_export
+exports again)."""
 
 from __future__ import annotations
 
@@ -42,8 +44,37 @@ def gt_text(genotype: list[int], phaseset: str | None) -> str:
 
 
 @pytest.mark.parametrize("name", FILES)
+def test_file_is_read_as_bcftools_reads_it(tmp_path, name):
+    """Each test file, through the reader on the plan `launch --infer_headers
+    --allow_malformed_records` makes, against bcftools: the records read, the malformed ones,
+    and the sites, alleles and genotypes of the others."""
+    from tests.core.test_textparse import plan_for, read_all
+
+    path = TESTDATA / name
+    plan = plan_for(path, tmp_path)
+    rows, malformed, records_read = [], 0, 0
+    for split in plan.splits:
+        table, letters, count = read_all(plan, split, fast=True)
+        rows += table.to_pylist() if table is not None else []
+        malformed += len(letters)
+        records_read += count
+    expected_positions = _positions(path)
+    assert records_read == len(expected_positions)
+    assert malformed == MALFORMED.get(name, 0)
+    if name in MALFORMED or not expected_positions:
+        return
+    sites = [
+        (r["reference_name"], r["start_position"], r["reference_bases"], r["alternate_bases"], r.get("call"))
+        for r in rows
+    ]
+    assert our_sites(sites) == bcftools_sites(path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", FILES)
 def test_file_rows_positions_alleles_and_genotypes(corpus_output, name):
-    """Each test file, with --infer_headers --allow_malformed_records, against bcftools."""
+    """Each test file, loaded with --infer_headers --allow_malformed_records, against bcftools:
+    the manifest adds up, and the rows per shard and their sites, alleles and genotypes."""
     path = TESTDATA / name
     out = corpus_output(name)
     manifest = check_manifest_adds_up(out)
@@ -63,16 +94,26 @@ def test_file_rows_positions_alleles_and_genotypes(corpus_output, name):
         )
         .fetchall()
     )
+    assert our_sites(rows) == bcftools_sites(path)
+
+
+def our_sites(rows) -> Counter:
+    """(CHROM, POS, REF, ALT, GTs) of rows (reference_name, start_position, reference_bases,
+    alternate_bases, call), as bcftools query writes them."""
     ours = Counter()
     for chrom, start, ref, alts, calls in rows:
         alt = ",".join(a["alt"] for a in alts) or "."
         gts = tuple(gt_text(c["genotype"], c["phaseset"]) for c in calls or [])
         ours[(chrom, start + 1, ref, alt, gts)] += 1
+    return ours
+
+
+def bcftools_sites(path: Path) -> Counter:
     theirs = Counter()
     for line in bcftools_query(path, "%CHROM\t%POS\t%REF\t%ALT[\t%GT]\n").splitlines():
         chrom, pos, ref, alt, *gts = line.split("\t")
         theirs[(chrom, int(pos), ref, alt, tuple(g for g in gts if g))] += 1
-    assert ours == theirs
+    return theirs
 
 
 def _positions(path: Path) -> list[tuple[str, int]]:

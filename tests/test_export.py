@@ -118,6 +118,7 @@ UNREADABLE_BY_BCFTOOLS = {
 VALUELESS = {"real/hts-specs/passed_body_info.vcf": frozenset({"H2", "H3", "SOMATIC", "VALIDATED", "1000G"})}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", FILES)
 def test_round_trip_keeps_records_alleles_info_and_format_values(corpus_output, tmp_path, name):
     source = TESTDATA / name
@@ -168,14 +169,8 @@ def test_a_region_selects_the_variants_that_overlap_it(corpus_output, tmp_path):
         (("--genomic_regions", "20:10-5"), "--genomic_regions: bad region '20:10-5'"),
     ],
 )
-def test_export_errors(tmp_path, args, message):
-    out = tmp_path / "out"
-    assert (
-        run_cli(
-            "launch", "--input_pattern", str(VT_VCF / "valid-4.0.vcf"), "--output_parquet_dir", str(out)
-        ).returncode
-        == 0
-    )
+def test_export_errors(corpus_output, tmp_path, args, message):
+    out = corpus_output("vt/vcf/valid-4.0.vcf")
     result = run_cli(
         "export", "--input_parquet_dir", str(out), "--output_vcf", str(tmp_path / "x.vcf.gz"), *args
     )

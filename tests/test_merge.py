@@ -15,6 +15,15 @@ from tests.conftest import REPO, VT_VCF, run_cli
 
 MERGE_FILES = sorted((VT_VCF / "merge").glob("*.vcf"))
 GVCFS = sorted((REPO / "tests" / "data" / "gvcf").glob("*.g.vcf"))
+# Options of launches that several tests read (MOVE_TO_CALLS in buckets of the default 10,000,000 bases).
+MOVE_TO_CALLS_ARGS = ("--variant_merge_strategy", "MOVE_TO_CALLS", "--include_call_name")
+
+
+def merge_with_non_variants(bucket_size: int) -> tuple[str, ...]:
+    return (
+        "--variant_merge_strategy", "MERGE_WITH_NON_VARIANTS", "--include_call_name",
+        "--merge_bucket_size", str(bucket_size),
+    )  # fmt: skip
 
 
 def launch(out: Path, inputs, *extra: str):
@@ -24,6 +33,15 @@ def launch(out: Path, inputs, *extra: str):
     result = run_cli(*args, *extra)
     assert result.returncode == 0, result.stderr
     return json.loads((out / "_manifest.json").read_text())
+
+
+def shared(shared_launch, inputs, *extra: str) -> tuple[Path, dict]:
+    """The launch of these inputs and options, run once for the tests that read it (see
+    conftest.shared_launch): its output and manifest."""
+    args = [arg for path in inputs for arg in ("--input_pattern", str(path))]
+    result, out = shared_launch(*args, *extra)
+    assert result.returncode == 0, result.stderr
+    return out, json.loads((out / "_manifest.json").read_text())
 
 
 def rows(out: Path, columns: str) -> list[tuple]:
@@ -51,7 +69,7 @@ def gt_text(call: dict) -> str:
     return separator.join("." if g < 0 else str(g) for g in call["genotype"])
 
 
-def test_move_to_calls_on_the_vt_merge_files(tmp_path):
+def test_move_to_calls_on_the_vt_merge_files(shared_launch):
     # The rules, restated: one row per (CHROM, POS, REF, ALT); names and filters are sorted
     # unions; quality the maximum; calls sorted by sample name then file.
     sites = defaultdict(list)
@@ -70,8 +88,7 @@ def test_move_to_calls_on_the_vt_merge_files(tmp_path):
         expected.append(
             (chrom, start, ref, alt.split(","), names, quality, filters, [(n, g) for n, _, g in calls])
         )
-    out = tmp_path / "out"
-    manifest = launch(out, MERGE_FILES, "--variant_merge_strategy", "MOVE_TO_CALLS", "--include_call_name")
+    out, manifest = shared(shared_launch, MERGE_FILES, *MOVE_TO_CALLS_ARGS)
     found = rows(
         out,
         "reference_name, start_position, reference_bases, [a.alt for a in alternate_bases], names, quality, filter, "
@@ -189,12 +206,8 @@ def gvcf_model(paths, bucket_size: int):
 
 
 @pytest.mark.parametrize("bucket_size", [10_000_000, 64, 7])
-def test_merge_with_non_variants_matches_the_model(tmp_path, bucket_size):
-    out = tmp_path / "out"
-    manifest = launch(
-        out, GVCFS, "--variant_merge_strategy", "MERGE_WITH_NON_VARIANTS", "--include_call_name",
-        "--merge_bucket_size", str(bucket_size),
-    )  # fmt: skip
+def test_merge_with_non_variants_matches_the_model(shared_launch, bucket_size):
+    out, manifest = shared(shared_launch, GVCFS, *merge_with_non_variants(bucket_size))
     found = rows(
         out,
         "reference_name, start_position, end_position, call",
@@ -273,13 +286,16 @@ def indexed_copies(tmp_path: Path, paths) -> list[Path]:
 
 
 @pytest.mark.parametrize(
-    "strategy, inputs, bucket",
-    [("MOVE_TO_CALLS", MERGE_FILES, "10000000"), ("MERGE_WITH_NON_VARIANTS", GVCFS, "64")],
+    "inputs, extra",
+    [(MERGE_FILES, MOVE_TO_CALLS_ARGS), (GVCFS, merge_with_non_variants(64))],
+    ids=["MOVE_TO_CALLS", "MERGE_WITH_NON_VARIANTS"],
 )
-def test_indexed_inputs_merge_window_by_window_with_the_same_rows(tmp_path, strategy, inputs, bucket):
-    plain, indexed = tmp_path / "plain", tmp_path / "indexed_out"
-    extra = ("--variant_merge_strategy", strategy, "--merge_bucket_size", bucket, "--include_call_name")
-    launch(plain, inputs, *extra)
+def test_indexed_inputs_merge_window_by_window_with_the_same_rows(shared_launch, tmp_path, inputs, extra):
+    """The rows of indexed inputs, merged window by window, are those of the plain inputs (the
+    launch of test_move_to_calls_on_the_vt_merge_files and of the model test with buckets of
+    64), merged through a shuffle."""
+    plain, _ = shared(shared_launch, inputs, *extra)
+    indexed = tmp_path / "indexed_out"
     copies = indexed_copies(tmp_path, inputs)
     result = run_cli(
         "plan", "--format", "json", *[a for p in copies for a in ("--input_pattern", str(p))], *extra
