@@ -47,7 +47,7 @@ def test_export_query_and_validate_config_never_import_apache_beam(tmp_path):
         for argv in commands:
             assert cli.main(argv) == 0, argv
         import google.cloud.bigquery  # what export --input_table uses (it needs the emulator to run)
-        import variant_etl.bigquery_export
+        import variant_etl.outputs.bigquery_source
         print(sorted(m for m in sys.modules if m.split(".")[0] == "apache_beam"))
         """
     )
