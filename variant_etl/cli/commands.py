@@ -64,17 +64,10 @@ def report(args: argparse.Namespace, _beam_args: list[str]) -> int:
 
 
 def plan(args: argparse.Namespace, _beam_args: list[str]) -> int:
-    from variant_etl.cli.planning import make_plan_of
+    from variant_etl.cli.planning import make_plan_of, print_plan
 
     print_plan(make_plan_of(args), args.format)
     return 0
-
-
-def print_plan(plan, fmt: str) -> None:
-    from variant_etl.plan import estimate_plan, plan_json, plan_text
-
-    estimate = estimate_plan(plan)
-    print(plan_json(plan, estimate) if fmt == "json" else plan_text(plan, estimate))
 
 
 def launch(args: argparse.Namespace, beam_args: list[str]) -> int:

@@ -17,8 +17,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions, TestOptions
 
-from variant_etl.cli.commands import print_plan
-from variant_etl.cli.planning import make_plan_of
+from variant_etl.cli.planning import make_plan_of, print_plan
 from variant_etl.core.errors import WRAPPED_ERROR
 from variant_etl.core.layout import HEADER_SUFFIX, MANIFEST, SAMPLE_INFO_SUFFIX
 from variant_etl.core.progress import ProgressOptions, ProgressPrinter

@@ -1,4 +1,5 @@
-"""The arguments of ``launch`` and ``plan`` translated into a Plan (variant_etl/plan/)."""
+"""The arguments of ``launch`` and ``plan`` translated into a Plan (variant_etl/plan/), and the
+plan printed."""
 
 from __future__ import annotations
 
@@ -120,3 +121,10 @@ def _bigquery_options(args: argparse.Namespace):
         keep_intermediate_files=args.keep_intermediate_files,
         null_numeric_value_replacement=args.null_numeric_value_replacement,
     )
+
+
+def print_plan(plan, fmt: str) -> None:
+    from variant_etl.plan import estimate_plan, plan_json, plan_text
+
+    estimate = estimate_plan(plan)
+    print(plan_json(plan, estimate) if fmt == "json" else plan_text(plan, estimate))

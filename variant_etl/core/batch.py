@@ -23,6 +23,8 @@ import dataclasses
 
 import pyarrow as pa
 
+from variant_etl.core.errors import VariantEtlError
+
 
 @dataclasses.dataclass(frozen=True)
 class VariantBatch:
@@ -44,3 +46,14 @@ class VariantBatch:
     def filter(self, mask) -> VariantBatch:
         """The rows where ``mask`` (a boolean array, or an Arrow compute expression) is true."""
         return self.with_batch(self.batch.filter(mask))
+
+
+def require_variant_batch(element, where: str) -> VariantBatch:
+    """``element``, if it is a VariantBatch; else the error that says what a transform before
+    ``where`` must yield."""
+    if not isinstance(element, VariantBatch):
+        raise VariantEtlError(
+            f"{where}: expected VariantBatch elements, got {type(element).__name__}. Hint: a transform "
+            "before it must yield element.with_batch(new_batch), which keeps key and shard."
+        )
+    return element

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.window import GlobalWindows
 
-from variant_etl.core.batch import VariantBatch
+from variant_etl.core.batch import VariantBatch, require_variant_batch
 from variant_etl.core.errors import OutputError
 from variant_etl.core.options import ParquetOptions
 from variant_etl.core.sample_lookup import calls_per_row, explode_calls, sorted_by_sample
@@ -65,11 +65,7 @@ def write_parquet(table: pa.Table, path: str, options: ParquetOptions) -> None:
 def check_schema(element: VariantBatch, expected: pa.Schema | None, where: str) -> None:
     """A batch must have the columns (names and types) of the stages before the writer: files
     of one output with different schemas cannot be read as one table."""
-    if not isinstance(element, VariantBatch):
-        raise OutputError(
-            f"{where}: expected VariantBatch elements, got {type(element).__name__}. Hint: a transform "
-            "before the writer must yield element.with_batch(new_batch), keeping key and shard."
-        )
+    require_variant_batch(element, where)
     if expected is None:
         return
     got = element.batch.schema

@@ -11,6 +11,7 @@ from variant_etl.core.sample_lookup import calls_per_row
 from variant_etl.core.schema import RECORDS
 from variant_etl.core.sharding import DROPPED, ShardingConfig, ShardLookup
 from variant_etl.core.stats import Kind, Stat
+from variant_etl.core.batch import require_variant_batch
 from variant_etl.transforms.coders import VariantBatch
 
 COUNTS = "counts"
@@ -27,7 +28,7 @@ class _ShardBatchFn(beam.DoFn):
         self._suffixes = {s.index: s.suffix for s in self._config.shards}
 
     def process(self, element: VariantBatch):
-        batch = element.batch
+        batch = require_variant_batch(element, "ShardVariants").batch
         starts = batch.column("start_position").to_numpy()
         if self._one_based:
             starts = starts - 1  # regions are matched on 0-based starts
