@@ -29,8 +29,8 @@ from apache_beam.runners.dataflow.internal import apiclient
 from tests.conftest import REPO, run_cli
 from variant_etl.cli.launch import launch
 from variant_etl.cli.parser import build_parser
-from variant_etl.core.sharding import load_sharding_config
 from variant_etl.core.options import DEFAULT_SHARDING_CONFIG, bundled_config
+from variant_etl.core.sharding import load_sharding_config
 
 INPUTS = str(REPO / "examples" / "data" / "*.vcf.gz")
 

@@ -12,11 +12,11 @@ import json
 import pytest
 
 from tests.conftest import VT_VCF, run_cli
-from variant_etl.plan import inputs as plan_inputs
-from variant_etl.plan import rules as plan_rules
 from variant_etl.core.errors import OutputError, VcfFormatError
 from variant_etl.core.options import ParquetOptions, ReadOptions
+from variant_etl.plan import inputs as plan_inputs
 from variant_etl.plan import make_plan
+from variant_etl.plan import rules as plan_rules
 
 VCF = str(VT_VCF / "valid-4.0.vcf")
 NOWHERE = {"BIGQUERY_EMULATOR_HOST": "127.0.0.1:9"}

@@ -293,7 +293,9 @@ def test_a_users_filter_between_read_and_write_is_reported_in_the_manifest(launc
     totals = manifest(out)["totals"]
     assert totals["records_read"] == 165 and totals["records_written"] == 117
     assert totals["records_changed_by_other_transforms"] == 165 - 117
-    assert parquet_bytes(out) == {"chr1/part-00000.parquet": parquet_bytes(launched)["chr1/part-00000.parquet"]}
+    assert parquet_bytes(out) == {
+        "chr1/part-00000.parquet": parquet_bytes(launched)["chr1/part-00000.parquet"]
+    }
     # launch's own pipeline has no foreign transform: its manifest must add up exactly
     assert "records_changed_by_other_transforms" not in manifest(launched)["totals"]
 

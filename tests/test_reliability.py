@@ -56,8 +56,8 @@ def test_mutated_files_give_rows_or_dead_letters_never_a_crash(tmp_path):
     import random
 
     from variant_etl.core.errors import VariantEtlError
-    from variant_etl.core.reader import Malformed, ReadResult, read_split
     from variant_etl.core.options import ReadOptions
+    from variant_etl.core.reader import Malformed, ReadResult, read_split
     from variant_etl.plan import make_plan
 
     source = tmp_path / "gen.vcf"

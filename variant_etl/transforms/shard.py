@@ -7,11 +7,11 @@ import numpy as np
 import pyarrow as pa
 from apache_beam import pvalue
 
+from variant_etl.core.batch import require_variant_batch
 from variant_etl.core.sample_lookup import calls_per_row
 from variant_etl.core.schema import RECORDS
 from variant_etl.core.sharding import DROPPED, ShardingConfig, ShardLookup
 from variant_etl.core.stats import Kind, Stat
-from variant_etl.core.batch import require_variant_batch
 from variant_etl.transforms.coders import VariantBatch
 
 COUNTS = "counts"
