@@ -373,3 +373,42 @@ def test_write_outputs_writes_variants_and_sample_lookup_with_one_manifest(launc
     assert both[0] == both[1] and both[0]["totals"]["sample_lookup_rows_written"] == 21735
     calls = duckdb.sql(f"SELECT count(*) FROM read_parquet('{lookup}/*/*.parquet')").fetchall()[0][0]
     assert calls == 21735 == both[0]["totals"]["calls_routed"]
+
+
+@pytest.mark.bigquery
+def test_write_to_bigquery_alone_makes_loads_and_describes_its_tables(bq, tmp_path):
+    """In a pipeline of one's own: the tables are made in the pipeline, each shard is loaded, the
+    run's sample_info and header rows are inserted by the commit, the manifest stays in the temp
+    location, and the rows are those launch loads."""
+    source = str(VT_VCF / "valid-4.1-large.vcf.gz")
+    assert bq.launch("launched", source).returncode == 0
+    temp = tmp_path / "temp"
+    with beam.Pipeline() as p:
+        (
+            p
+            | ReadVcf(source)
+            | ShardVariants()
+            | variant_etl.WriteToBigQuery(f"test-project:{bq.dataset}.own", temp_location=str(temp))
+        )
+    assert [t.split("__", 1)[1] for t in bq.tables("own")] == [
+        t.split("__", 1)[1] for t in bq.tables("launched")
+    ]
+    shards = [t for t in bq.tables("own") if not t.endswith(("__sample_info", "__vcf_header"))]
+    loaded = 0
+    for table in shards:
+        columns = "reference_name, start_position, end_position, reference_bases, to_json_string(call)"
+        rows = [
+            bq.query(f"SELECT {columns} FROM `{bq.dataset}.{name}` ORDER BY 1, 2, 3, 4")
+            for name in (table, table.replace("own__", "launched__", 1))
+        ]
+        assert rows[0] == rows[1], table
+        loaded += len(rows[0])
+    assert loaded == 9882
+    for suffix in ("sample_info", "vcf_header"):
+        counts = [
+            bq.query(f"SELECT count(*) FROM `{bq.dataset}.{base}__{suffix}`") for base in ("own", "launched")
+        ]
+        assert counts[0] == counts[1] and counts[0][0][0] > 0, suffix
+    (manifest_path,) = temp.glob("variant_etl-*/_manifest.json")
+    totals = json.loads(manifest_path.read_text())["totals"]
+    assert totals["records_read"] == totals["rows_loaded_to_bigquery"] == 9882
