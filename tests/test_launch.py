@@ -255,16 +255,19 @@ def test_input_file_lists_patterns(tmp_path):
 
 
 def test_other_entry_points(tmp_path):
+    """The console script the package installs, beside `python -m variant_etl`."""
     import subprocess
+    import sys
 
+    script = str(Path(sys.executable).parent / "variant-etl")
     out = tmp_path / "out"
     result = subprocess.run(
-        ["python", "-m", "variant_etl.pipeline", "launch", "--input_pattern", str(VT_VCF / "valid-4.0.vcf"),
-         "--output_parquet_dir", str(out)],
+        [script, "launch", "--input_pattern", str(VT_VCF / "valid-4.0.vcf"), "--output_parquet_dir", str(out)],
         capture_output=True, text=True, cwd=REPO,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    result = subprocess.run(["variant-etl", "validate-config"], capture_output=True, text=True)
+    assert check_manifest_adds_up(out)["totals"]["records_read"] == 5
+    result = subprocess.run([script, "validate-config"], capture_output=True, text=True)
     assert result.returncode == 0 and "OK, 25 shard(s)" in result.stdout
 
 
@@ -279,6 +282,10 @@ def test_large_uncompressed_files_are_read_in_byte_ranges(tmp_path):
     assert manifest["inputs"] == [
         {"path": str(path), "records_read": 9882, "records_parsed": 9882, "malformed": 0}
     ]
+    # one row per sample of the file, however many ranges it was read in
+    sample_info = pq.read_table(out / "__sample_info.parquet").to_pylist()
+    assert [(r["sample_name"], r["file_path"]) for r in sample_info] == [("GS000016676-ASM", str(path))]
+    assert manifest["sample_info"]["rows"] == 1
 
 
 SMALL_HEADER = (
