@@ -412,3 +412,33 @@ def test_write_to_bigquery_alone_makes_loads_and_describes_its_tables(bq, tmp_pa
     (manifest_path,) = temp.glob("variant_etl-*/_manifest.json")
     totals = json.loads(manifest_path.read_text())["totals"]
     assert totals["records_read"] == totals["rows_loaded_to_bigquery"] == 9882
+
+
+def test_the_transforms_declare_their_element_type():
+    """Beam checks element types when the pipeline is built: a PCollection of something else
+    fails there, not in a worker."""
+    p = beam.Pipeline()
+    numbers = p | beam.Create([1, 2, 3])
+    for transform in (ShardVariants(), MergeVariants(), WriteToParquet("unused-dir", checked=True)):
+        with pytest.raises(beam.typehints.TypeCheckError, match="VariantBatch"):
+            numbers | transform
+    read = ReadVcf(str(VT_VCF / "valid-4.0.vcf"))
+    assert (p | read).element_type == VariantBatch
+    assert read.display_data()["inputs"] == 1
+
+
+def test_workers_do_not_import_the_planner_or_the_cli():
+    """What a worker imports to run the reader, the sharding and the Parquet writer (fastavro
+    comes with Beam itself, so it is not ours to avoid)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, variant_etl.transforms.read, variant_etl.transforms.shard, variant_etl.sinks.parquet, "
+        "variant_etl.sinks.commit\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('variant_etl.plan', 'variant_etl.cli', "
+        "'variant_etl.api', 'variant_etl.outputs', 'variant_etl.sinks.bigquery'))))"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

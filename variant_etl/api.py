@@ -83,6 +83,7 @@ __all__ = [
 ]
 
 
+@beam.typehints.with_output_types(VariantBatch)
 class ReadVcf(beam.PTransform):
     """Reads VCF/BCF files into ``VariantBatch`` elements in one merged schema.
 
@@ -139,6 +140,15 @@ class ReadVcf(beam.PTransform):
     def output_schema(self) -> pa.Schema:
         return self.source.schema.arrow_schema()
 
+    def display_data(self) -> dict:
+        source = self.source
+        return {
+            "inputs": len(source.inputs),
+            "first_input": source.inputs[0],
+            "read_splits": len(source.splits),
+            "merge": source.merge.strategy,
+        }
+
     def expand(self, pbegin):
         source = self.source
         if source.region_splits:  # sorted, indexed inputs: read and merge window by window
@@ -170,6 +180,8 @@ class ReadVcf(beam.PTransform):
         return batches
 
 
+@beam.typehints.with_input_types(VariantBatch)
+@beam.typehints.with_output_types(VariantBatch)
 class MergeVariants(beam.PTransform):
     """Merges the records of one variant across files into one row (calls of every file).
 
@@ -204,6 +216,8 @@ class MergeVariants(beam.PTransform):
         return batches | "MergeBuckets" >> MergeBuckets(self.options, ranked)
 
 
+@beam.typehints.with_input_types(VariantBatch)
+@beam.typehints.with_output_types(VariantBatch)
 class AnnotateVariants(beam.PTransform):
     """Splits VEP/SnpEff annotation strings under the alternate allele they describe, and/or
     copies fields of an indexed VCF (e.g. ClinVar) under each matching ALT (docs/annotations.md).
@@ -254,6 +268,8 @@ class AnnotateVariants(beam.PTransform):
         return batches | "Annotate" >> Annotate(self.planned, one_based=source.read.one_based)
 
 
+@beam.typehints.with_input_types(VariantBatch)
+@beam.typehints.with_output_types(VariantBatch)
 class ShardVariants(beam.PTransform):
     """Routes each row to its shard by a sharding config (a shard per chromosome or region, a
     residual shard): sets ``VariantBatch.shard`` to the shard's ``table_name_suffix``. Rows no
@@ -273,6 +289,9 @@ class ShardVariants(beam.PTransform):
         self.config = config
         self.counts: beam.PCollection | None = None
 
+    def display_data(self) -> dict:
+        return {"sharding_config": self.config.path, "shards": len(self.config.shards)}
+
     def expand(self, batches):
         reads = _lineage(batches).reads
         one_based = bool(reads) and reads[0].source.read.one_based
@@ -283,6 +302,7 @@ class ShardVariants(beam.PTransform):
         return routed.batches
 
 
+@beam.typehints.with_input_types(VariantBatch)
 class _Output(beam.PTransform):
     """A writer: the part of WriteOutputs that writes one output's files or rows."""
 
@@ -337,6 +357,9 @@ class WriteToParquet(_Output):
         if not checked:
             flag = "--sample_lookup_parquet_dir" if sample_lookup else "--output_parquet_dir"
             check_output_dir(output_dir, overwrite, flag)
+
+    def display_data(self) -> dict:
+        return {"output_dir": self.options.output_dir, "sample_lookup": self.sample_lookup}
 
     def _write(self, batches, context: _Context):
         schema = self.schema or context.schema
@@ -402,6 +425,9 @@ class WriteToBigQuery(_Output):
         self.options = options
         self.sample_lookup = sample_lookup
         self.prepared = prepared
+
+    def display_data(self) -> dict:
+        return {"table": self.options.table_id("<suffix>"), "sample_lookup": self.sample_lookup}
 
     def _write(self, batches, context: _Context):
         kinds = LOOKUP_KINDS if self.sample_lookup else VARIANT_KINDS
@@ -494,6 +520,7 @@ class _Context:
     descriptions: dict  # of the columns, from the header (BigQuery field descriptions)
 
 
+@beam.typehints.with_input_types(VariantBatch)
 class WriteOutputs(beam.PTransform):
     """Several outputs of one run (e.g. Parquet and BigQuery, or a variant and a sample-lookup
     directory) with one commit step and one manifest, in each output directory, that accounts
