@@ -68,7 +68,7 @@ def expected_transforms() -> set[str]:
     return {
         "ReadVcf/Splits", "ReadVcf/ReadSplits/ReadSplit/ParDo(_ReadSplitFn)",
         "ShardVariants/RouteToShards/ShardBatch/ParDo(_ShardBatchFn)",
-        "WriteOutputs/WriteParquet/WriteFiles/ParDo(_WriteFilesFn)", "WriteOutputs/WriteMalformed/WriteFiles",
+        "WriteOutputs/WriteParquet/WriteFiles", "WriteOutputs/WriteMalformed/WriteFiles",
         "WriteOutputs/AllStats", "WriteOutputs/CommitOutput/Commit",
     }  # fmt: skip
 
