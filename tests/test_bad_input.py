@@ -180,8 +180,9 @@ def write_case(tmp_path: Path, name: str) -> Path:
 @pytest.mark.parametrize("name", RECORD_CASES)
 def test_both_readers_give_the_outcome(tmp_path, name):
     """The vectorized reader and pysam's agree on rows and dead letters, and they add up."""
+    from variant_etl.core.options import ReadOptions
     from variant_etl.core.reader import Malformed, ReadResult, read_split
-    from variant_etl.plan import ReadOptions, make_plan
+    from variant_etl.plan import make_plan
 
     path = write_case(tmp_path, name)
     outcome = CASES[name][1]
@@ -280,8 +281,9 @@ def test_allow_malformed_records_accounts_for_every_record_of_every_file(tmp_pat
 
 
 def test_crlf_and_unsorted_files_give_the_rows_of_the_plain_sorted_file(tmp_path):
+    from variant_etl.core.options import ReadOptions
     from variant_etl.core.reader import ReadResult, read_split
-    from variant_etl.plan import ReadOptions, make_plan
+    from variant_etl.plan import make_plan
 
     def rows_of(path: Path) -> list:
         plan = make_plan(

@@ -16,7 +16,7 @@ from variant_etl.core.bigquery_tables import parse_output_table
 from variant_etl.core.errors import OutputError
 from variant_etl.core.schema import avro_schema, bigquery_fields
 from variant_etl.core.sharding import load_sharding_config
-from variant_etl.sinks.bigquery import table_resource
+from variant_etl.sinks.tables import table_resource
 
 DEFAULT_CONFIG = REPO / "sharding_configs" / "homo_sapiens_default.yaml"
 SAMPLE = "GS000016676-ASM"  # the one sample of valid-4.1-large.vcf.gz

@@ -27,9 +27,10 @@ from apache_beam.runners.dataflow.dataflow_runner import DataflowRunner
 from apache_beam.runners.dataflow.internal import apiclient
 
 from tests.conftest import REPO, run_cli
-from variant_etl import cli
+from variant_etl.cli.launch import launch
+from variant_etl.cli.parser import build_parser
+from variant_etl.core.options import DEFAULT_SHARDING_CONFIG, bundled_config
 from variant_etl.core.sharding import load_sharding_config
-from variant_etl.plan import DEFAULT_SHARDING_CONFIG, bundled_config
 
 INPUTS = str(REPO / "examples" / "data" / "*.vcf.gz")
 
@@ -54,9 +55,9 @@ def dry_run_job(capsys) -> apiclient.Job:
         results.append(run_pipeline(self, *args, **kwargs))
         return results[-1]
 
-    args, beam_args = cli._parser().parse_known_args(dataflow_args(str(REPO / "setup.py")))
+    args, beam_args = build_parser().parse_known_args(dataflow_args(str(REPO / "setup.py")))
     with mock.patch.object(DataflowRunner, "run_pipeline", spy):
-        assert cli.launch(args, beam_args) == 0
+        assert launch(args, beam_args) == 0
     assert "dry run: DataflowRunner translated the job (2 input file(s)" in capsys.readouterr().out
     (result,) = results
     assert result.state == "DONE"
@@ -64,11 +65,11 @@ def dry_run_job(capsys) -> apiclient.Job:
 
 
 def expected_transforms() -> set[str]:
-    shards = load_sharding_config(bundled_config(DEFAULT_SHARDING_CONFIG)).shards
     return {
-        "Splits", "ReadVcf/ReadSplit/ParDo(_ReadSplitFn)", "ShardVariants/ShardBatch/ParDo(_ShardBatchFn)",
-        "WriteMalformed/WriteFiles", "AllStats", "CommitOutput/Commit",
-        *(f"WriteParquet[{shard.suffix}]/WriteFiles" for shard in shards),
+        "ReadVcf/Splits", "ReadVcf/ReadSplits/ReadSplit/ParDo(_ReadSplitFn)",
+        "ShardVariants/RouteToShards/ShardBatch/ParDo(_ShardBatchFn)",
+        "WriteOutputs/WriteParquet/WriteFiles", "WriteOutputs/WriteMalformed/WriteFiles",
+        "WriteOutputs/AllStats", "WriteOutputs/CommitOutput/Commit",
     }  # fmt: skip
 
 
@@ -89,7 +90,6 @@ def test_dry_run_translates_the_whole_pipeline_for_dataflow(dry_run_job):
     pipeline = job.proto_pipeline
     names = {t.unique_name for t in pipeline.components.transforms.values()}
     assert expected_transforms() <= names
-    assert "WriteParquet[chr1]/WriteFiles" in names and "WriteParquet[residual]/WriteFiles" in names
     # Every step runs in one Docker environment: the Beam SDK image Dataflow uses for this Python.
     (env,) = pipeline.components.environments.values()
     assert env.urn == "beam:env:docker:v1"

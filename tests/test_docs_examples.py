@@ -17,6 +17,12 @@ from tests.conftest import REPO
 DOCS = {
     "docs/annotations.md": ["splice_donor_variant", "Uncertain_significance", "Likely_benign"],
     "docs/query.md": ["10389", "[[0, 0], [0, 0]]"],
+    "docs/python_api.md": [
+        "{'records_read': 165, 'records_written': 165, 'rows_written': 165, 'malformed': 0,",
+        "read 115 written 108 removed by the pipeline's own steps 7",
+        "chromosome 1: 2 ClinVar records",
+        "merged_rows",
+    ],
     "docs/export.md": ["wrote"],
     "docs/sample_lookup.md": [
         "21735 rows (one per call)",

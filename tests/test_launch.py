@@ -11,7 +11,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import TESTDATA, VT_VCF, bcftools_positions, run_cli, run_cli_process
+from tests.conftest import REPO, TESTDATA, VT_VCF, bcftools_positions, run_cli, run_cli_process
 
 AUTOSOMES_AND_SEX = {str(i) for i in range(1, 23)} | {"X", "Y"}
 
@@ -256,52 +256,38 @@ def test_input_file_lists_patterns(tmp_path):
 
 
 def test_other_entry_points(tmp_path):
-    """`python -m variant_etl.pipeline` and the `variant-etl` console script, as processes (the
-    console script installed next to this Python, whether or not its directory is on PATH)."""
+    """The console script the package installs, beside `python -m variant_etl`."""
     import subprocess
 
+    script = str(Path(sys.executable).parent / "variant-etl")
     out = tmp_path / "out"
-    result = run_cli_process(
-        "launch", "--input_pattern", str(VT_VCF / "valid-4.0.vcf"), "--output_parquet_dir", str(out),
-        module="variant_etl.pipeline",
+    result = subprocess.run(
+        [script, "launch", "--input_pattern", str(VT_VCF / "valid-4.0.vcf"), "--output_parquet_dir", str(out)],
+        capture_output=True, text=True, cwd=REPO,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    console_script = Path(sys.executable).parent / "variant-etl"
-    result = subprocess.run([str(console_script), "validate-config"], capture_output=True, text=True)
+    assert check_manifest_adds_up(out)["totals"]["records_read"] == 5
+    result = subprocess.run([script, "validate-config"], capture_output=True, text=True)
     assert result.returncode == 0 and "OK, 25 shard(s)" in result.stdout
 
 
 def test_python_dash_m_exit_codes_and_one_line_errors(tmp_path):
-    """The process `python -m variant_etl` exits with main()'s code: 0 for a run, 2 for an
-    error found before it starts, 1 for one found while reading; an error is one line on
-    stderr, without a traceback. (Every other test runs the CLI in-process: run_cli.)"""
+    """The process `python -m variant_etl` exits with main()'s code: 0 when it worked, 2 for an
+    error found before any work, 1 for one found while reading; an error is one line on
+    stderr, without a traceback. (The other tests run the CLI in this process: run_cli.)"""
+    done = run_cli_process("validate-config")
+    assert done.returncode == 0 and "OK, 25 shard(s)" in done.stdout, done.stderr
+    refused = run_cli_process("validate-config", str(tmp_path / "missing.yaml"))
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.startswith("error: ") and len(refused.stderr.strip().splitlines()) == 1
+    assert refused.stdout == ""
     out = tmp_path / "out"
-    done = run_cli_process(
-        "launch", "--input_pattern", str(VT_VCF / "valid-4.0.vcf"), "--output_parquet_dir", str(out)
-    )
-    assert done.returncode == 0, done.stderr
-    assert "rows written" in done.stdout and check_manifest_adds_up(out)["totals"]["rows_written"] == 5
-    refused = run_cli_process("launch", "--input_pattern", "/nonexistent/*.vcf", "--output_parquet_dir", "o")
-    assert (
-        refused.returncode == 2
-        and refused.stderr.startswith("error: ")
-        and "matches no file" in refused.stderr
-    )
-    assert len(refused.stderr.strip().splitlines()) == 1 and refused.stdout == ""
-    bad = tmp_path / "bad"
-    failed = run_cli_process(
-        "launch",
-        "--input_pattern",
-        str(VT_VCF / "invalid-4.0-POS-empty.vcf"),
-        "--output_parquet_dir",
-        str(bad),
-    )
+    source = VT_VCF / "invalid-4.0-POS-empty.vcf"
+    failed = run_cli_process("launch", "--input_pattern", str(source), "--output_parquet_dir", str(out))
     assert failed.returncode == 1
     (error,) = [line for line in failed.stderr.splitlines() if line.startswith("error: ")]
-    assert error.startswith(
-        f"error: {VT_VCF / 'invalid-4.0-POS-empty.vcf'}:19: POS: expected a positive integer"
-    )
-    assert "Traceback" not in failed.stderr and not bad.exists()
+    assert error.startswith(f"error: {source}:19: POS: expected a positive integer")
+    assert "Traceback" not in failed.stderr and not out.exists()
 
 
 def test_large_uncompressed_files_are_read_in_byte_ranges(tmp_path):
@@ -315,6 +301,10 @@ def test_large_uncompressed_files_are_read_in_byte_ranges(tmp_path):
     assert manifest["inputs"] == [
         {"path": str(path), "records_read": 9882, "records_parsed": 9882, "malformed": 0}
     ]
+    # one row per sample of the file, however many ranges it was read in
+    sample_info = pq.read_table(out / "__sample_info.parquet").to_pylist()
+    assert [(r["sample_name"], r["file_path"]) for r in sample_info] == [("GS000016676-ASM", str(path))]
+    assert manifest["sample_info"]["rows"] == 1
 
 
 SMALL_HEADER = (

@@ -12,9 +12,11 @@ import json
 import pytest
 
 from tests.conftest import VT_VCF, run_cli
-from variant_etl import plan as plan_module
 from variant_etl.core.errors import OutputError, VcfFormatError
-from variant_etl.plan import ParquetOptions, ReadOptions, make_plan
+from variant_etl.core.options import ParquetOptions, ReadOptions
+from variant_etl.plan import inputs as plan_inputs
+from variant_etl.plan import make_plan
+from variant_etl.plan import rules as plan_rules
 
 VCF = str(VT_VCF / "valid-4.0.vcf")
 NOWHERE = {"BIGQUERY_EMULATOR_HOST": "127.0.0.1:9"}
@@ -229,7 +231,7 @@ def test_input_that_cannot_be_opened(monkeypatch):
     def refuse(path):
         raise PermissionError(13, "Permission denied", path)
 
-    monkeypatch.setattr(plan_module, "open_binary", refuse)
+    monkeypatch.setattr(plan_inputs, "open_binary", refuse)
     with pytest.raises(VcfFormatError, match=f"^input {VCF} cannot be opened \\(Permission denied\\)$"):
         make_plan(
             input_patterns=[VCF], input_file=None, sharding_config_path=None, read=ReadOptions(), parquet=None
@@ -255,7 +257,7 @@ def test_output_dir_that_is_a_file_even_with_overwrite(tmp_path):
 
 
 def test_output_dir_that_is_not_writable(tmp_path, monkeypatch):
-    monkeypatch.setattr(plan_module.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(plan_rules.os, "access", lambda path, mode: False)
     out = tmp_path / "new" / "out"
     with pytest.raises(OutputError, match="its nearest existing ancestor, .* is not writable by this user"):
         make_plan(

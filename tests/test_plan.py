@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from variant_etl.plan import ReadOptions, make_plan
+from variant_etl.core.options import ReadOptions
+from variant_etl.plan import make_plan
 
 HEADER = "##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
 
@@ -120,6 +121,7 @@ def test_a_prefix_is_extrapolated_by_size_and_spread_over_the_contigs_after_it()
 
 def test_the_plan_describes_each_input_with_its_size_records_and_read_splits(tmp_path):
     from variant_etl.plan import estimate_plan
+    from variant_etl.plan.render import describe
 
     for number, records in enumerate([1, 100, 1]):
         text = HEADER + "".join(record(position) for position in range(1, records + 1))
@@ -131,7 +133,7 @@ def test_the_plan_describes_each_input_with_its_size_records_and_read_splits(tmp
         read=ReadOptions(split_bytes=700),
         parquet=None,
     )
-    described = plan.describe(estimate_plan(plan))
+    described = describe(plan, estimate_plan(plan))
     inputs = [
         (e["size_bytes"], e["records"], e["records_exact"], e["read_splits"]) for e in described["inputs"]
     ]

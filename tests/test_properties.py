@@ -22,9 +22,10 @@ from hypothesis import strategies as st
 
 from tests.conftest import run_cli
 from tests.test_launch import check_manifest_adds_up
+from variant_etl.core.options import ReadOptions
 from variant_etl.core.reader import Malformed, ReadResult, read_split
 from variant_etl.core.schema import VariantSchema
-from variant_etl.plan import ReadOptions, make_plan
+from variant_etl.plan import make_plan
 
 CONTIGS = ("chr1", "chr2", "chrX", "7")
 MAX_POS = 2**31 - 1

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import VT_VCF, bcftools_positions, bcftools_query, generate_vcf, run_cli
 from variant_etl.core.errors import VariantEtlError
-from variant_etl.selection import parse_genomic_region, select
+from variant_etl.outputs.selection import parse_genomic_region, select
 
 LARGE = VT_VCF / "valid-4.1-large.vcf"  # 9,882 records on chromosome 1, many with INFO/END
 SAMPLES = VT_VCF / "valid-4.0.vcf"  # NA00001..NA00003 on chromosomes 19 and 20
@@ -72,7 +72,7 @@ def select_rows(output, regions: list[str], *, samples=(), columns=None) -> list
     """The statement `query` would run, run in this process (the many cases of one rule)."""
     import duckdb
 
-    from variant_etl.query import query_sql
+    from variant_etl.outputs.query import query_sql
 
     sql, params = query_sql(
         str(output), select(str(output), regions, list(samples)), columns=columns, limit=None
@@ -386,7 +386,7 @@ def overlapping_row_groups(files, contig: str, start: int, end: int) -> tuple[in
 def test_point_query_reads_few_row_groups(many_row_groups, tmp_path):
     import duckdb
 
-    from variant_etl.query import query_sql
+    from variant_etl.outputs.query import query_sql
 
     middle = pq.read_table(many_row_groups / "chr7", columns=["start_position"])["start_position"][
         2000

@@ -57,8 +57,9 @@ def test_mutated_files_give_rows_or_dead_letters_never_a_crash(tmp_path):
     import random
 
     from variant_etl.core.errors import VariantEtlError
+    from variant_etl.core.options import ReadOptions
     from variant_etl.core.reader import Malformed, ReadResult, read_split
-    from variant_etl.plan import ReadOptions, make_plan
+    from variant_etl.plan import make_plan
 
     source = tmp_path / "gen.vcf"
     generate_vcf(source, 40, 3)
@@ -96,7 +97,8 @@ def test_mutated_files_give_rows_or_dead_letters_never_a_crash(tmp_path):
 
 
 def _plan(source, out, **read):
-    from variant_etl.plan import ParquetOptions, ReadOptions, make_plan
+    from variant_etl.core.options import ParquetOptions, ReadOptions
+    from variant_etl.plan import make_plan
 
     return make_plan(
         input_patterns=[str(source)], input_file=None, sharding_config_path=None,
@@ -136,7 +138,7 @@ def test_a_bundle_that_fails_once_is_retried_without_duplicate_rows(tmp_path, mo
     """Beam's BundleBasedDirectRunner retries a failed bundle (up to 4 attempts) as Dataflow
     does. A bundle that fails once, after it emitted batches (read), wrote a Parquet file
     (write) or moved files into place (commit), gives the output of a run without failure."""
-    from variant_etl.sinks import manifest as manifest_module
+    from variant_etl.sinks import commit as commit_module
     from variant_etl.sinks import parquet as parquet_module
     from variant_etl.transforms import read as read_module
 
@@ -163,13 +165,13 @@ def test_a_bundle_that_fails_once_is_retried_without_duplicate_rows(tmp_path, mo
 
         monkeypatch.setattr(parquet_module, "write_parquet", flaky_write)
     else:
-        sample_info = manifest_module.sample_info_table
+        sample_info = commit_module.sample_info_table
 
-        def flaky_sample_info(plan):
+        def flaky_sample_info(run):
             _once(failed, where)  # after the shard files were moved into place
-            return sample_info(plan)
+            return sample_info(run)
 
-        monkeypatch.setattr(manifest_module, "sample_info_table", flaky_sample_info)
+        monkeypatch.setattr(commit_module, "sample_info_table", flaky_sample_info)
     out = tmp_path / "out"
     _run(_plan(source, out, split_bytes=100_000), "BundleBasedDirectRunner")
     assert failed == {where}  # the failure happened, and the run still completed
@@ -186,25 +188,40 @@ def test_a_bundle_that_fails_once_is_retried_without_duplicate_rows(tmp_path, mo
 @pytest.mark.parametrize(
     "stats, message",
     [
-        ([("read", "{src}", 10), ("parsed", "{src}", 9)], "records read (10) != parsed (9) + malformed (0)"),
+        ([("READ", "{src}", 10), ("PARSED", "{src}", 9)], "records read (10) != parsed (9) + malformed (0)"),
         (
-            [("read", "{src}", 10), ("parsed", "{src}", 10), ("routed", "chr1", 9)],
+            [("READ", "{src}", 10), ("PARSED", "{src}", 10), ("ROUTED", "chr1", 9)],
             "records parsed (10) != routed to shards (9)",
         ),
         (
-            [("read", "{src}", 10), ("parsed", "{src}", 10), ("routed", "chr1", 10)],
+            [("READ", "{src}", 10), ("PARSED", "{src}", 10), ("ROUTED", "chr1", 10)],
             "shard chr1: records routed (10) != written to Parquet (0)",
         ),
         ([], "{src}: reported no count"),
+        ([("BQ_FILE", "chr1", {"path": "x.avro", "rows": 1, "records": 1})], "which no stage should send it"),
     ],
 )
 def test_counts_that_do_not_add_up_fail_the_commit(tmp_path, stats, message):
     from variant_etl.core.errors import CountMismatchError
-    from variant_etl.sinks.manifest import build_manifest
+    from variant_etl.core.manifest import CommitSpec, build_manifest
+    from variant_etl.core.stats import Kind, Stat
 
     source = generate_vcf(tmp_path / "gen.vcf", 10, 0)
     plan = _plan(source, tmp_path / "out")
-    stats = [(kind, key.format(src=source), value) for kind, key, value in stats]
+    spec = CommitSpec(run=plan.run_info(), sharding=plan.sharding, parquet=plan.parquet)
+    stats = [Stat(Kind[kind], key.format(src=source), value) for kind, key, value in stats]
     with pytest.raises(CountMismatchError, match="Nothing was committed") as err:
-        build_manifest(plan, stats)
+        build_manifest(spec, stats)
     assert message.format(src=source) in str(err.value)
+
+
+def test_an_untyped_stat_fails_the_commit(tmp_path):
+    """Stats are typed records: a bare tuple (the old form) is refused, never ignored."""
+    from variant_etl.core.errors import CountMismatchError
+    from variant_etl.core.manifest import CommitSpec, build_manifest
+
+    source = generate_vcf(tmp_path / "gen.vcf", 10, 0)
+    plan = _plan(source, tmp_path / "out")
+    spec = CommitSpec(run=plan.run_info(), sharding=plan.sharding, parquet=plan.parquet)
+    with pytest.raises(CountMismatchError, match=r"the commit got \('read', .*which no stage should send it"):
+        build_manifest(spec, [("read", str(source), 10)])

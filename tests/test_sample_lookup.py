@@ -17,7 +17,7 @@ from tests.conftest import REPO, VT_VCF, bcftools_query, run_cli
 from tests.test_launch import check_manifest_adds_up
 from variant_etl.core.sample_lookup import PARTITIONING
 from variant_etl.core.sharding import load_sharding_config
-from variant_etl.sinks.bigquery import table_resource
+from variant_etl.sinks.tables import table_resource
 
 COHORT = REPO / "examples" / "data" / "cohort_189_samples.vcf.gz"  # 115 records x 189 samples, chr1
 ROW_GROUP = 1000
@@ -354,7 +354,7 @@ def test_lookup_table_creation_request_partitions_on_sample_id():
 
 @pytest.fixture
 def bq(bigquery_emulator, monkeypatch):
-    from variant_etl.sinks.bigquery import make_client
+    from variant_etl.sinks.tables import make_client
 
     monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", bigquery_emulator)
     client = make_client("test-project")

@@ -4,9 +4,10 @@ import pytest
 
 from variant_etl.core.errors import VcfFormatError
 from variant_etl.core.header import merge_headers
+from variant_etl.core.options import SchemaOptions
 from variant_etl.core.reader import Malformed, ReadResult, read_split
 from variant_etl.core.records import sample_id
-from variant_etl.core.schema import SchemaOptions, build_schema
+from variant_etl.core.schema import build_schema
 from variant_etl.core.source import read_header
 
 HEADER = """##fileformat=VCFv4.2

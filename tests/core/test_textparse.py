@@ -16,9 +16,9 @@ import pytest
 from tests.conftest import REAL, TESTDATA, VT_VCF, generate_vcf, mutate
 from variant_etl.core import reader, textparse
 from variant_etl.core.errors import VcfFormatError
+from variant_etl.core.options import MergeOptions, ReadOptions, SchemaOptions
 from variant_etl.core.reader import Malformed, ReadResult, read_split
-from variant_etl.core.schema import SchemaOptions
-from variant_etl.plan import MergeOptions, ReadOptions, make_plan
+from variant_etl.plan import make_plan
 
 FILES = sorted(
     str(p.relative_to(TESTDATA))

@@ -13,7 +13,6 @@ import math
 import pyarrow as pa
 import pyarrow.compute as pc
 
-DEFAULT_NULL_NUMERIC = -(2**31)
 NULL_STRING = "."
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from variant_etl.core.header import VcfHeader
+from variant_etl.core.limits import MAX_POS
 
 
 def diagnose_line(line: str, header: VcfHeader) -> tuple[str, str, str]:
@@ -18,7 +19,7 @@ def diagnose_line(line: str, header: VcfHeader) -> tuple[str, str, str]:
     pos = columns[1]
     if not pos.strip().isdigit() or int(pos) < 1:
         return "POS", pos, "expected a positive integer"
-    if int(pos) >= 2**31:
+    if int(pos) > MAX_POS:
         return "POS", pos, "positions must be below 2^31"
     ref = columns[3]
     if not ref or any(c not in "ACGTNacgtn*." for c in ref):

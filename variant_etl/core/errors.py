@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class VariantEtlError(Exception):
     """Base of every error this package raises on purpose (shown without a traceback)."""
@@ -29,3 +31,11 @@ class OutputError(VariantEtlError):
 
 class CountMismatchError(VariantEtlError):
     """The manifest's counts do not add up: some record was lost or duplicated."""
+
+
+# One of our errors inside the text of another (Beam wraps what a worker raised): its class
+# name and message.
+WRAPPED_ERROR = re.compile(
+    r"(VcfFormatError|HeaderConflictError|ShardingConfigError|SchemaError|OutputError|"
+    r"CountMismatchError|VariantEtlError): (.+?)(?: \[while running|\n|$)"
+)

@@ -16,11 +16,13 @@ import threading
 import time
 from typing import TextIO
 
+from variant_etl.core.options import PROGRESS_INTERVAL
+
 
 @dataclasses.dataclass(frozen=True)
 class ProgressOptions:
     directory: str  # local: only runners whose workers share the launcher's disk get one
-    interval: float = 10.0  # seconds between writes of a split's file, and between lines
+    interval: float = PROGRESS_INTERVAL  # seconds between a split's writes, and between lines
 
 
 class ProgressWriter:

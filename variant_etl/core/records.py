@@ -14,10 +14,10 @@ import farmhash
 import pyarrow as pa
 
 from variant_etl.core import schema as s
+from variant_etl.core.limits import MAX_POS
 from variant_etl.core.schema import FieldColumn, VariantSchema
 
 _INT64_MAX = 2**63
-MAX_POS = 2**31 - 1  # VCF integers are 32-bit; htslib itself would read larger positions
 # VCF asks for A, C, G, T or N; reference FASTAs (and REFs copied from them) also hold IUPAC codes
 _REF_BASES = re.compile(r"[ACGTNRYSWKMBDHVUacgtnryswkmbdhvu]+")
 _UNDECLARED = "field is not declared in any input header (Hint: --infer_headers)"

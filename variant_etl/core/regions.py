@@ -24,7 +24,9 @@ from variant_etl.core.schema import START_POSITION, VariantSchema
 from variant_etl.core.source import detect_format, read_header
 from variant_etl.core.textparse import Fallback, TextParser
 
-INDEX_SUFFIXES = (".tbi", ".csi")
+INDEX_SUFFIXES = (".tbi", ".csi")  # the indexes that region reads use
+# Files that sit beside the inputs and are never inputs themselves.
+SIDECAR_SUFFIXES = (*INDEX_SUFFIXES, ".gzi", ".crai", ".bai")
 # Without a contig length, windows go up to the largest position an index can hold.
 TBI_MAX_POSITION = 2**29
 CSI_MAX_POSITION = 2**31

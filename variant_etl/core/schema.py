@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 
 from variant_etl.core.errors import SchemaError
 from variant_etl.core.header import FieldDef, MergedHeader
+from variant_etl.core.options import SchemaOptions
 
 REFERENCE_NAME = "reference_name"
 START_POSITION = "start_position"
@@ -86,17 +87,6 @@ class FieldColumn:
     @property
     def arrow_type(self) -> pa.DataType:
         return pa.list_(self.value_type) if self.field.is_list else self.value_type
-
-
-@dataclasses.dataclass(frozen=True)
-class SchemaOptions:
-    """Schema choices made by flags."""
-
-    split_alternate_allele_info_fields: bool = True  # Number=A INFO under alternate_bases
-    include_call_name: bool = False  # call.name next to call.sample_id
-    copy_quality_to_calls: bool = False  # call.quality: the record's QUAL
-    copy_filter_to_calls: bool = False  # call.filter: the record's FILTER
-    info_keys_to_move_to_calls_regex: str | None = None  # matching INFO fields go into calls
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,10 +204,12 @@ def _check_unique(what: str, fixed: tuple[str, ...], columns: list[FieldColumn],
 
 
 def without_record_counts(rows):
-    """(rows without the hidden ``_records`` column, input records they hold).
+    """(rows without the hidden ``_records`` and ``_origin`` columns, input records they hold).
 
     ``rows`` is a RecordBatch or Table; unmerged rows hold one record each.
     """
+    if ORIGIN in rows.schema.names:
+        rows = rows.drop_columns([ORIGIN])
     if RECORDS not in rows.schema.names:
         return rows, rows.num_rows
     records = int(pc.sum(rows.column(RECORDS)).as_py() or 0)

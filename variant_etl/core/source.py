@@ -34,6 +34,7 @@ from variant_etl.core.header import (
     parse_header,
     with_extra_lines,
 )
+from variant_etl.core.limits import HTSLIB_INT32_MIN, INT32_MAX
 from variant_etl.core.records import MalformedRecord
 
 OpenBinary = Callable[[str], BinaryIO]
@@ -384,7 +385,7 @@ def body_chunks(text: BinaryIO, limit: int | None, offset: int, size: int) -> It
 
 # a value of 10 digits or more (2^31 has 10), not a part of a name like ENSG00000026486
 _LONG_NUMBER = re.compile(rb"(?<=[=,:\t])[+-]?\d{10,}(?=[,;:\t\n]|$)")
-_INT32 = (-(2**31) + 8, 2**31 - 1)  # htslib keeps the 8 lowest values for missing and vector end
+_INT32 = (HTSLIB_INT32_MIN, INT32_MAX)
 _INTEGER = re.compile(r"[+-]?\d+")
 
 

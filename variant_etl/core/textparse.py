@@ -23,13 +23,12 @@ import pyarrow.csv as pacsv
 
 from variant_etl.core import schema as s
 from variant_etl.core.header import FieldDef
+from variant_etl.core.limits import HTSLIB_INT32_MIN, INT32_MAX
 from variant_etl.core.records import genotype_count, sample_id
 from variant_etl.core.schema import VariantSchema
 
 _SITE_COLUMNS = ("CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO")
-# htslib keeps the 8 lowest int32 values for "missing" and "end of vector".
-_INT_MIN = -(2**31) + 8
-_INT_MAX = 2**31 - 1
+_INT_MIN, _INT_MAX = HTSLIB_INT32_MIN, INT32_MAX
 _STRING_TYPES = ("String", "Character")
 _FILTER_NAME = re.compile(r"[0-9A-Za-z_.-]+")
 # Contig names as VCF 4.3 allows them

@@ -1,15 +1,11 @@
-"""BigQuery sink: one integer-range-partitioned, clustered table per shard.
-
-Before the pipeline (driver): check the dataset and the tables, then create the
-tables (range partitioning can only be set at creation). In the pipeline: each
-shard's rows become Avro files in the temp location, and one load job per shard
-appends them (FILE_LOADS, free); or rows are streamed (STREAMING_INSERTS).
-See docs/bigquery.md.
+"""BigQuery writing, in the pipeline: each shard's rows become Avro files in the temp
+location, and one load job per shard appends them to the table created before the run
+(FILE_LOADS, free); or rows are streamed (STREAMING_INSERTS). The tables themselves are made
+and checked on the driver (sinks/tables.py). See docs/bigquery.md.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 
 import apache_beam as beam
@@ -18,230 +14,24 @@ import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.window import GlobalWindows
 
+from variant_etl.core.batch import VariantBatch
 from variant_etl.core.bigquery_rows import bigquery_rows, json_safe
-from variant_etl.core.bigquery_tables import header_fields, make_client, sample_info_fields
+from variant_etl.core.bigquery_tables import make_client
 from variant_etl.core.errors import OutputError
-from variant_etl.core.layout import HEADER_SUFFIX, SAMPLE_INFO_SUFFIX
-from variant_etl.core.partitioning import RangePartitioning
+from variant_etl.core.options import BigQueryOptions
 from variant_etl.core.schema import avro_schema, without_record_counts
-from variant_etl.core.sharding import Shard
-from variant_etl.transforms.batches import is_end_of_key
+from variant_etl.core.stats import Kind, Stat
+from variant_etl.sinks.parquet import check_schema
 
-CLUSTERING = ["start_position", "end_position"]
-
-
-@dataclasses.dataclass(frozen=True)
-class BigQueryOptions:
-    project: str
-    dataset: str
-    table: str  # base name: shard tables are <table>__<suffix>
-    temp_dir: str  # where Avro load files go
-    write_method: str = "FILE_LOADS"
-    append: bool = False
-    update_schema_on_append: bool = False
-    keep_intermediate_files: bool = False
-    null_numeric_value_replacement: int = -(2**31)
-
-    def table_id(self, suffix: str) -> str:
-        return f"{self.project}.{self.dataset}.{self.table}__{suffix}"
-
-
-def table_resource(
-    table_id: str,
-    fields: list[dict],
-    shard: Shard | None,
-    description: str = "",
-    *,
-    partitioning: RangePartitioning | None = None,
-):
-    """The table to create: schema, integer-range partitioning (the shard's on start_position,
-    or ``partitioning``) and clustering on positions."""
-    from google.cloud import bigquery
-
-    table = bigquery.Table(table_id, schema=[bigquery.SchemaField.from_api_repr(f) for f in fields])
-    if shard is not None:
-        spec = partitioning or shard.partitioning
-        table.range_partitioning = bigquery.RangePartitioning(
-            field=spec.column,
-            range_=bigquery.PartitionRange(start=spec.start, end=spec.end, interval=spec.interval),
-        )
-        table.clustering_fields = CLUSTERING
-    table.description = description
-    return table
-
-
-def prepare_tables(
-    options: BigQueryOptions,
-    shards: tuple[Shard, ...],
-    fields: list[dict],
-    *,
-    partitioning: RangePartitioning | None = None,
-    with_sample_info: bool = True,
-) -> list[str]:
-    """Pre-flight checks, then table creation. Returns the ids of tables this run created.
-
-    The sample-lookup tables pass their ``partitioning`` (on sample_id) and no sample_info.
-    """
-    from google.api_core import exceptions
-
-    client = make_client(options.project)
-    dataset_id = f"{options.project}.{options.dataset}"
-    try:
-        client.get_dataset(dataset_id)
-    except exceptions.NotFound:
-        raise OutputError(
-            f"BigQuery dataset {dataset_id} does not exist. Hint: create it first "
-            f"(bq mk --dataset {options.project}:{options.dataset})."
-        ) from None
-    wanted = [(options.table_id(s.suffix), fields, s) for s in shards]
-    header_table = (options.table_id(HEADER_SUFFIX), header_fields(), None)
-    if with_sample_info:  # the variant tables' companions
-        wanted += [(options.table_id(SAMPLE_INFO_SUFFIX), sample_info_fields(), None), header_table]
-    existing = {}
-    for table_id, _, _ in wanted:
-        try:
-            existing[table_id] = client.get_table(table_id)
-        except exceptions.NotFound:
-            pass
-    if not options.append and existing:
-        names = ", ".join(sorted(existing))
-        raise OutputError(
-            f"BigQuery table(s) already exist: {names}. Hint: pass --append to add rows to them, "
-            "choose another --output_table, or delete them."
-        )
-    if options.append:
-        # Tables loaded before the header table existed lack only it: it is created.
-        missing = [table_id for table_id, _, _ in wanted if table_id not in existing]
-        if missing and (missing != [header_table[0]] or not with_sample_info):
-            raise OutputError(
-                f"--append needs every table to exist; missing: {', '.join(missing)}. "
-                "Hint: run once without --append to create them."
-            )
-        update = options.update_schema_on_append
-        for table_id, table_fields, _ in wanted:
-            if table_id in existing:
-                _check_append_schema(client, existing[table_id], table_fields, update)
-        if missing:
-            client.create_table(table_resource(*header_table, "Loaded by variant_etl"))
-        return []
-    created = []
-    try:
-        for table_id, table_fields, shard in wanted:
-            resource = table_resource(
-                table_id, table_fields, shard, "Loaded by variant_etl", partitioning=partitioning
-            )
-            client.create_table(resource)
-            created.append(table_id)
-    except Exception:
-        delete_tables(options, created)
-        raise
-    return created
-
-
-def _check_append_schema(client, table, fields: list[dict], update: bool) -> None:
-    """The table must hold every column we write, with the same type and mode."""
-    have = [f.to_api_repr() for f in table.schema]
-    missing = _missing_fields(have, fields, table.full_table_id, "")
-    if missing and not update:
-        raise OutputError(
-            f"{table.full_table_id} lacks column(s) {', '.join(missing)}. "
-            "Hint: pass --update_schema_on_append to add them."
-        )
-    if not missing:
-        return
-    names = {f["name"] for f in have}
-    new = [f for f in fields if f["name"] not in names]
-    # New top-level columns by DDL; new fields inside a RECORD (e.g. a new FORMAT key under
-    # call) by a schema patch, which DDL cannot do.
-    table_sql = f"`{table.project}.{table.dataset_id}.{table.table_id}`"
-    for field in new:
-        client.query(
-            f"ALTER TABLE {table_sql} ADD COLUMN IF NOT EXISTS {field['name']} {_ddl_type(field)}"
-        ).result()
-    nested = _with_new_nested_fields([f.to_api_repr() for f in table.schema], fields)
-    if nested is not None:
-        from google.cloud import bigquery
-
-        table = client.get_table(table.reference)
-        table.schema = [bigquery.SchemaField.from_api_repr(f) for f in nested]
-        client.update_table(table, ["schema"])
-
-
-def _ddl_type(field: dict) -> str:
-    if field["type"] == "RECORD":
-        members = ", ".join(f"{f['name']} {_ddl_type(f)}" for f in field["fields"])
-        inner = f"STRUCT<{members}>"
-    else:
-        inner = field["type"]
-    return f"ARRAY<{inner}>" if field.get("mode") == "REPEATED" else inner
-
-
-def _with_new_nested_fields(have: list[dict], want: list[dict]) -> list[dict] | None:
-    """The table schema plus fields ``want`` adds inside existing RECORDs; None if none."""
-    changed = False
-    merged = []
-    by_name = {f["name"]: f for f in want}
-    for field in have:
-        target = by_name.get(field["name"])
-        if target is not None and field["type"] == "RECORD":
-            names = {f["name"] for f in field["fields"]}
-            extra = [f for f in target["fields"] if f["name"] not in names]
-            if extra:
-                field = {**field, "fields": field["fields"] + extra}
-                changed = True
-        merged.append(field)
-    return merged if changed else None
-
-
-def _missing_fields(have: list[dict], want: list[dict], table_id: str, prefix: str) -> list[str]:
-    """Paths of fields in ``want`` that ``have`` lacks; an error if a field differs in type."""
-    by_name = {f["name"]: f for f in have}
-    missing = []
-    for field in want:
-        old = by_name.get(field["name"])
-        path = prefix + field["name"]
-        if old is None:
-            missing.append(path)
-        elif _kind(old) != _kind(field) or old.get("mode", "NULLABLE") != field.get("mode", "NULLABLE"):
-            raise OutputError(
-                f"{table_id}: column {path!r} is {old.get('mode', 'NULLABLE')} {_kind(old)} in the table but "
-                f"{field.get('mode', 'NULLABLE')} {_kind(field)} in this run. Hint: load into a new table."
-            )
-        elif _kind(field) == "RECORD":
-            missing += _missing_fields(old.get("fields", []), field["fields"], table_id, path + ".")
-    return missing
-
-
-def _kind(field: dict) -> str:
-    return {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL", "STRUCT": "RECORD"}.get(
-        field["type"], field["type"]
-    )
-
-
-def insert_run_rows(options: BigQueryOptions, suffix: str, rows: list[dict]) -> None:
-    """The <table>__sample_info or <table>__vcf_header rows of a run (a few hundred at most:
-    inserted directly)."""
-    if not rows:
-        return
-    client = make_client(options.project)
-    table_id = options.table_id(suffix)
-    for start in range(0, len(rows), 500):
-        errors = client.insert_rows_json(table_id, rows[start : start + 500])
-        if errors:
-            raise OutputError(f"{table_id}: BigQuery refused {suffix} rows: {str(errors)[:500]}")
-
-
-def delete_tables(options: BigQueryOptions, table_ids: list[str]) -> None:
-    client = make_client(options.project)
-    for table_id in table_ids:
-        client.delete_table(table_id, not_found_ok=True)
+# (load file, loaded) stat kinds of the variant tables and of the sample-lookup tables
+VARIANT_KINDS = (Kind.BQ_FILE, Kind.BQ_LOADED)
+LOOKUP_KINDS = (Kind.LOOKUP_BQ_FILE, Kind.LOOKUP_BQ_LOADED)
 
 
 class _WriteAvroFn(beam.DoFn):
-    """(file key, batch) of one shard -> Avro load files, one per file key."""
+    """Sharded VariantBatches -> Avro load files, one per (shard, file key)."""
 
-    def __init__(self, shard: Shard, schema: pa.Schema, options: BigQueryOptions, kind: str):
-        self._shard = shard
+    def __init__(self, schema: pa.Schema, options: BigQueryOptions, kind: Kind):
         self._schema = schema
         self._options = options
         self._kind = kind
@@ -250,25 +40,25 @@ class _WriteAvroFn(beam.DoFn):
         self._parsed = fastavro.parse_schema(avro_schema(self._schema))
 
     def start_bundle(self):
-        self._pending: dict[str, list[pa.RecordBatch]] = {}
+        self._pending: dict[tuple[str, str], list[pa.RecordBatch]] = {}
+        self._key: str | None = None
 
-    def process(self, element):
-        key, batch = element
-        if is_end_of_key(batch):
-            if key in self._pending:
-                yield self._flush(key)
-            return
-        for other in sorted(k for k in self._pending if k != key):
-            yield self._flush(other)
-        self._pending.setdefault(key, []).append(batch)
+    def process(self, element: VariantBatch):
+        check_schema(element, self._schema, "WriteToBigQuery")
+        if element.key != self._key:  # the keys before are complete
+            for shard, key in sorted(self._pending):
+                yield self._flush(shard, key)
+            self._key = element.key
+        if element.num_rows:
+            self._pending.setdefault((element.shard, element.key), []).append(element.batch)
 
     def finish_bundle(self):
-        for key in sorted(self._pending):
-            yield GlobalWindows.windowed_value(self._flush(key))
+        for shard, key in sorted(self._pending):
+            yield GlobalWindows.windowed_value(self._flush(shard, key))
 
-    def _flush(self, key: str):
-        batches = self._pending.pop(key)
-        path = FileSystems.join(self._options.temp_dir, self._shard.suffix, f"{uuid.uuid4().hex}.avro")
+    def _flush(self, shard: str, key: str) -> Stat:
+        batches = self._pending.pop((shard, key))
+        path = FileSystems.join(self._options.temp_dir, shard, f"{uuid.uuid4().hex}.avro")
         rows = records = 0
         with FileSystems.create(path) as sink:
             writer = fastavro.write.Writer(sink, self._parsed, codec="deflate")
@@ -279,72 +69,74 @@ class _WriteAvroFn(beam.DoFn):
                     writer.write(row)
                 rows += batch.num_rows
             writer.flush()
-        return (f"{self._kind}_file", self._shard.suffix, {"path": path, "rows": rows, "records": records})
+        return Stat(self._kind, shard, {"path": path, "rows": rows, "records": records})
 
 
 class _StreamRowsFn(beam.DoFn):
-    """(file key, batch) of one shard -> tabledata.insertAll, 500 rows a request."""
+    """Sharded VariantBatches -> tabledata.insertAll, 500 rows a request."""
 
-    def __init__(self, shard: Shard, options: BigQueryOptions, kind: str):
-        self._shard = shard
+    def __init__(self, schema: pa.Schema, options: BigQueryOptions, kind: Kind):
+        self._schema = schema
         self._options = options
         self._kind = kind
 
     def setup(self):
         self._client = make_client(self._options.project)
 
-    def process(self, element):
-        _, batch = element
-        if is_end_of_key(batch):
+    def process(self, element: VariantBatch):
+        check_schema(element, self._schema, "WriteToBigQuery")
+        if not element.num_rows:
             return
-        batch, records = without_record_counts(batch)
+        batch, records = without_record_counts(element.batch)
         rows = [json_safe(r) for r in bigquery_rows(batch, self._options.null_numeric_value_replacement)]
-        table_id = self._options.table_id(self._shard.suffix)
+        table_id = self._options.table_id(element.shard)
         for start in range(0, len(rows), 500):
             errors = self._client.insert_rows_json(table_id, rows[start : start + 500])
             if errors:
                 raise OutputError(f"{table_id}: BigQuery refused streamed rows: {str(errors)[:1000]}")
-        yield (f"{self._kind}_loaded", self._shard.suffix, {"rows": len(rows), "records": records})
+        yield Stat(self._kind, element.shard, {"rows": len(rows), "records": records})
 
 
-class WriteShardToBigQuery(beam.PTransform):
-    """(file key, batch) of one shard -> Avro load files (stats), or streamed rows (stats).
+class WriteBigQueryRows(beam.PTransform):
+    """Sharded VariantBatches -> Avro load files (one Stat each), or streamed rows (a Stat per
+    batch). ``kinds`` are the stat kinds (VARIANT_KINDS, or LOOKUP_KINDS for the
+    sample-lookup tables)."""
 
-    ``kind`` prefixes the stats (``bq_file``, ``bq_loaded``): the sample-lookup tables of the
-    same shards report as ``lookup_bq``.
-    """
-
-    def __init__(self, shard: Shard, schema: pa.Schema, options: BigQueryOptions, *, kind: str = "bq"):
+    def __init__(
+        self, schema: pa.Schema, options: BigQueryOptions, *, kinds: tuple[Kind, Kind] = VARIANT_KINDS
+    ):
         super().__init__()
-        self._shard = shard
         self._schema = schema
         self._options = options
-        self._kind = kind
+        self._kinds = kinds
 
     def expand(self, batches):
+        file_kind, loaded_kind = self._kinds
         if self._options.write_method == "STREAMING_INSERTS":
-            return batches | "StreamRows" >> beam.ParDo(_StreamRowsFn(self._shard, self._options, self._kind))
-        return batches | "WriteAvro" >> beam.ParDo(
-            _WriteAvroFn(self._shard, self._schema, self._options, self._kind)
-        )
+            return batches | "StreamRows" >> beam.ParDo(
+                _StreamRowsFn(self._schema, self._options, loaded_kind)
+            )
+        return batches | "WriteAvro" >> beam.ParDo(_WriteAvroFn(self._schema, self._options, file_kind))
 
 
 class _LoadFn(beam.DoFn):
     """Every shard's Avro files -> one load job per shard (appending to the created table)."""
 
-    def __init__(self, options: BigQueryOptions, suffixes: list[str], kind: str):
+    def __init__(self, options: BigQueryOptions, suffixes: list[str], kinds: tuple[Kind, Kind]):
         self._options = options
         self._suffixes = suffixes
-        self._kind = kind
+        self._kinds = kinds
 
-    def process(self, stats: list[tuple]):
+    def process(self, stats: list[Stat]):
         from google.cloud import bigquery
 
+        file_kind, loaded_kind = self._kinds
         client = make_client(self._options.project)
         files: dict[str, list[dict]] = {suffix: [] for suffix in self._suffixes}
-        for kind, suffix, info in stats:
-            if kind == f"{self._kind}_file":
-                files[suffix].append(info)
+        for stat in stats:
+            if stat.kind is not file_kind:
+                raise OutputError(f"the BigQuery load step got {stat!r}; this is a bug, please report it")
+            files[stat.key].append(stat.value)
         loaded: list[str] = []
         config = bigquery.LoadJobConfig(
             source_format=bigquery.SourceFormat.AVRO,
@@ -370,14 +162,11 @@ class _LoadFn(beam.DoFn):
                         with FileSystems.open(path) as source:
                             client.load_table_from_file(source, table_id, job_config=config).result()
                 loaded.append(suffix)
-                yield (
-                    f"{self._kind}_loaded",
-                    suffix,
-                    {
-                        "rows": sum(f["rows"] for f in shard_files),
-                        "records": sum(f["records"] for f in shard_files),
-                    },
-                )
+                counts = {
+                    "rows": sum(f["rows"] for f in shard_files),
+                    "records": sum(f["records"] for f in shard_files),
+                }
+                yield Stat(loaded_kind, suffix, counts)
         except Exception as err:
             done = ", ".join(loaded) or "none"
             raise OutputError(
@@ -390,11 +179,13 @@ class _LoadFn(beam.DoFn):
 
 
 class LoadToBigQuery(beam.PTransform):
-    """All Avro file stats -> load jobs; yields ('<kind>_loaded', suffix, counts) per shard."""
+    """All Avro file stats -> load jobs; yields a loaded Stat (rows, records) per shard."""
 
-    def __init__(self, options: BigQueryOptions, suffixes: list[str], *, kind: str = "bq"):
+    def __init__(
+        self, options: BigQueryOptions, suffixes: list[str], *, kinds: tuple[Kind, Kind] = VARIANT_KINDS
+    ):
         super().__init__()
-        self._fn = _LoadFn(options, suffixes, kind)
+        self._fn = _LoadFn(options, suffixes, kinds)
 
     def expand(self, stats):
         return stats | "Gather" >> beam.combiners.ToList() | "Load" >> beam.ParDo(self._fn)

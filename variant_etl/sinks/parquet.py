@@ -1,7 +1,9 @@
-"""WriteShardToParquet: one directory of sorted, zstd Parquet files per shard.
+"""WriteParquetFiles: each shard's rows as sorted, zstd Parquet files, and the sample-lookup
+copy (one row per call, sorted by sample_id).
 
-Files are first written under ``<out>/_temporary/<run_id>/`` and only moved into
-``<out>/<table_name_suffix>/`` by the commit step, once every count adds up.
+Files are first written under ``<out>/_temporary/<run_id>/<table_name_suffix>/`` and only
+moved into ``<out>/<table_name_suffix>/`` by the commit step (sinks/commit.py), once every
+count adds up.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.window import GlobalWindows
 
+from variant_etl.core.batch import VariantBatch, require_variant_batch
+from variant_etl.core.errors import OutputError
+from variant_etl.core.options import ParquetOptions
 from variant_etl.core.sample_lookup import calls_per_row, explode_calls, sorted_by_sample
 from variant_etl.core.schema import SAMPLE_ID, without_record_counts
-from variant_etl.core.sharding import Shard
-from variant_etl.plan import ParquetOptions
-from variant_etl.transforms.batches import is_end_of_key
+from variant_etl.core.stats import Kind, Stat
 
 MAX_BYTES_PER_FILE = 256 * 2**20  # in memory (Arrow) before a file is cut
 SORT_KEYS = [("reference_name", "ascending"), ("start_position", "ascending"), ("end_position", "ascending")]
@@ -59,57 +62,41 @@ def write_parquet(table: pa.Table, path: str, options: ParquetOptions) -> None:
         )
 
 
-class _WriteShardFilesFn(beam.DoFn):
-    """Writes each file key's rows (a read split, or a merge bucket) as sorted files.
-
-    A key's batches all arrive in one bundle, in order, so which rows share a file
-    depends on the data only, never on bundling: the same inputs give the same files.
-    """
-
-    def __init__(self, shard: Shard, options: ParquetOptions, temp_dir: str):
-        self._shard = shard
-        self._options = options
-        self._temp_dir = temp_dir
-
-    def start_bundle(self):
-        self._pending: dict[str, _Pending] = {}
-
-    def process(self, element: tuple[str, pa.RecordBatch]):
-        key, batch = element
-        if is_end_of_key(batch):
-            if self._pending.get(key) is not None and self._pending[key].rows:
-                yield self._flush(key, self._pending[key])
-            return
-        # A key's batches come from one input element, one after another: when another key
-        # starts, the others are complete. Writing them now bounds memory to about one key.
-        for other in sorted(k for k, p in self._pending.items() if k != key and p.rows):
-            yield self._flush(other, self._pending[other])
-        pending = self._pending.setdefault(key, _Pending())
-        pending.add(batch, self._rows_of(batch))
-        if pending.rows >= self._options.rows_per_file or pending.nbytes >= MAX_BYTES_PER_FILE:
-            yield self._flush(key, pending)
-
-    def finish_bundle(self):
-        for key in sorted(self._pending):
-            if self._pending[key].rows:
-                yield GlobalWindows.windowed_value(self._flush(key, self._pending[key]))
-        self._pending = {}
-
-    def _rows_of(self, batch: pa.RecordBatch) -> int:
-        """Output rows of a batch (what --parquet_rows_per_file counts)."""
-        return batch.num_rows
-
-    def _flush(self, key: str, pending: _Pending) -> tuple[str, str, dict]:
-        table = sorted_table(pending.batches)
-        table, records = without_record_counts(table)
-        chunk = pending.take_chunk()
-        path = FileSystems.join(self._temp_dir, self._shard.suffix, f"{uuid.uuid4().hex}.parquet")
-        write_parquet(table, path, self._options)
-        return ("file", self._shard.suffix, _file_info(path, key, chunk, table, records, table))
+def check_schema(element: VariantBatch, expected: pa.Schema | None, where: str) -> None:
+    """A batch must have the columns (names and types) of the stages before the writer: files
+    of one output with different schemas cannot be read as one table."""
+    require_variant_batch(element, where)
+    if expected is None:
+        return
+    got = element.batch.schema
+    names = [name for name in got.names if not name.startswith("_")]  # hidden: _records, _origin
+    if names == expected.names and all(got.field(n).type == expected.field(n).type for n in names):
+        return
+    missing = [n for n in expected.names if n not in names]
+    extra = [n for n in names if n not in expected.names]
+    retyped = [
+        f"{n} ({got.field(n).type} instead of {expected.field(n).type})"
+        for n in names
+        if n in expected.names and got.field(n).type != expected.field(n).type
+    ]
+    found = "; ".join(
+        part
+        for part in (
+            f"missing {', '.join(missing)}" if missing else "",
+            f"unexpected {', '.join(extra)}" if extra else "",
+            f"retyped {', '.join(retyped)}" if retyped else "",
+            "" if missing or extra or retyped else "columns in another order",
+        )
+        if part
+    )
+    raise OutputError(
+        f"{where}: a batch of key {element.key!r} does not have the output schema ({found}). Hint: a "
+        "transform between the stages must keep the columns; pass schema= to the writer for another one."
+    )
 
 
 class _Pending:
-    """Batches of one file key waiting to be written."""
+    """Batches of one (shard, file key) waiting to be written."""
 
     def __init__(self):
         self.batches: list[pa.RecordBatch] = []
@@ -129,40 +116,87 @@ class _Pending:
         return chunk
 
 
-class WriteShardToParquet(beam.PTransform):
-    """(file key, batch) of one shard -> temporary Parquet files; one stats tuple per file."""
+class _WriteFilesFn(beam.DoFn):
+    """Writes each (shard, file key)'s rows as sorted files under ``temp_dir/<shard>/``.
 
-    def __init__(self, shard: Shard, options: ParquetOptions, temp_dir: str):
-        super().__init__()
-        self._fn = _WriteShardFilesFn(shard, options, temp_dir)
+    A key's batches come one after another (from one read split or merge bucket): when a batch
+    of another key arrives, the keys before it are complete and are written, so memory holds
+    about one key. Which rows share a file then depends on the data only, never on bundling:
+    the same inputs give the same files.
+    """
 
-    def expand(self, batches):
-        return batches | "WriteFiles" >> beam.ParDo(self._fn)
+    def __init__(self, options: ParquetOptions, temp_dir: str, schema: pa.Schema | None, where: str):
+        self._options = options
+        self._temp_dir = temp_dir
+        self._schema = schema
+        self._where = where
+
+    def start_bundle(self):
+        self._pending: dict[tuple[str, str], _Pending] = {}
+        self._key: str | None = None
+
+    def process(self, element: VariantBatch):
+        check_schema(element, self._schema, self._where)
+        if element.shard is None:
+            raise OutputError(
+                f"{self._where}: a batch of key {element.key!r} has no shard. Hint: apply "
+                "ShardVariants(config) before the writer, or give the writer unsharded input only."
+            )
+        if element.key != self._key:
+            yield from self._flush_all()
+            self._key = element.key
+        rows = self._rows_of(element.batch)
+        if rows == 0:
+            return
+        pending = self._pending.setdefault((element.shard, element.key), _Pending())
+        pending.add(element.batch, rows)
+        if pending.rows >= self._options.rows_per_file or pending.nbytes >= MAX_BYTES_PER_FILE:
+            yield self._flush(element.shard, element.key, pending)
+
+    def finish_bundle(self):
+        for stat in self._flush_all():
+            yield GlobalWindows.windowed_value(stat)
+        self._pending = {}
+
+    def _flush_all(self):
+        # (the emptied _Pending objects stay: a key seen again numbers its chunks on)
+        for (shard, key), pending in sorted(self._pending.items()):
+            if pending.rows:
+                yield self._flush(shard, key, pending)
+
+    def _rows_of(self, batch: pa.RecordBatch) -> int:
+        """Output rows of a batch (what --parquet_rows_per_file counts)."""
+        return batch.num_rows
+
+    def _path(self, shard: str) -> str:
+        return FileSystems.join(self._temp_dir, shard, f"{uuid.uuid4().hex}.parquet")
+
+    def _flush(self, shard: str, key: str, pending: _Pending) -> Stat:
+        table = sorted_table(pending.batches)
+        table, records = without_record_counts(table)
+        chunk = pending.take_chunk()
+        path = self._path(shard)
+        write_parquet(table, path, self._options)
+        return Stat(Kind.FILE, shard, _file_info(path, key, chunk, table, records, table))
 
 
-class _WriteLookupFilesFn(_WriteShardFilesFn):
+class _WriteLookupFilesFn(_WriteFilesFn):
     """The same files as the variant output (one set per file key), one row per call, sorted
     by sample_id first: a per-sample query reads about one row group per file."""
 
     def _rows_of(self, batch: pa.RecordBatch) -> int:
-        return int(calls_per_row(batch).sum())
+        return int(calls_per_row(batch).sum())  # variants without calls give no row
 
-    def process(self, element: tuple[str, pa.RecordBatch]):
-        _, batch = element
-        if not is_end_of_key(batch) and self._rows_of(batch) == 0:
-            return  # variants without calls (sites-only inputs) give no row
-        yield from super().process(element)
-
-    def _flush(self, key: str, pending: _Pending) -> tuple[str, str, dict]:
+    def _flush(self, shard: str, key: str, pending: _Pending) -> Stat:
         variants, records = without_record_counts(sorted_table(pending.batches))
         chunk = pending.take_chunk()
         table = sorted_by_sample(explode_calls(variants))
-        path = FileSystems.join(self._temp_dir, self._shard.suffix, f"{uuid.uuid4().hex}.parquet")
+        path = self._path(shard)
         write_parquet(table, path, self._options)
         info = _file_info(path, key, chunk, table, records, variants)
         sample_ids = table.column(SAMPLE_ID)
         info.update(min_sample_id=pc.min(sample_ids).as_py(), max_sample_id=pc.max(sample_ids).as_py())
-        return ("lookup_file", self._shard.suffix, info)
+        return Stat(Kind.LOOKUP_FILE, shard, info)
 
 
 def _file_info(path: str, key: str, chunk, written: pa.Table, records: int, variants: pa.Table) -> dict:
@@ -181,13 +215,23 @@ def _file_info(path: str, key: str, chunk, written: pa.Table, records: int, vari
     }
 
 
-class WriteShardToSampleLookup(beam.PTransform):
-    """(file key, batch) of one shard -> temporary sample-lookup Parquet files (one row per
-    call); one stats tuple per file."""
+class WriteParquetFiles(beam.PTransform):
+    """Sharded VariantBatches -> temporary Parquet files; one Stat per file.
 
-    def __init__(self, shard: Shard, options: ParquetOptions, temp_dir: str):
+    With ``sample_lookup``, the files of the sample-lookup layout (one row per call)."""
+
+    def __init__(
+        self,
+        options: ParquetOptions,
+        temp_dir: str,
+        *,
+        schema: pa.Schema | None = None,
+        sample_lookup: bool = False,
+    ):
         super().__init__()
-        self._fn = _WriteLookupFilesFn(shard, options, temp_dir)
+        where = "WriteToParquet" + (" (sample lookup)" if sample_lookup else "")
+        fn_class = _WriteLookupFilesFn if sample_lookup else _WriteFilesFn
+        self._fn = fn_class(options, temp_dir, schema, where)
 
     def expand(self, batches):
         return batches | "WriteFiles" >> beam.ParDo(self._fn)

@@ -1,11 +1,11 @@
-"""AnnotateVariants: the annotations of core/annotations.py applied to each batch."""
+"""Annotate: the annotations of core/annotations.py applied to each batch."""
 
 from __future__ import annotations
 
 import apache_beam as beam
 
 from variant_etl.core.annotations import Annotations, Annotator
-from variant_etl.transforms.batches import KeyedBatch, is_end_of_key
+from variant_etl.transforms.coders import VariantBatch
 
 
 class _AnnotateFn(beam.DoFn):
@@ -16,21 +16,20 @@ class _AnnotateFn(beam.DoFn):
     def setup(self):
         self._annotator = Annotator(self._annotations, one_based=self._one_based)
 
-    def process(self, element):
-        key, batch = element
-        yield element if is_end_of_key(batch) else (key, self._annotator.apply(batch))
+    def process(self, element: VariantBatch):
+        yield element.with_batch(self._annotator.apply(element.batch))
 
     def teardown(self):
         self._annotator.close()
 
 
-class AnnotateVariants(beam.PTransform):
-    """(file key, batch) -> (file key, annotated batch); the annotation file is opened once per
-    worker and read window by window through its index."""
+class Annotate(beam.PTransform):
+    """VariantBatch -> annotated VariantBatch; the annotation file is opened once per worker and
+    read window by window through its index."""
 
     def __init__(self, annotations: Annotations, *, one_based: bool = False):
         super().__init__()
         self._fn = _AnnotateFn(annotations, one_based)
 
     def expand(self, batches):
-        return batches | "Annotate" >> beam.ParDo(self._fn).with_output_types(KeyedBatch)
+        return batches | "Annotate" >> beam.ParDo(self._fn).with_output_types(VariantBatch)

@@ -8,8 +8,8 @@ import apache_beam as beam
 import pyarrow as pa
 
 from variant_etl.core import merge
-from variant_etl.plan import MergeOptions
-from variant_etl.transforms.batches import END_OF_KEY, KeyedBatch, is_end_of_key
+from variant_etl.core.options import MergeOptions
+from variant_etl.transforms.coders import VariantBatch
 
 
 def merge_key(key: tuple[str, int]) -> str:
@@ -35,12 +35,11 @@ class _MergeBucketFn(beam.DoFn):
             size = self._options.bucket_size
             merged = merge.merge_with_non_variants(table, (key[1] * size, (key[1] + 1) * size), self._order)
         for batch in merged.to_batches():
-            yield merge_key(key), batch
-        yield merge_key(key), END_OF_KEY
+            yield VariantBatch(batch, merge_key(key))
 
 
-class MergeVariants(beam.PTransform):
-    """(file key, batch with _origin) -> (bucket key, merged batch).
+class MergeBuckets(beam.PTransform):
+    """VariantBatch with _origin -> VariantBatch of merged rows, keyed by bucket.
 
     Rows are grouped by (reference_name, start // bucket_size): a group never holds more
     than one bucket of the genome, however many files there are of it.
@@ -58,13 +57,13 @@ class MergeVariants(beam.PTransform):
             keyed_batches
             | "KeyByBucket"
             >> beam.FlatMap(
-                lambda kv: [] if is_end_of_key(kv[1]) else merge.bucket_pieces(kv[1], size, spanning=spanning)
+                lambda element: merge.bucket_pieces(element.batch, size, spanning=spanning)
             ).with_output_types(
                 typing.Tuple[typing.Tuple[str, int], pa.RecordBatch]  # noqa: UP006
             )
             | "GroupByBucket" >> beam.GroupByKey()
             | "MergeBucket"
             >> beam.ParDo(_MergeBucketFn(self._options, self._ranked_sample_ids)).with_output_types(
-                KeyedBatch
+                VariantBatch
             )
         )

@@ -1,4 +1,5 @@
-"""ReadVcf: read splits -> Arrow RecordBatches, plus dead-letter and count outputs."""
+"""ReadSplits: read splits -> VariantBatches, plus dead-letter and count outputs (the public
+ReadVcf in variant_etl/api.py plans the splits and applies this)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam import pvalue
 
+from variant_etl.core.options import ReadOptions
 from variant_etl.core.progress import ProgressOptions, ProgressWriter
 from variant_etl.core.reader import Malformed, ReadResult, read_split
 from variant_etl.core.schema import VariantSchema
-from variant_etl.plan import ReadOptions, ReadSplit, open_binary
-from variant_etl.transforms.batches import END_OF_KEY, KeyedBatch
+from variant_etl.core.splits import ReadSplit
+from variant_etl.core.stats import Kind, Stat
+from variant_etl.filesystems import open_binary
+from variant_etl.transforms.coders import VariantBatch
 
 MALFORMED = "malformed"
 COUNTS = "counts"
@@ -41,11 +45,10 @@ class _ReadSplitFn(beam.DoFn):
                 pending.append(item)
                 rows += item.num_rows
                 if rows >= self._options.batch_rows:
-                    yield key, _joined(pending)
+                    yield VariantBatch(_joined(pending), key)
                     pending, rows = [], 0
         if pending:
-            yield key, _joined(pending)
-        yield key, END_OF_KEY
+            yield VariantBatch(_joined(pending), key)
 
     def _read(self, split: ReadSplit):
         result = ReadResult()
@@ -73,8 +76,8 @@ class _ReadSplitFn(beam.DoFn):
                 progress.add(item.num_rows)
                 yield item
         progress.done(result.records_read)
-        yield pvalue.TaggedOutput(COUNTS, ("read", split.path, result.records_read))
-        yield pvalue.TaggedOutput(COUNTS, ("parsed", split.path, parsed))
+        yield pvalue.TaggedOutput(COUNTS, Stat(Kind.READ, split.path, result.records_read))
+        yield pvalue.TaggedOutput(COUNTS, Stat(Kind.PARSED, split.path, parsed))
 
 
 def _joined(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
@@ -89,8 +92,8 @@ def split_key(split: ReadSplit) -> str:
     return f"s{split.file_index:07d}-{split.part:05d}"
 
 
-class ReadVcf(beam.PTransform):
-    """Splits -> (file key, RecordBatch) (main), dead-letter dicts ('malformed'), counts ('counts').
+class ReadSplits(beam.PTransform):
+    """Splits -> VariantBatch (main), dead-letter dicts ('malformed'), counts ('counts': Stat).
 
     The splits of one group are read one after another, in file order, and their rows go to
     the first split's key; counts and dead letters stay per input file.
@@ -120,6 +123,6 @@ class ReadVcf(beam.PTransform):
             | "GroupSmallFiles" >> beam.GroupByKey()  # also spreads the groups over workers
             | "ReadSplit"
             >> beam.ParDo(_ReadSplitFn(self._schema, self._options, self._with_origin, self._progress))
-            .with_output_types(KeyedBatch)
+            .with_output_types(VariantBatch)
             .with_outputs(MALFORMED, COUNTS, main="batches")
         )

@@ -9,12 +9,13 @@ import pyarrow as pa
 from apache_beam import pvalue
 
 from variant_etl.core import merge
+from variant_etl.core.options import MergeOptions, ReadOptions
 from variant_etl.core.progress import ProgressOptions, ProgressWriter
 from variant_etl.core.reader import Malformed
 from variant_etl.core.regions import RegionSplit, read_region
 from variant_etl.core.schema import VariantSchema
-from variant_etl.plan import MergeOptions, ReadOptions
-from variant_etl.transforms.batches import END_OF_KEY, KeyedBatch
+from variant_etl.core.stats import Kind, Stat
+from variant_etl.transforms.coders import VariantBatch
 from variant_etl.transforms.read import COUNTS, MALFORMED
 
 
@@ -58,9 +59,9 @@ class _ReadMergedRegionFn(beam.DoFn):
                 progress.add(item.num_rows)
         progress.done(sum(counts.values()))
         for path, number in sorted(counts.items()):
-            yield pvalue.TaggedOutput(COUNTS, ("read", path, number))
+            yield pvalue.TaggedOutput(COUNTS, Stat(Kind.READ, path, number))
             # the merge keeps the count of its records in each row (_records)
-            yield pvalue.TaggedOutput(COUNTS, ("parsed", path, number - malformed.get(path, 0)))
+            yield pvalue.TaggedOutput(COUNTS, Stat(Kind.PARSED, path, number - malformed.get(path, 0)))
         if not tables:
             return
         table = pa.concat_tables(tables)
@@ -69,12 +70,12 @@ class _ReadMergedRegionFn(beam.DoFn):
         else:
             merged = merge.move_to_calls(table, self._order)
         for batch in merged.to_batches(max_chunksize=self._options.batch_rows):
-            yield split.key, batch
-        yield split.key, END_OF_KEY
+            yield VariantBatch(batch, split.key)
 
 
 class ReadMergedRegions(beam.PTransform):
-    """RegionSplits -> (region key, merged batch), dead letters ('malformed'), counts ('counts')."""
+    """RegionSplits -> VariantBatch (merged rows, keyed by window), dead letters ('malformed'),
+    counts ('counts')."""
 
     def __init__(
         self,
@@ -94,6 +95,6 @@ class ReadMergedRegions(beam.PTransform):
             | "Distribute" >> beam.Reshuffle()
             | "ReadAndMerge"
             >> beam.ParDo(self._fn)
-            .with_output_types(KeyedBatch)
+            .with_output_types(VariantBatch)
             .with_outputs(MALFORMED, COUNTS, main="batches")
         )

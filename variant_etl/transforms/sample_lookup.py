@@ -1,28 +1,23 @@
-"""ExplodeCalls: a shard's variant batches -> one row per call (the sample-lookup layout)."""
+"""ExplodeCalls: variant batches -> one row per call (the sample-lookup layout)."""
 
 from __future__ import annotations
 
 import apache_beam as beam
-import pyarrow as pa
 
 from variant_etl.core.sample_lookup import explode_calls
 from variant_etl.core.schema import without_record_counts
-from variant_etl.transforms.batches import KeyedBatch, is_end_of_key
+from variant_etl.transforms.coders import VariantBatch
 
 
-def _explode(element: tuple[str, pa.RecordBatch]):
-    key, batch = element
-    if is_end_of_key(batch):
-        yield element
-        return
-    variants, _ = without_record_counts(batch)
+def _explode(element: VariantBatch):
+    variants, _ = without_record_counts(element.batch)
     for calls in explode_calls(variants).to_batches():
         if calls.num_rows:
-            yield key, calls
+            yield element.with_batch(calls)
 
 
 class ExplodeCalls(beam.PTransform):
-    """(file key, variant batch) -> (file key, call batch); END_OF_KEY passes through."""
+    """VariantBatch of variants -> VariantBatch of calls (same key and shard)."""
 
     def expand(self, batches):
-        return batches | "Explode" >> beam.FlatMap(_explode).with_output_types(KeyedBatch)
+        return batches | "Explode" >> beam.FlatMap(_explode).with_output_types(VariantBatch)

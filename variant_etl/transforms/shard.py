@@ -1,4 +1,4 @@
-"""ShardVariants: route each batch's rows to their shard's output."""
+"""RouteToShards: each batch's rows to their shard (VariantBatch.shard), with the counts."""
 
 from __future__ import annotations
 
@@ -7,16 +7,14 @@ import numpy as np
 import pyarrow as pa
 from apache_beam import pvalue
 
+from variant_etl.core.batch import require_variant_batch
 from variant_etl.core.sample_lookup import calls_per_row
 from variant_etl.core.schema import RECORDS
 from variant_etl.core.sharding import DROPPED, ShardingConfig, ShardLookup
-from variant_etl.transforms.batches import KeyedBatch, is_end_of_key
+from variant_etl.core.stats import Kind, Stat
+from variant_etl.transforms.coders import VariantBatch
 
 COUNTS = "counts"
-
-
-def shard_tag(index: int) -> str:
-    return f"shard_{index}"
 
 
 class _ShardBatchFn(beam.DoFn):
@@ -27,15 +25,10 @@ class _ShardBatchFn(beam.DoFn):
 
     def setup(self):
         self._lookup = ShardLookup(self._config)
-        self._tags = [shard_tag(s.index) for s in self._config.shards]
         self._suffixes = {s.index: s.suffix for s in self._config.shards}
 
-    def process(self, element: tuple[str, pa.RecordBatch]):
-        key, batch = element
-        if is_end_of_key(batch):
-            for tag in self._tags:
-                yield pvalue.TaggedOutput(tag, element)
-            return
+    def process(self, element: VariantBatch):
+        batch = require_variant_batch(element, "ShardVariants").batch
         starts = batch.column("start_position").to_numpy()
         if self._one_based:
             starts = starts - 1  # regions are matched on 0-based starts
@@ -44,18 +37,19 @@ class _ShardBatchFn(beam.DoFn):
         for index in np.unique(shard_of):
             rows = np.flatnonzero(shard_of == index)
             if index == DROPPED:
-                yield pvalue.TaggedOutput(COUNTS, ("dropped", "", _records(batch, rows)))
+                yield pvalue.TaggedOutput(COUNTS, Stat(Kind.DROPPED, "", _records(batch, rows)))
                 continue
-            yield pvalue.TaggedOutput(COUNTS, ("routed", self._suffixes[int(index)], _records(batch, rows)))
+            suffix = self._suffixes[int(index)]
+            yield pvalue.TaggedOutput(COUNTS, Stat(Kind.ROUTED, suffix, _records(batch, rows)))
             if calls is not None:  # the rows of the sample-lookup output
-                routed_calls = int(calls[rows].sum())
-                yield pvalue.TaggedOutput(COUNTS, ("routed_calls", self._suffixes[int(index)], routed_calls))
+                yield pvalue.TaggedOutput(COUNTS, Stat(Kind.ROUTED_CALLS, suffix, int(calls[rows].sum())))
             if len(rows) == batch.num_rows:
-                yield pvalue.TaggedOutput(shard_tag(int(index)), (key, batch))
+                routed = batch
             elif rows[-1] - rows[0] + 1 == len(rows):  # contiguous, as in sorted input: no copy
-                yield pvalue.TaggedOutput(shard_tag(int(index)), (key, batch.slice(int(rows[0]), len(rows))))
+                routed = batch.slice(int(rows[0]), len(rows))
             else:
-                yield pvalue.TaggedOutput(shard_tag(int(index)), (key, batch.take(pa.array(rows))))
+                routed = batch.take(pa.array(rows))
+            yield VariantBatch(routed, element.key, suffix)
 
 
 def _records(batch: pa.RecordBatch, rows: np.ndarray) -> int:
@@ -65,9 +59,9 @@ def _records(batch: pa.RecordBatch, rows: np.ndarray) -> int:
     return len(rows)
 
 
-class ShardVariants(beam.PTransform):
-    """(file key, batch) -> one PCollection of (file key, batch) per shard (tag shard_<i>),
-    plus 'counts': the records routed to each shard, and those no shard takes (and with
+class RouteToShards(beam.PTransform):
+    """VariantBatch -> VariantBatch with its shard set (one per shard its rows go to), plus
+    'counts': the records routed to each shard, and those no shard takes (and with
     ``count_calls``, the calls routed to each shard)."""
 
     def __init__(self, config: ShardingConfig, *, one_based: bool = False, count_calls: bool = False):
@@ -77,7 +71,7 @@ class ShardVariants(beam.PTransform):
         self._count_calls = count_calls
 
     def expand(self, batches):
-        tags = [shard_tag(s.index) for s in self._config.shards]
         fn = beam.ParDo(_ShardBatchFn(self._config, self._one_based, self._count_calls))
-        fn = fn.with_output_types(KeyedBatch, **dict.fromkeys(tags, KeyedBatch))
-        return batches | "ShardBatch" >> fn.with_outputs(COUNTS, *tags)
+        return batches | "ShardBatch" >> fn.with_output_types(VariantBatch).with_outputs(
+            COUNTS, main="batches"
+        )

@@ -142,3 +142,22 @@ def sample_ids_named(rows: list[dict], names: list[str], where: str) -> tuple[in
             )
         ids += found
     return tuple(dict.fromkeys(ids))
+
+
+def choose_samples(rows: list[dict], sample_ids: tuple[int, ...] | None) -> list[tuple[int, str]]:
+    """(sample_id, name) of the sample columns, ordered by name then file path, from the
+    sample_info rows; ``sample_ids``: those chosen (None: every one)."""
+    ordered = sorted((row["sample_name"], row["file_path"], row["sample_id"]) for row in rows)
+    chosen = {}
+    for name, _, sample_id in ordered:
+        if sample_ids is None or sample_id in sample_ids:
+            chosen.setdefault(sample_id, name)
+    names = list(chosen.values())
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise VariantEtlError(
+            f"samples {', '.join(twice[:5])} come from several files with different sample ids "
+            "(--sample_name_encoding WITH_FILE_PATH): a VCF cannot hold two columns of one name. "
+            "Hint: export them one file at a time with --sample_names."
+        )
+    return list(chosen.items())

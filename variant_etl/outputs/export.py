@@ -3,43 +3,61 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import pyarrow as pa
 import pysam
 
-from variant_etl.core.bigquery_rows import DEFAULT_NULL_NUMERIC
 from variant_etl.core.errors import OutputError, VariantEtlError
 from variant_etl.core.header import DEFAULT_FILEFORMAT, VcfHeader, parse_header
 from variant_etl.core.layout import HEADER
+from variant_etl.core.options import NULL_NUMERIC_VALUE_REPLACEMENT
 from variant_etl.core.vcfout import VcfFormatter
-from variant_etl.selection import Selection, arrow_reader, sample_table, select
+from variant_etl.outputs.selection import Selection, arrow_reader, choose_samples, sample_table, select
 
 BATCH_ROWS = 10_000
 
 
-def export_vcf(args: argparse.Namespace) -> int:
-    for option in ("project", "null_numeric_value_replacement"):
-        if getattr(args, option) is not None and not args.input_table:
+def export_vcf(
+    output_vcf: str,
+    *,
+    input_parquet_dir: str | None = None,
+    input_table: str | None = None,
+    genomic_regions: Sequence[str] = (),
+    sample_names: Sequence[str] = (),
+    project: str | None = None,
+    null_numeric_value_replacement: int | None = None,
+) -> tuple[int, int]:
+    """Writes the variants of a Parquet output (``input_parquet_dir``) or of a launch's BigQuery
+    tables (``input_table``, PROJECT:DATASET.TABLE) that overlap ``genomic_regions`` (1-based,
+    inclusive: ``chr1:100-200``), with the calls of ``sample_names`` (default: all), to
+    ``output_vcf`` (.vcf.gz: bgzipped and indexed). Returns (records written, samples)."""
+    if (input_parquet_dir is None) == (input_table is None):
+        raise VariantEtlError("export: give one of input_parquet_dir and input_table")
+    for option, value in (
+        ("project", project),
+        ("null_numeric_value_replacement", null_numeric_value_replacement),
+    ):
+        if value is not None and not input_table:
             raise VariantEtlError(
                 f"--{option} only applies with --input_table (it says how to read BigQuery tables). "
                 f"Hint: remove --{option}."
             )
-    if args.input_table:
-        from variant_etl.bigquery_export import read_tables
+    regions, names = list(genomic_regions), list(sample_names)
+    if input_table:
+        from variant_etl.outputs.bigquery_source import read_tables
 
         source = read_tables(
-            args.input_table,
-            args.genomic_regions,
-            args.sample_names,
-            project=args.project,
+            input_table,
+            regions,
+            names,
+            project=project,
             null_numeric_value=(
-                DEFAULT_NULL_NUMERIC
-                if args.null_numeric_value_replacement is None
-                else args.null_numeric_value_replacement
+                NULL_NUMERIC_VALUE_REPLACEMENT
+                if null_numeric_value_replacement is None
+                else null_numeric_value_replacement
             ),
             batch_rows=BATCH_ROWS,
         )
@@ -47,15 +65,13 @@ def export_vcf(args: argparse.Namespace) -> int:
             source.header, source.samples, source.schema, source.batches, source.one_based
         )  # fmt: skip
     else:
-        selection = select(args.input_parquet_dir, args.genomic_regions, args.sample_names)
-        header = _run_header(args.input_parquet_dir)
-        samples = choose_samples(sample_table(args.input_parquet_dir).to_pylist(), selection.sample_ids)
+        selection = select(input_parquet_dir, regions, names)
+        header = _run_header(input_parquet_dir)
+        samples = choose_samples(sample_table(input_parquet_dir).to_pylist(), selection.sample_ids)
         reader = _sorted_rows(selection, header) if selection.files else None
         schema, batches, one_based = (reader.schema if reader else None), (reader or ()), selection.one_based
-    written = write_vcf(header, samples, schema, batches, args.output_vcf, one_based=one_based)
-    index = " and its index (.tbi or .csi)" if args.output_vcf.endswith(".gz") else ""
-    print(f"wrote {written} records of {len(samples)} sample(s) to {args.output_vcf}{index}")
-    return 0
+    written = write_vcf(header, samples, schema, batches, output_vcf, one_based=one_based)
+    return written, len(samples)
 
 
 def write_vcf(
@@ -131,25 +147,6 @@ def _run_header(input_dir: str) -> VcfHeader:
             "Hint: load the inputs again to export them."
         ) from None
     return parse_header(lines, path, len(lines))
-
-
-def choose_samples(rows: list[dict], sample_ids: tuple[int, ...] | None) -> list[tuple[int, str]]:
-    """(sample_id, name) of the sample columns, ordered by name then file path, from the
-    sample_info rows; ``sample_ids``: those chosen (None: every one)."""
-    ordered = sorted((row["sample_name"], row["file_path"], row["sample_id"]) for row in rows)
-    chosen = {}
-    for name, _, sample_id in ordered:
-        if sample_ids is None or sample_id in sample_ids:
-            chosen.setdefault(sample_id, name)
-    names = list(chosen.values())
-    if len(set(names)) != len(names):
-        twice = sorted({n for n in names if names.count(n) > 1})
-        raise VariantEtlError(
-            f"samples {', '.join(twice[:5])} come from several files with different sample ids "
-            "(--sample_name_encoding WITH_FILE_PATH): a VCF cannot hold two columns of one name. "
-            "Hint: export them one file at a time with --sample_names."
-        )
-    return list(chosen.items())
 
 
 def _header_lines(

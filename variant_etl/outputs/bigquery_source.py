@@ -29,7 +29,7 @@ from variant_etl.core.header import (
     with_extra_lines,
 )
 from variant_etl.core.layout import HEADER_SUFFIX, SAMPLE_INFO_SUFFIX
-from variant_etl.selection import region_bounds, sample_ids_named
+from variant_etl.outputs.selection import choose_samples, region_bounds, sample_ids_named
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _VCF_TYPES = {"INT64": "Integer", "INTEGER": "Integer", "FLOAT64": "Float", "FLOAT": "Float",
@@ -59,8 +59,6 @@ def read_tables(
 ) -> TableRows:
     from google.api_core import exceptions
     from google.cloud import bigquery
-
-    from variant_etl.export import choose_samples
 
     project, dataset, table = parse_output_table(text, project, option="--input_table")
     region_bounds(regions, one_based=False)  # bad regions are refused before any request

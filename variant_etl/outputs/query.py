@@ -7,14 +7,14 @@ Parquet schema before they reach the SQL text."""
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 
 from variant_etl.core.errors import OutputError, VariantEtlError
-from variant_etl.selection import Selection, select
+from variant_etl.outputs.selection import Selection, select
 
 SITE_COLUMNS = (
     "reference_name",
@@ -34,26 +34,38 @@ _VCF_NAMES = {
 OUTPUT_FORMATS = {".csv": "(FORMAT csv, HEADER)", ".parquet": "(FORMAT parquet, COMPRESSION zstd)"}
 
 
-def query(args: argparse.Namespace) -> int:
+def query(
+    input_parquet_dir: str,
+    *,
+    genomic_regions: Sequence[str] = (),
+    sample_names: Sequence[str] = (),
+    columns: Sequence[str] | None = None,
+    output: str | None = None,
+    limit: int | None = None,
+) -> int | None:
+    """Prints the selected rows as a table, or with ``output`` (.csv or .parquet) writes them
+    there and returns how many."""
     import duckdb
 
-    selection = select(args.input_parquet_dir, args.genomic_regions, args.sample_names)
-    target = _output_format(args.output) if args.output else None  # checked before any reading
-    sql, params = query_sql(args.input_parquet_dir, selection, columns=args.columns, limit=args.limit)
+    selection = select(input_parquet_dir, list(genomic_regions), list(sample_names))
+    target = _output_format(output) if output else None  # checked before any reading
+    sql, params = query_sql(
+        input_parquet_dir, selection, columns=list(columns) if columns else None, limit=limit
+    )
     connection = duckdb.connect()
     try:
         if target:
-            path = args.output.replace("'", "''")  # COPY takes no parameter for its target
+            path = output.replace("'", "''")  # COPY takes no parameter for its target
             (rows,) = connection.execute(f"COPY ({sql}) TO '{path}' {target}", params).fetchone()
-            print(f"{rows} row(s) written to {args.output}")
-        else:
-            width = shutil.get_terminal_size((200, 24)).columns
-            connection.sql(sql, params=params).show(max_rows=args.limit or 20, max_width=width)
+            return rows
+        width = shutil.get_terminal_size((200, 24)).columns
+        connection.sql(sql, params=params).show(max_rows=limit or 20, max_width=width)
     except duckdb.Error as err:
         message = str(err).splitlines()[0]
-        raise VariantEtlError(f"query of {args.input_parquet_dir} failed: {message}") from None
-    sys.stdout.flush()
-    return 0
+        raise VariantEtlError(f"query of {input_parquet_dir} failed: {message}") from None
+    finally:
+        sys.stdout.flush()
+    return None
 
 
 def query_sql(

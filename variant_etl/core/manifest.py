@@ -1,118 +1,59 @@
-"""Dead-letter files, and the commit step that moves files into place and writes
-``_manifest.json`` once every input record is accounted for."""
+"""``_manifest.json``: the stats of a run added up, with the check that every input record is
+accounted for, and the renames that put each temporary file in its place. Beam-free: the
+commit step (sinks/commit.py) does the moving."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
-import json
-import os
-import shutil
-import uuid
+import posixpath
 from collections import Counter
 
-import apache_beam as beam
-import pyarrow as pa
-import pyarrow.parquet as pq
-from apache_beam.io.filesystems import FileSystems
-from apache_beam.transforms.window import GlobalWindows
-
-from variant_etl.core.errors import CountMismatchError, OutputError
-from variant_etl.core.header import run_header_lines
-from variant_etl.core.layout import HEADER, MALFORMED_DIR, MANIFEST, SAMPLE_INFO, SUCCESS
+from variant_etl.core.errors import CountMismatchError
+from variant_etl.core.layout import MALFORMED_DIR, SAMPLE_INFO
+from variant_etl.core.options import BigQueryOptions, ParquetOptions
+from variant_etl.core.run import RunInfo
 from variant_etl.core.sample_lookup import PARTITIONING as LOOKUP_PARTITIONING
 from variant_etl.core.sample_lookup import SORT_KEYS as LOOKUP_SORT_KEYS
-from variant_etl.plan import Plan
+from variant_etl.core.sharding import ShardingConfig
+from variant_etl.core.stats import Kind, Stat
+
+# What reaches the commit; the load-file stats stop at the BigQuery load step.
+_COMMITTED = set(Kind) - {Kind.BQ_FILE, Kind.LOOKUP_BQ_FILE}
 
 
-def sample_info_rows(plan: Plan) -> list[dict]:
-    """The sample_info rows as JSON-able dicts (BigQuery DATETIME as text)."""
-    table = sample_info_table(plan)
-    rows = table.to_pylist()
-    for row in rows:
-        row["ingestion_datetime"] = plan.started_at or None
-    return rows
+@dataclasses.dataclass(frozen=True)
+class CommitSpec:
+    """What the commit step needs, and nothing more: the run, the shards, the outputs."""
+
+    run: RunInfo
+    sharding: ShardingConfig
+    parquet: ParquetOptions | None = None
+    sample_lookup: ParquetOptions | None = None
+    bigquery: BigQueryOptions | None = None
+    sample_lookup_bigquery: BigQueryOptions | None = None
+    temp_dir: str = ""  # where the manifest and dead letters stay without an output directory
+    # False when a transform not of ours stands between the reader and a writer: the records
+    # it removed or added are reported (records_changed_by_other_transforms), not an error.
+    strict: bool = True
+    insert_run_rows: bool = False  # the commit inserts TABLE__sample_info and __vcf_header rows
+
+    @property
+    def has_sample_lookup(self) -> bool:
+        return self.sample_lookup is not None or self.sample_lookup_bigquery is not None
+
+    def temp_dir_of(self, output_dir: str) -> str:
+        """Where this run's files wait inside an output directory until the commit."""
+        return _join(output_dir, "_temporary", self.run.run_id)
 
 
-def header_rows(plan: Plan) -> list[dict]:
-    """The run's header as TABLE__vcf_header rows (export reads them back: docs/export.md)."""
-    lines = run_header_lines(list(plan.headers), plan.merged)
-    coordinates = coordinates_text(plan)
-    return [
-        {"run_id": plan.run_id, "ingestion_datetime": plan.started_at or None, "coordinates": coordinates,
-         "line_number": number, "line": line}
-        for number, line in enumerate(lines)
-    ]  # fmt: skip
+def _join(base: str, *parts: str) -> str:
+    return posixpath.join(base, *parts)
 
 
-def coordinates_text(plan: Plan) -> str:
-    return "1-based start" if plan.read.one_based else "0-based, half-open"
-
-
-def sample_info_table(plan: Plan) -> pa.Table:
-    """One row per (input file, sample): the ids used in call.sample_id, and where from."""
-    rows = sorted(
-        (name, split.path, number)
-        for split in plan.splits
-        for name, number in zip(split.samples, split.sample_ids)
-    )
-    ingested = datetime.datetime.fromisoformat(plan.started_at) if plan.started_at else None
-    return pa.table(
-        {
-            "sample_id": pa.array([r[2] for r in rows], pa.int64()),
-            "sample_name": pa.array([r[0] for r in rows], pa.string()),
-            "file_path": pa.array([r[1] for r in rows], pa.string()),
-            "ingestion_datetime": pa.array([ingested] * len(rows), pa.timestamp("us")),
-        }
-    )
-
-
-class _WriteMalformedFn(beam.DoFn):
-    """Writes a bundle's dead-letter entries as one JSON-lines file."""
-
-    def __init__(self, temp_dir: str):
-        self._temp_dir = temp_dir
-
-    def start_bundle(self):
-        self._entries: list[dict] = []
-
-    def process(self, entry: dict):
-        self._entries.append(entry)
-
-    def finish_bundle(self):
-        if not self._entries:
-            return
-        entries = sorted(self._entries, key=lambda e: (e["file"], e["record"]))
-        path = FileSystems.join(self._temp_dir, MALFORMED_DIR, f"{uuid.uuid4().hex}.jsonl")
-        with FileSystems.create(path) as sink:
-            for entry in entries:
-                sink.write((json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8"))
-        by_input = dict(Counter(e["file"] for e in entries))
-        self._entries = []
-        yield GlobalWindows.windowed_value(
-            (
-                "malformed_file",
-                "",
-                {
-                    "temp_path": path,
-                    "rows": len(entries),
-                    "by_input": by_input,
-                    "first": [entries[0]["file"], entries[0]["record"]],
-                },
-            )
-        )
-
-
-class WriteMalformed(beam.PTransform):
-    def __init__(self, temp_dir: str):
-        super().__init__()
-        self._temp_dir = temp_dir
-
-    def expand(self, entries):
-        return entries | "WriteFiles" >> beam.ParDo(_WriteMalformedFn(self._temp_dir))
-
-
-def build_manifest(plan: Plan, stats: list[tuple]) -> tuple[dict, list[tuple[str, str]]]:
+def build_manifest(spec: CommitSpec, stats: list[Stat]) -> tuple[dict, list[tuple[str, str]]]:
     """Adds up the stats; returns the manifest and the (temp, final) renames to do."""
+    plan = spec
     out = plan.parquet.output_dir if plan.parquet else None
     lookup_out = plan.sample_lookup.output_dir if plan.sample_lookup else None
     malformed_out = out or lookup_out  # where dead letters go: the variant output, else the lookup's
@@ -127,28 +68,34 @@ def build_manifest(plan: Plan, stats: list[tuple]) -> tuple[dict, list[tuple[str
     lookup_files: dict[str, list[dict]] = {s.suffix: [] for s in plan.sharding.shards}
     lookup_loaded: Counter = Counter()
     malformed_files: list[dict] = []
-    for kind, key, value in stats:
-        if kind == "read":
+    for stat in stats:
+        if not isinstance(stat, Stat) or stat.kind not in _COMMITTED:
+            raise CountMismatchError(
+                f"the commit got {stat!r}, which no stage should send it. Nothing was committed; "
+                "this is a bug, please report it."
+            )
+        kind, key, value = stat.kind, stat.key, stat.value
+        if kind is Kind.READ:
             reads[key] += value
-        elif kind == "parsed":
+        elif kind is Kind.PARSED:
             parsed[key] += value
-        elif kind == "routed":
+        elif kind is Kind.ROUTED:
             routed[key] += value
-        elif kind == "dropped":
+        elif kind is Kind.DROPPED:
             dropped += value
-        elif kind == "file":
+        elif kind is Kind.FILE:
             files[key].append(value)
-        elif kind == "malformed_file":
+        elif kind is Kind.MALFORMED_FILE:
             malformed_files.append(value)
             malformed_by_input.update(value["by_input"])
-        elif kind == "bq_loaded":
+        elif kind is Kind.BQ_LOADED:
             loaded[key]["rows"] += value["rows"]
             loaded[key]["records"] += value["records"]
-        elif kind == "routed_calls":
+        elif kind is Kind.ROUTED_CALLS:
             calls[key] += value
-        elif kind == "lookup_file":
+        elif kind is Kind.LOOKUP_FILE:
             lookup_files[key].append(value)
-        elif kind == "lookup_bq_loaded":
+        else:  # Kind.LOOKUP_BQ_LOADED
             lookup_loaded[key] += value["rows"]
     renames: list[tuple[str, str]] = []
     shards = []
@@ -165,9 +112,7 @@ def build_manifest(plan: Plan, stats: list[tuple]) -> tuple[dict, list[tuple[str
         )
         listed = []
         for number, info in enumerate(shard_files):
-            renames.append(
-                (info["temp_path"], FileSystems.join(out, shard.suffix, f"part-{number:05d}.parquet"))
-            )
+            renames.append((info["temp_path"], _join(out, shard.suffix, f"part-{number:05d}.parquet")))
             listed.append({
                 "path": f"{shard.suffix}/part-{number:05d}.parquet",
                 "rows": info["rows"],
@@ -208,7 +153,7 @@ def build_manifest(plan: Plan, stats: list[tuple]) -> tuple[dict, list[tuple[str
             malformed_listed.append({"path": info["temp_path"], "rows": info["rows"]})
             continue
         name = f"{MALFORMED_DIR}/part-{number:05d}.jsonl"
-        renames.append((info["temp_path"], FileSystems.join(malformed_out, name)))
+        renames.append((info["temp_path"], _join(malformed_out, name)))
         malformed_listed.append({"path": name, "rows": info["rows"]})
     totals = {
         "records_read": sum(reads.values()),
@@ -244,11 +189,11 @@ def build_manifest(plan: Plan, stats: list[tuple]) -> tuple[dict, list[tuple[str
             totals["sample_lookup_rows_loaded_to_bigquery"] = sum(lookup_loaded.values())
     manifest = {
         "variant_etl_manifest_version": 1,
-        "run_id": plan.run_id,
+        "run_id": plan.run.run_id,
         "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "sharding_config": plan.sharding.path,
-        "coordinates": coordinates_text(plan),
-        "variant_merge_strategy": plan.merge.strategy,
+        "coordinates": plan.run.coordinates,
+        "variant_merge_strategy": plan.run.merge_strategy,
         "inputs": [
             {
                 "path": path,
@@ -256,19 +201,25 @@ def build_manifest(plan: Plan, stats: list[tuple]) -> tuple[dict, list[tuple[str
                 "records_parsed": parsed[path],
                 "malformed": malformed_by_input[path],
             }
-            for path in plan.inputs
+            for path in plan.run.inputs
         ],
         "shards": shards,
         "malformed": {"count": totals["malformed"], "files": malformed_listed},
         "dropped_no_matching_shard": dropped,
         "sample_info": {
             "path": SAMPLE_INFO if out or lookup_out else None,
-            "rows": sum(len(split.samples) for split in plan.splits),
+            "rows": len(plan.run.samples),
         },
         "sample_lookup": lookup,
         "totals": totals,
     }
-    _check_conservation(manifest, sinks, set(reads))
+    if not plan.strict:
+        # what a transform of the pipeline's own removed (positive) or added (negative)
+        written = next(iter(sinks.values()), totals["records_written"])
+        totals["records_changed_by_other_transforms"] = (
+            totals["records_read"] - totals["malformed"] - totals["dropped_no_matching_shard"] - written
+        )
+    _check_conservation(manifest, sinks, set(reads), strict=plan.strict)
     return manifest, renames
 
 
@@ -279,7 +230,7 @@ def _lookup_files(out: str, suffix: str, files: list[dict]) -> tuple[int, list[d
     listed, renames = [], []
     for number, info in enumerate(ordered):
         name = f"{suffix}/part-{number:05d}.parquet"
-        renames.append((info["temp_path"], FileSystems.join(out, name)))
+        renames.append((info["temp_path"], _join(out, name)))
         listed.append({
             "path": name,
             "rows": info["rows"],
@@ -291,9 +242,10 @@ def _lookup_files(out: str, suffix: str, files: list[dict]) -> tuple[int, list[d
     return sum(f["rows"] for f in listed), listed, renames
 
 
-def _check_conservation(manifest: dict, sinks: dict[str, int], reported: set[str]) -> None:
+def _check_conservation(manifest: dict, sinks: dict[str, int], reported: set[str], *, strict: bool) -> None:
     """Every record read is accounted for: per input file, per shard and over the run.
-    Any mismatch fails the run before anything is committed."""
+    Any mismatch fails the run before anything is committed. Not ``strict``, only the reader's
+    own counts are checked (a transform between the stages may remove or add rows)."""
     totals = manifest["totals"]
     problems = []
     for entry in manifest["inputs"]:
@@ -304,6 +256,9 @@ def _check_conservation(manifest: dict, sinks: dict[str, int], reported: set[str
                 f"{entry['path']}: records read ({entry['records_read']}) != parsed "
                 f"({entry['records_parsed']}) + malformed ({entry['malformed']})"
             )
+    if not strict:
+        _raise_if(problems)
+        return
     parsed = sum(entry["records_parsed"] for entry in manifest["inputs"])
     routed = sum(shard["records_routed"] for shard in manifest["shards"])
     if parsed != routed + totals["dropped_no_matching_shard"]:
@@ -337,110 +292,11 @@ def _check_conservation(manifest: dict, sinks: dict[str, int], reported: set[str
                 f"records read ({totals['records_read']}) != written to {sink} ({records}) + malformed "
                 f"({totals['malformed']}) + dropped ({totals['dropped_no_matching_shard']})"
             )
+    _raise_if(problems)
+
+
+def _raise_if(problems: list[str]) -> None:
     if problems:
         raise CountMismatchError(
             f"{'; '.join(problems[:5])}. Nothing was committed; this is a bug, please report it."
         )
-
-
-def _remove_previous_output(out: str) -> None:
-    """--overwrite: everything but this run's temporary files goes, markers first."""
-    for marker in (SUCCESS, MANIFEST):
-        path = FileSystems.join(out, marker)
-        if FileSystems.exists(path):
-            FileSystems.delete([path])
-    if not FileSystems.exists(out):
-        return
-    if "://" not in out:  # local: directories are real, remove them whole
-        for name in os.listdir(out):
-            if name != "_temporary":
-                path = os.path.join(out, name)
-                shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
-        return
-    temporary = FileSystems.join(out, "_temporary") + "/"
-    old = [m.path for m in FileSystems.match([FileSystems.join(out, "**")])[0].metadata_list]
-    old = [path for path in old if not path.startswith(temporary)]
-    if old:
-        FileSystems.delete(old)
-
-
-def _move(renames: list[tuple[str, str]]) -> None:
-    """Moves the files into place; on a second try, only those not moved yet."""
-    if not renames:
-        return
-    try:
-        FileSystems.rename([src for src, _ in renames], [dst for _, dst in renames])
-        return
-    except Exception:  # BeamIOError: some sources are gone, moved by an earlier attempt
-        pass
-    moved = {src: not FileSystems.exists(src) for src, _ in renames}
-    left = [(src, dst) for src, dst in renames if not moved[src]]
-    lost = [dst for src, dst in renames if moved[src] and not FileSystems.exists(dst)]
-    if lost:
-        raise OutputError(
-            f"{lost[0]}: neither its temporary file nor the file itself exists; nothing more is moved"
-        )
-    if left:
-        FileSystems.rename([src for src, _ in left], [dst for _, dst in left])
-
-
-class _CommitFn(beam.DoFn):
-    def __init__(self, plan: Plan):
-        self._plan = plan
-
-    def process(self, stats: list[tuple]):
-        manifest, renames = build_manifest(self._plan, stats)
-        plan = self._plan
-        # (output directory, its temporary directory): the variant output, the sample lookup
-        outputs = [(p.output_dir, FileSystems.join(p.output_dir, "_temporary", plan.run_id))
-                   for p in (plan.parquet, plan.sample_lookup) if p is not None]  # fmt: skip
-        if not outputs:
-            with FileSystems.create(FileSystems.join(plan.temp_dir, MANIFEST)) as sink:
-                sink.write(json.dumps(manifest, indent=2).encode("utf-8"))
-            yield manifest["totals"]
-            return
-        # Each step can be run again: a runner retries a failed commit bundle.
-        for out, temp_dir in outputs:
-            removed = FileSystems.join(temp_dir, "_previous_output_removed")
-            overwrite = plan.parquet.overwrite if plan.parquet else plan.sample_lookup.overwrite
-            if overwrite and not FileSystems.exists(removed):
-                _remove_previous_output(out)
-                FileSystems.create(removed).close()
-        for directory in sorted({final.rsplit("/", 1)[0] for _, final in renames}):
-            if not FileSystems.exists(directory):
-                FileSystems.mkdirs(directory)
-        _move(renames)
-        for out, _ in outputs:
-            with FileSystems.create(FileSystems.join(out, SAMPLE_INFO)) as sink:
-                pq.write_table(sample_info_table(plan), sink, compression="zstd")
-        if plan.parquet is not None:
-            with FileSystems.create(FileSystems.join(plan.parquet.output_dir, HEADER)) as sink:
-                lines = run_header_lines(list(plan.headers), plan.merged)
-                sink.write(("\n".join(lines) + "\n").encode("utf-8"))
-        for out, _ in outputs:
-            with FileSystems.create(FileSystems.join(out, MANIFEST)) as sink:
-                sink.write(json.dumps(manifest, indent=2).encode("utf-8"))
-        for out, _ in outputs:
-            with FileSystems.create(FileSystems.join(out, SUCCESS)):
-                pass  # written last: a directory without it is not a finished run
-        for out, temp_dir in outputs:
-            temp_root = FileSystems.join(out, "_temporary")
-            if FileSystems.exists(temp_dir):
-                FileSystems.delete([temp_dir])
-            if (
-                FileSystems.exists(temp_root)
-                and not FileSystems.match([FileSystems.join(temp_root, "*")])[0].metadata_list
-            ):
-                FileSystems.delete([temp_root])
-        yield manifest["totals"]
-
-
-class CommitOutput(beam.PTransform):
-    """All stats -> renames and _manifest.json (runs once, after every write)."""
-
-    def __init__(self, plan: Plan):
-        super().__init__()
-        self._plan = plan
-
-    def expand(self, stats):
-        return stats | "Gather" >> beam.combiners.ToList() | "Commit" >> beam.ParDo(_CommitFn(self._plan))

@@ -1,0 +1,86 @@
+"""What each command does and prints, from its parsed arguments."""
+
+from __future__ import annotations
+
+import argparse
+
+from variant_etl.core.options import DEFAULT_SHARDING_CONFIG, bundled_config
+from variant_etl.core.sharding import load_sharding_config
+
+
+def run(args: argparse.Namespace, beam_args: list[str]) -> int:
+    return _COMMANDS[args.command](args, beam_args)
+
+
+def validate_config(args: argparse.Namespace, _beam_args: list[str]) -> int:
+    path = args.path or bundled_config(DEFAULT_SHARDING_CONFIG)
+    config = load_sharding_config(path)
+    for shard in config.shards:
+        spec = shard.partitioning
+        regions = ", ".join(str(r) for r in shard.regions) or "residual"
+        print(f"{shard.suffix}: {regions} (partitions of {spec.interval} up to {spec.end})")
+    print(f"{path}: OK, {len(config.shards)} shard(s)")
+    return 0
+
+
+def export(args: argparse.Namespace, _beam_args: list[str]) -> int:
+    from variant_etl.outputs.export import export_vcf
+
+    written, samples = export_vcf(
+        args.output_vcf,
+        input_parquet_dir=args.input_parquet_dir,
+        input_table=args.input_table,
+        genomic_regions=args.genomic_regions,
+        sample_names=args.sample_names,
+        project=args.project,
+        null_numeric_value_replacement=args.null_numeric_value_replacement,
+    )
+    index = " and its index (.tbi or .csi)" if args.output_vcf.endswith(".gz") else ""
+    print(f"wrote {written} records of {samples} sample(s) to {args.output_vcf}{index}")
+    return 0
+
+
+def query(args: argparse.Namespace, _beam_args: list[str]) -> int:
+    from variant_etl.outputs.query import query as run_query
+
+    rows = run_query(
+        args.input_parquet_dir,
+        genomic_regions=args.genomic_regions,
+        sample_names=args.sample_names,
+        columns=args.columns,
+        output=args.output,
+        limit=args.limit,
+    )
+    if args.output:
+        print(f"{rows} row(s) written to {args.output}")
+    return 0
+
+
+def report(args: argparse.Namespace, _beam_args: list[str]) -> int:
+    from variant_etl.outputs.report import write_report
+
+    print(f"report: {write_report(args.input_parquet_dir, args.output)}")
+    return 0
+
+
+def plan(args: argparse.Namespace, _beam_args: list[str]) -> int:
+    from variant_etl.cli.planning import make_plan_of, print_plan
+
+    print_plan(make_plan_of(args), args.format)
+    return 0
+
+
+def launch(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from variant_etl.cli.launch import launch as run_launch
+
+    return run_launch(args, beam_args)
+
+
+_COMMANDS = {
+    "validate-config": validate_config,
+    "export": export,
+    "query": query,
+    "report": report,
+    "plan": plan,
+    "launch": launch,
+}

@@ -1,0 +1,252 @@
+"""``launch``: the plan made, the BigQuery tables prepared, the pipeline run on the runner the
+options name (DirectRunner by default), progress printed, a failed run cleaned up, the
+summary and the report written."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions, TestOptions
+
+from variant_etl.cli.planning import make_plan_of, print_plan
+from variant_etl.core.errors import WRAPPED_ERROR
+from variant_etl.core.layout import HEADER_SUFFIX, MANIFEST, SAMPLE_INFO_SUFFIX
+from variant_etl.core.progress import ProgressOptions, ProgressPrinter
+from variant_etl.core.run import header_rows, sample_info_rows
+from variant_etl.core.sample_lookup import PARTITIONING, lookup_schema
+from variant_etl.core.schema import bigquery_fields, field_descriptions
+from variant_etl.filesystems import open_binary
+from variant_etl.outputs.report import write_report
+from variant_etl.pipeline import build
+from variant_etl.sinks.tables import delete_tables, insert_run_rows, prepare_tables
+
+
+def _beam_options(beam_args: list[str], *, verbose: bool = False, shuffles: bool = False):
+    options = PipelineOptions(beam_args)
+    if "--default_sdk_harness_log_level" not in " ".join(beam_args) and not verbose:
+        # Worker processes log each failure with Beam's traceback; we print the cause ourselves.
+        options = PipelineOptions(beam_args + ["--default_sdk_harness_log_level=CRITICAL"])
+    standard = options.view_as(StandardOptions)
+    if standard.runner is None:
+        standard.runner = "DirectRunner"
+    if standard.runner in ("DirectRunner", "direct"):
+        direct = options.view_as(DirectOptions)
+        if "--direct_num_workers" not in " ".join(beam_args):
+            direct.direct_num_workers = 0  # all local cores
+        if "--direct_running_mode" not in " ".join(beam_args):
+            # Threads: the parsing, sharding and Parquet writing run in pyarrow with the GIL
+            # released, and threads skip the ~3 s it takes to start Beam worker processes. A
+            # merge through a shuffle is the exception: with threads, DirectRunner's shuffle
+            # took 24 GB for 3 x 100k x 10 samples, against 2.6 GB with processes.
+            direct.direct_running_mode = "multi_processing" if shuffles else "multi_threading"
+    return options
+
+
+def launch(args: argparse.Namespace, beam_args: list[str]) -> int:
+    plan = make_plan_of(args)
+    for name in ("temp_location", "project"):  # ours and Beam's
+        if getattr(args, name):
+            beam_args = [*beam_args, f"--{name}={getattr(args, name)}"]
+    shuffles = plan.merge.strategy != "NONE" and not plan.region_splits
+    if args.dry_run:  # Beam's own option: only DataflowRunner acts on it
+        beam_args = [*beam_args, "--dry_run=True"]
+    options = _beam_options(beam_args, verbose=args.verbose, shuffles=shuffles)
+    dry_run = _dataflow_dry_run(options)
+    if args.dry_run and not dry_run:
+        print_plan(plan, args.format)
+        return 0
+    created = [] if dry_run else _prepare_bigquery(plan)
+    progress = None if dry_run or args.no_progress else _progress(plan, options, args.progress_interval)
+    try:
+        with _worker_stderr(show=args.verbose):
+            with beam.Pipeline(options=options) as p:
+                build(p, plan, progress=progress.options if progress else None)
+        if progress is not None:
+            progress.stop()
+        if dry_run:
+            print(
+                f"dry run: DataflowRunner translated the job ({len(plan.inputs)} input file(s), "
+                f"{len(plan.sharding.shards)} shards); nothing was uploaded or submitted"
+            )
+            return 0
+        if plan.bigquery is not None:
+            insert_run_rows(plan.bigquery, SAMPLE_INFO_SUFFIX, sample_info_rows(plan.run_info()))
+            insert_run_rows(plan.bigquery, HEADER_SUFFIX, header_rows(plan.run_info()))
+    except BaseException:
+        _remove_temporary(plan)
+        if created:
+            delete_tables(plan.bigquery, created)  # a retry starts clean
+        raise
+    finally:
+        if progress is not None:
+            progress.close()
+    manifest_dir = (
+        plan.parquet.output_dir
+        if plan.parquet
+        else (plan.sample_lookup.output_dir if plan.sample_lookup else plan.temp_dir)
+    )
+    with _remote(manifest_dir) as f:
+        manifest = json.load(f)
+    _print_summary(plan, manifest)
+    if plan.parquet is not None and "://" not in plan.parquet.output_dir:
+        try:  # the run is complete and committed: a report that fails must not fail it
+            print(f"report: {write_report(plan.parquet.output_dir)}", file=sys.stderr)
+        except Exception as err:
+            print(f"warning: {plan.parquet.output_dir}/_report.html not written ({err})", file=sys.stderr)
+    return 0
+
+
+_LOCAL_RUNNERS = ("directrunner", "direct", "bundlebaseddirectrunner", "switchingdirectrunner")
+
+
+class _Progress:
+    """Progress lines while a local run reads: a directory the readers write into, and the
+    thread that prints what they wrote (on the real stderr, which _worker_stderr holds back)."""
+
+    def __init__(self, plan, interval: float):
+        self.options = ProgressOptions(tempfile.mkdtemp(prefix="variant_etl-progress-"), interval)
+        self._out = os.fdopen(os.dup(2), "w", encoding="utf-8", errors="replace")
+        self._printer = ProgressPrinter(
+            self.options, self._out, splits_per_file=plan.splits_per_input(), windows=len(plan.region_splits)
+        ).start()
+        self._stopped = False
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._printer.stop()
+
+    def close(self) -> None:
+        if not self._stopped:  # a failed run: no summary line, just no more lines
+            self._printer.stop_quietly()
+        self._out.close()
+        shutil.rmtree(self.options.directory, ignore_errors=True)
+
+
+def _progress(plan, options, interval: float) -> _Progress | None:
+    runner = (options.view_as(StandardOptions).runner or "").rsplit(".", 1)[-1].lower()
+    return _Progress(plan, interval) if runner in _LOCAL_RUNNERS else None
+
+
+def _dataflow_dry_run(options) -> bool:
+    """Beam's ``--dry_run=True``: DataflowRunner builds the job and returns before staging and
+    submitting it (other runners ignore the option). Beam tests the option's string for truth."""
+    runner = (options.view_as(StandardOptions).runner or "").rsplit(".", 1)[-1].lower()
+    return bool(options.view_as(TestOptions).dry_run) and runner in ("dataflow", "dataflowrunner")
+
+
+def _prepare_bigquery(plan) -> list[str]:
+    if plan.bigquery is None:
+        return []
+    descriptions = field_descriptions(plan.schema)
+    fields = bigquery_fields(plan.output_schema(), descriptions)
+    created = prepare_tables(plan.bigquery, plan.sharding.shards, fields)
+    if plan.sample_lookup_bigquery is None:
+        return created
+    lookup_fields = bigquery_fields(lookup_schema(plan.output_schema()), descriptions)
+    try:
+        created += prepare_tables(
+            plan.sample_lookup_bigquery,
+            plan.sharding.shards,
+            lookup_fields,
+            partitioning=PARTITIONING,
+            with_sample_info=False,
+        )
+    except BaseException:
+        delete_tables(plan.bigquery, created)
+        raise
+    return created
+
+
+def _print_summary(plan, manifest: dict) -> None:
+    totals = manifest["totals"]
+    print(
+        f"read {totals['records_read']} records from {len(plan.inputs)} file(s): "
+        f"{totals['rows_written']} rows written, {totals['malformed']} malformed, "
+        f"{totals['dropped_no_matching_shard']} dropped (no matching shard)"
+    )
+    for shard in manifest["shards"]:
+        if shard["rows"] or shard.get("bigquery_rows"):
+            where = f"{len(shard['files'])} file(s)" if plan.parquet else shard["bigquery_table"]
+            rows = shard["rows"] or shard.get("bigquery_rows")
+            print(f"  {shard['table_name_suffix']}: {rows} rows in {where}")
+    if plan.parquet is not None:
+        out = plan.parquet.output_dir
+        print(f"output: {out}/  (manifest: {out}/{MANIFEST})")
+        print(
+            'query:  duckdb -c "SELECT reference_name, count(*) '
+            f"FROM read_parquet('{out}/*/*.parquet') GROUP BY 1\""
+        )
+    if plan.bigquery is not None:
+        bq = plan.bigquery
+        loaded = totals.get("rows_loaded_to_bigquery")
+        print(f"BigQuery: {bq.project}.{bq.dataset}.{bq.table}__<suffix>, {loaded} rows")
+    if plan.sample_lookup is not None:
+        out = plan.sample_lookup.output_dir
+        print(
+            f"sample lookup: {out}/<table_name_suffix>/*.parquet, "
+            f"{totals['sample_lookup_rows_written']} rows (one per call), sorted by sample_id"
+        )
+    if plan.sample_lookup_bigquery is not None:
+        bq = plan.sample_lookup_bigquery
+        loaded = totals.get("sample_lookup_rows_loaded_to_bigquery")
+        print(f"sample lookup tables: {bq.project}.{bq.dataset}.{bq.table}__<suffix>, {loaded} rows")
+
+
+def _remove_temporary(plan) -> None:
+    """A failed run leaves no partial output: its temporary files go."""
+    with contextlib.suppress(Exception):
+        if FileSystems.exists(plan.temp_dir):
+            FileSystems.delete([plan.temp_dir])
+        for output in (plan.parquet, plan.sample_lookup):
+            if output is None:
+                continue
+            out = output.output_dir
+            temp_dir = FileSystems.join(out, "_temporary", plan.run_id)
+            if FileSystems.exists(temp_dir):
+                FileSystems.delete([temp_dir])
+            temp_root = FileSystems.join(out, "_temporary")
+            for path in (temp_root, out):
+                if (
+                    FileSystems.exists(path)
+                    and not FileSystems.match([FileSystems.join(path, "*")])[0].metadata_list
+                ):
+                    FileSystems.delete([path])
+
+
+@contextlib.contextmanager
+def _worker_stderr(*, show: bool):
+    """Holds back what Beam's worker processes print to stderr (each failure's full
+    traceback, unconditionally). Shown on --verbose, or when the failure is not ours."""
+    if show:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except Exception as err:
+            if not WRAPPED_ERROR.search(str(err)):
+                os.dup2(saved, 2)
+                held.seek(0)
+                sys.stderr.write(held.read().decode("utf-8", errors="replace"))
+            raise
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _remote(out: str):
+    with open_binary(f"{out}/{MANIFEST}") as f:
+        return io.StringIO(f.read().decode("utf-8"))

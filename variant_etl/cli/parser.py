@@ -1,0 +1,275 @@
+"""The options of every command, one argument group per stage; defaults and choices come
+from core/options.py (written there once)."""
+
+from __future__ import annotations
+
+import argparse
+
+from variant_etl.core.errors import VariantEtlError
+from variant_etl.core.options import (
+    BIGQUERY_WRITE_METHODS,
+    DEFAULT_SHARDING_CONFIG,
+    MERGE_STRATEGIES,
+    NULL_NUMERIC_VALUE_REPLACEMENT,
+    PARQUET_COMPRESSIONS,
+    PROGRESS_INTERVAL,
+    SAMPLE_NAME_ENCODINGS,
+    BigQueryOptions,
+    HeaderOptions,
+    MergeOptions,
+    ParquetOptions,
+    ReadOptions,
+    SchemaOptions,
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors as one line (``error: ...``, exit 2) rather than usage and message.
+    No abbreviations: ``--output`` must not stand for one of our options, nor hide one of Beam's."""
+
+    def __init__(self, **kwargs):
+        super().__init__(allow_abbrev=False, **kwargs)
+
+    def error(self, message: str):
+        raise VariantEtlError(f"{message}. Hint: {self.prog} --help lists the options")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="variant-etl", description="Load VCF/BCF files into sharded Parquet tables (Apache Beam)."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, helptext in (
+        ("launch", "run the pipeline"),
+        ("plan", "print the plan (inputs, read splits, shards, estimated rows) without running"),
+    ):
+        command = commands.add_parser(name, help=helptext)
+        _add_pipeline_options(command)
+    report = commands.add_parser("report", help="write an HTML report of a Parquet output (rows per shard)")
+    report.add_argument("--input_parquet_dir", required=True, help="a directory written by launch")
+    report.add_argument("--output", help="the HTML file to write (default: <input_parquet_dir>/_report.html)")
+    validate = commands.add_parser("validate-config", help="check a sharding config YAML")
+    validate.add_argument("path", nargs="?", default=None)
+    export = commands.add_parser(
+        "export", help="write a Parquet output or BigQuery tables back to a bgzipped, indexed VCF"
+    )
+    _add_selection_options(export, tables=True)
+    export.add_argument(
+        "--output_vcf", required=True, help="the VCF to write (.vcf.gz: bgzipped, with a .tbi)"
+    )
+    query = commands.add_parser("query", help="select variants of a Parquet output with DuckDB")
+    _add_selection_options(query)
+    query.add_argument(
+        "--columns", nargs="+", metavar="COLUMN", help="columns to show (default: the site columns)"
+    )
+    query.add_argument("--output", help="write to this .csv or .parquet file instead of printing a table")
+    query.add_argument("--limit", type=_positive_int, help="at most this many rows")
+    return parser
+
+
+def _add_selection_options(parser: argparse.ArgumentParser, *, tables: bool = False) -> None:
+    if tables:
+        source = parser.add_mutually_exclusive_group(required=True)
+        source.add_argument("--input_parquet_dir", help="a directory written by launch")
+        source.add_argument(
+            "--input_table", metavar="PROJECT:DATASET.TABLE",
+            help="the --output_table of a launch: its TABLE__<suffix> tables (docs/export.md)",
+        )  # fmt: skip
+        parser.add_argument("--project", help="Google Cloud project of --input_table DATASET.TABLE")
+        parser.add_argument(
+            "--null_numeric_value_replacement", type=int, default=None,
+            help="with --input_table: the number that stands for a missing value in lists, as given "
+            f"to launch (default {NULL_NUMERIC_VALUE_REPLACEMENT})",
+        )  # fmt: skip
+    else:
+        parser.add_argument("--input_parquet_dir", required=True, help="a directory written by launch")
+    parser.add_argument(
+        "--genomic_regions", nargs="+", default=[], metavar="REGION",
+        help="CHROM, CHROM:POS or CHROM:START-END (1-based, inclusive, as in bcftools): variants overlapping",
+    )  # fmt: skip
+    parser.add_argument(
+        "--sample_names", nargs="+", default=[], metavar="NAME", help="keep only these samples' calls"
+    )
+
+
+def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--verbose", action="store_true", help="show Beam's own log messages")
+    planning = parser.add_argument_group("plan and progress")
+    planning.add_argument(
+        "--dry_run", nargs="?", const=True, default=False, type=_boolean, metavar="true|false",
+        help="launch: print the plan and stop (with DataflowRunner: translate the job, submit nothing)",
+    )  # fmt: skip
+    planning.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="how plan and launch --dry_run print the plan",
+    )
+    planning.add_argument(
+        "--no_progress", action="store_true", help="no progress lines on stderr during a DirectRunner run"
+    )
+    planning.add_argument(
+        "--progress_interval", type=_positive_float, default=PROGRESS_INTERVAL, metavar="SECONDS",
+        help=f"seconds between progress lines (default {PROGRESS_INTERVAL:g})",
+    )  # fmt: skip
+    inputs = parser.add_argument_group("inputs")
+    inputs.add_argument(
+        "--input_pattern", action="append", default=[],
+        help="glob of VCF/BCF files (.vcf, .vcf.gz, .vcf.bgz, .vcf.bz2, .bcf); may be repeated",
+    )  # fmt: skip
+    inputs.add_argument("--input_file", help="a file listing one input pattern per line")
+    inputs.add_argument(
+        "--read_split_bytes", type=_positive_int, default=ReadOptions.split_bytes,
+        help="uncompressed VCFs larger than this are read in parallel, line-aligned byte ranges",
+    )  # fmt: skip
+    inputs.add_argument(
+        "--allow_malformed_records", action="store_true",
+        help="write malformed records to <out>/_malformed/ and go on, instead of failing",
+    )  # fmt: skip
+    inputs.add_argument(
+        "--infer_headers", action="store_true",
+        help="one extra pass to define INFO/FORMAT fields used but not declared in any header",
+    )  # fmt: skip
+    inputs.add_argument(
+        "--use_1_based_coordinate", action="store_true",
+        help="start_position is POS as written (1-based) instead of 0-based",
+    )  # fmt: skip
+    headers = parser.add_argument_group("headers and schema")
+    headers.add_argument(
+        "--representative_header_file",
+        help="use this file's INFO/FORMAT definitions for the schema and for parsing every input",
+    )
+    headers.add_argument(
+        "--allow_incompatible_records", action="store_true",
+        help="widen conflicting definitions (e.g. Integer vs String -> String) and cast the values",
+    )  # fmt: skip
+    headers.add_argument(
+        "--split_alternate_allele_info_fields", type=_boolean,
+        default=SchemaOptions.split_alternate_allele_info_fields, metavar="true|false",
+        help="Number=A INFO fields under alternate_bases (default true) or as top-level lists",
+    )  # fmt: skip
+    headers.add_argument("--include_call_name", action="store_true", help="keep the sample name as call.name")
+    headers.add_argument(
+        "--sample_name_encoding", choices=SAMPLE_NAME_ENCODINGS, default=HeaderOptions.sample_name_encoding,
+        help="WITH_FILE_PATH: call.sample_id also hashes the file path (same name, different people)",
+    )  # fmt: skip
+    annotations = parser.add_argument_group("annotations (docs/annotations.md)")
+    annotations.add_argument(
+        "--annotation_fields", nargs="+", default=[], metavar="INFO_ID",
+        help="INFO fields of VEP/SnpEff annotation strings (CSQ, ANN) to split under the alternate "
+        "allele they describe: alternate_bases[].<ID>[] with one column per sub-field",
+    )  # fmt: skip
+    annotations.add_argument(
+        "--annotate_with", metavar="FILE.vcf.gz",
+        help="an indexed VCF (e.g. ClinVar) whose --annotate_fields are copied under each matching ALT",
+    )  # fmt: skip
+    annotations.add_argument(
+        "--annotate_fields", nargs="+", default=[], metavar="INFO_ID",
+        help="INFO fields of --annotate_with to copy (space- or comma-separated), e.g. CLNSIG,CLNREVSTAT",
+    )  # fmt: skip
+    merging = parser.add_argument_group("merging")
+    merging.add_argument(
+        "--variant_merge_strategy", choices=MERGE_STRATEGIES, default=MergeOptions.strategy,
+        help="NONE: a row per record; MOVE_TO_CALLS: one row per site with every file's calls; "
+        "MERGE_WITH_NON_VARIANTS: as MOVE_TO_CALLS, plus gVCF reference blocks (docs/merging.md)",
+    )  # fmt: skip
+    merging.add_argument(
+        "--copy_quality_to_calls", action="store_true", help="call.quality: each file's QUAL"
+    )
+    merging.add_argument(
+        "--copy_filter_to_calls", action="store_true", help="call.filter: each file's FILTER"
+    )
+    merging.add_argument(
+        "--info_keys_to_move_to_calls_regex", help="INFO keys matching this regex go into their file's calls"
+    )
+    merging.add_argument(
+        "--merge_bucket_size", type=_positive_int, default=MergeOptions.bucket_size,
+        help="bases of the genome merged together; bounds the memory of one merge group",
+    )  # fmt: skip
+    sharding = parser.add_argument_group("sharding")
+    sharding.add_argument(
+        "--sharding_config_path", default=None,
+        help=f"sharding YAML (default: sharding_configs/{DEFAULT_SHARDING_CONFIG})",
+    )  # fmt: skip
+    bigquery = parser.add_argument_group("BigQuery output")
+    bigquery.add_argument(
+        "--output_table", help="PROJECT:DATASET.TABLE: one table TABLE__<suffix> per shard (docs/bigquery.md)"
+    )
+    bigquery.add_argument(
+        "--bigquery_write_method", choices=BIGQUERY_WRITE_METHODS, default=BigQueryOptions.write_method,
+        help="Avro files and free load jobs (default), or streaming inserts",
+    )  # fmt: skip
+    bigquery.add_argument(
+        "--sample_lookup_optimized_output_table", metavar="PROJECT:DATASET.TABLE",
+        help="with --output_table: also tables TABLE__<suffix> with one row per call, partitioned "
+        "on sample_id, for per-sample queries (docs/sample_lookup.md)",
+    )  # fmt: skip
+    bigquery.add_argument("--append", action="store_true", help="add rows to existing tables")
+    bigquery.add_argument(
+        "--update_schema_on_append", action="store_true", help="with --append: add new columns to the tables"
+    )
+    bigquery.add_argument(
+        "--keep_intermediate_files", action="store_true", help="keep the Avro load files in --temp_location"
+    )
+    bigquery.add_argument(
+        "--null_numeric_value_replacement", type=int, default=NULL_NUMERIC_VALUE_REPLACEMENT,
+        help="stands for a missing number inside a list, which BigQuery cannot hold "
+        f"(default {NULL_NUMERIC_VALUE_REPLACEMENT})",
+    )  # fmt: skip
+    bigquery.add_argument("--temp_location", help="where load files wait (also Beam's --temp_location)")
+    bigquery.add_argument("--project", help="Google Cloud project (also Beam's --project)")
+    output = parser.add_argument_group("Parquet output")
+    output.add_argument("--output_parquet_dir", help="directory for <table_name_suffix>/*.parquet")
+    output.add_argument(
+        "--sample_lookup_parquet_dir", metavar="DIR",
+        help="also (or only) one row per call, sorted by sample_id, for per-sample queries "
+        "(docs/sample_lookup.md)",
+    )  # fmt: skip
+    output.add_argument(
+        "--overwrite", action="store_true",
+        help="replace what --output_parquet_dir holds (only once the new run is complete)",
+    )  # fmt: skip
+    output.add_argument(
+        "--parquet_compression", choices=PARQUET_COMPRESSIONS, default=ParquetOptions.compression
+    )
+    output.add_argument(
+        "--parquet_row_group_size",
+        type=_positive_int,
+        default=ParquetOptions.row_group_rows,
+        help="rows per row group",
+    )
+    output.add_argument(
+        "--parquet_rows_per_file", type=_positive_int, default=ParquetOptions.rows_per_file,
+        help="at most this many rows per file (a worker may write smaller ones)",
+    )  # fmt: skip
+
+
+def _boolean(text: str) -> bool:
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text.replace(",", "").replace("_", ""))
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def option_names() -> list[str]:
+    parser = _Parser(add_help=False)
+    _add_pipeline_options(parser)
+    return [name for action in parser._actions for name in action.option_strings]

@@ -1,0 +1,117 @@
+"""Everything decided before the pipeline starts: input files, headers, the merged schema, the
+sharding config, the read splits and the outputs. All that can be rejected is rejected here,
+before any worker starts.
+
+``plan_source`` is the reading side alone (what ``ReadVcf`` decides at construction);
+``make_plan`` adds the sharding config and the outputs (what ``launch`` decides)."""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+
+from variant_etl.core.annotations import plan_annotations
+from variant_etl.core.options import (
+    DEFAULT_SHARDING_CONFIG,
+    AnnotationOptions,
+    BigQueryOptions,
+    HeaderOptions,
+    MergeOptions,
+    ParquetOptions,
+    ReadOptions,
+    SchemaOptions,
+    bundled_config,
+)
+from variant_etl.core.sharding import load_sharding_config
+from variant_etl.plan.estimate import estimate_input, estimate_plan
+from variant_etl.plan.inputs import expand_inputs, local_file, plan_source
+from variant_etl.plan.model import Plan, PlanEstimate, SourcePlan
+from variant_etl.plan.render import human_bytes, plan_json, plan_text
+from variant_etl.plan.rules import (
+    check_merge_options,
+    check_output_dir,
+    check_sample_lookup_dir,
+    check_sample_lookup_has_samples,
+    check_sample_lookup_tables,
+    check_table_names,
+)
+
+__all__ = [
+    "Plan",
+    "PlanEstimate",
+    "SourcePlan",
+    "estimate_input",
+    "estimate_plan",
+    "expand_inputs",
+    "human_bytes",
+    "make_plan",
+    "plan_json",
+    "plan_source",
+    "plan_text",
+]
+
+
+def make_plan(
+    *,
+    input_patterns: list[str],
+    input_file: str | None,
+    sharding_config_path: str | None,
+    read: ReadOptions,
+    parquet: ParquetOptions | None,
+    headers: HeaderOptions | None = None,
+    infer_headers: bool = False,
+    schema_options: SchemaOptions | None = None,
+    merge: MergeOptions | None = None,
+    annotations: AnnotationOptions | None = None,
+    bigquery: BigQueryOptions | None = None,
+    sample_lookup: ParquetOptions | None = None,
+    sample_lookup_bigquery: BigQueryOptions | None = None,
+) -> Plan:
+    headers = headers or HeaderOptions(infer_headers=infer_headers)
+    schema_options = schema_options or SchemaOptions()
+    merge = merge or MergeOptions()
+    annotations = annotations or AnnotationOptions()
+    check_merge_options(merge, schema_options)
+    # The cheap checks first: a bad config or output must not wait for every header to be read.
+    sharding = load_sharding_config(sharding_config_path or bundled_config(DEFAULT_SHARDING_CONFIG))
+    if parquet is not None:
+        check_output_dir(parquet.output_dir, parquet.overwrite)
+    if sample_lookup is not None:
+        check_sample_lookup_dir(sample_lookup, parquet)
+    if bigquery is not None:
+        check_table_names(bigquery, sharding)
+    if sample_lookup_bigquery is not None:
+        check_sample_lookup_tables(sample_lookup_bigquery, bigquery, sharding)
+    source = plan_source(
+        input_patterns, input_file, read=read, headers=headers, schema_options=schema_options, merge=merge
+    )
+    planned_annotations = plan_annotations(
+        source.merged.infos,
+        [c.name for c in source.schema.alt_columns],
+        list(annotations.annotation_fields),
+        local_file(annotations.annotate_with, "--annotate_with") if annotations.annotate_with else None,
+        list(annotations.annotate_fields),
+    )
+    if sample_lookup is not None or sample_lookup_bigquery is not None:
+        check_sample_lookup_has_samples(source, sample_lookup is not None)
+    return Plan(
+        source=source,
+        sharding=sharding,
+        parquet=parquet,
+        run_id=new_run_id(),
+        started_at=started_now(),
+        bigquery=bigquery,
+        annotations=planned_annotations,
+        sample_lookup=sample_lookup,
+        sample_lookup_bigquery=sample_lookup_bigquery,
+    )
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def started_now() -> str:
+    """UTC, to the minute: sample_info.ingestion_datetime."""
+    now = datetime.datetime.now(datetime.timezone.utc).replace(second=0, microsecond=0)
+    return now.strftime("%Y-%m-%dT%H:%M:%S")

@@ -1,0 +1,207 @@
+"""BigQuery tables, on the driver before and after the pipeline: check the dataset and the
+tables, create one integer-range-partitioned, clustered table per shard (range partitioning
+can only be set at creation), add columns on --update_schema_on_append, insert a run's
+sample_info and header rows, delete what a failed run created. See docs/bigquery.md.
+"""
+
+from __future__ import annotations
+
+from variant_etl.core.bigquery_tables import header_fields, make_client, sample_info_fields
+from variant_etl.core.errors import OutputError
+from variant_etl.core.layout import HEADER_SUFFIX, SAMPLE_INFO_SUFFIX
+from variant_etl.core.options import BigQueryOptions
+from variant_etl.core.partitioning import RangePartitioning
+from variant_etl.core.sharding import Shard
+
+CLUSTERING = ["start_position", "end_position"]
+
+
+def table_resource(
+    table_id: str,
+    fields: list[dict],
+    shard: Shard | None,
+    description: str = "",
+    *,
+    partitioning: RangePartitioning | None = None,
+):
+    """The table to create: schema, integer-range partitioning (the shard's on start_position,
+    or ``partitioning``) and clustering on positions."""
+    from google.cloud import bigquery
+
+    table = bigquery.Table(table_id, schema=[bigquery.SchemaField.from_api_repr(f) for f in fields])
+    if shard is not None:
+        spec = partitioning or shard.partitioning
+        table.range_partitioning = bigquery.RangePartitioning(
+            field=spec.column,
+            range_=bigquery.PartitionRange(start=spec.start, end=spec.end, interval=spec.interval),
+        )
+        table.clustering_fields = CLUSTERING
+    table.description = description
+    return table
+
+
+def prepare_tables(
+    options: BigQueryOptions,
+    shards: tuple[Shard, ...],
+    fields: list[dict],
+    *,
+    partitioning: RangePartitioning | None = None,
+    with_sample_info: bool = True,
+) -> list[str]:
+    """Pre-flight checks, then table creation. Returns the ids of tables this run created.
+
+    The sample-lookup tables pass their ``partitioning`` (on sample_id) and no sample_info.
+    """
+    from google.api_core import exceptions
+
+    client = make_client(options.project)
+    dataset_id = f"{options.project}.{options.dataset}"
+    try:
+        client.get_dataset(dataset_id)
+    except exceptions.NotFound:
+        raise OutputError(
+            f"BigQuery dataset {dataset_id} does not exist. Hint: create it first "
+            f"(bq mk --dataset {options.project}:{options.dataset})."
+        ) from None
+    wanted = [(options.table_id(s.suffix), fields, s) for s in shards]
+    header_table = (options.table_id(HEADER_SUFFIX), header_fields(), None)
+    if with_sample_info:  # the variant tables' companions
+        wanted += [(options.table_id(SAMPLE_INFO_SUFFIX), sample_info_fields(), None), header_table]
+    existing = {}
+    for table_id, _, _ in wanted:
+        try:
+            existing[table_id] = client.get_table(table_id)
+        except exceptions.NotFound:
+            pass
+    if not options.append and existing:
+        names = ", ".join(sorted(existing))
+        raise OutputError(
+            f"BigQuery table(s) already exist: {names}. Hint: pass --append to add rows to them, "
+            "choose another --output_table, or delete them."
+        )
+    if options.append:
+        # Tables loaded before the header table existed lack only it: it is created.
+        missing = [table_id for table_id, _, _ in wanted if table_id not in existing]
+        if missing and (missing != [header_table[0]] or not with_sample_info):
+            raise OutputError(
+                f"--append needs every table to exist; missing: {', '.join(missing)}. "
+                "Hint: run once without --append to create them."
+            )
+        update = options.update_schema_on_append
+        for table_id, table_fields, _ in wanted:
+            if table_id in existing:
+                _check_append_schema(client, existing[table_id], table_fields, update)
+        if missing:
+            client.create_table(table_resource(*header_table, "Loaded by variant_etl"))
+        return []
+    created = []
+    try:
+        for table_id, table_fields, shard in wanted:
+            resource = table_resource(
+                table_id, table_fields, shard, "Loaded by variant_etl", partitioning=partitioning
+            )
+            client.create_table(resource)
+            created.append(table_id)
+    except Exception:
+        delete_tables(options, created)
+        raise
+    return created
+
+
+def _check_append_schema(client, table, fields: list[dict], update: bool) -> None:
+    """The table must hold every column we write, with the same type and mode."""
+    have = [f.to_api_repr() for f in table.schema]
+    missing = _missing_fields(have, fields, table.full_table_id, "")
+    if missing and not update:
+        raise OutputError(
+            f"{table.full_table_id} lacks column(s) {', '.join(missing)}. "
+            "Hint: pass --update_schema_on_append to add them."
+        )
+    if not missing:
+        return
+    names = {f["name"] for f in have}
+    new = [f for f in fields if f["name"] not in names]
+    # New top-level columns by DDL; new fields inside a RECORD (e.g. a new FORMAT key under
+    # call) by a schema patch, which DDL cannot do.
+    table_sql = f"`{table.project}.{table.dataset_id}.{table.table_id}`"
+    for field in new:
+        client.query(
+            f"ALTER TABLE {table_sql} ADD COLUMN IF NOT EXISTS {field['name']} {_ddl_type(field)}"
+        ).result()
+    nested = _with_new_nested_fields([f.to_api_repr() for f in table.schema], fields)
+    if nested is not None:
+        from google.cloud import bigquery
+
+        table = client.get_table(table.reference)
+        table.schema = [bigquery.SchemaField.from_api_repr(f) for f in nested]
+        client.update_table(table, ["schema"])
+
+
+def _ddl_type(field: dict) -> str:
+    if field["type"] == "RECORD":
+        members = ", ".join(f"{f['name']} {_ddl_type(f)}" for f in field["fields"])
+        inner = f"STRUCT<{members}>"
+    else:
+        inner = field["type"]
+    return f"ARRAY<{inner}>" if field.get("mode") == "REPEATED" else inner
+
+
+def _with_new_nested_fields(have: list[dict], want: list[dict]) -> list[dict] | None:
+    """The table schema plus fields ``want`` adds inside existing RECORDs; None if none."""
+    changed = False
+    merged = []
+    by_name = {f["name"]: f for f in want}
+    for field in have:
+        target = by_name.get(field["name"])
+        if target is not None and field["type"] == "RECORD":
+            names = {f["name"] for f in field["fields"]}
+            extra = [f for f in target["fields"] if f["name"] not in names]
+            if extra:
+                field = {**field, "fields": field["fields"] + extra}
+                changed = True
+        merged.append(field)
+    return merged if changed else None
+
+
+def _missing_fields(have: list[dict], want: list[dict], table_id: str, prefix: str) -> list[str]:
+    """Paths of fields in ``want`` that ``have`` lacks; an error if a field differs in type."""
+    by_name = {f["name"]: f for f in have}
+    missing = []
+    for field in want:
+        old = by_name.get(field["name"])
+        path = prefix + field["name"]
+        if old is None:
+            missing.append(path)
+        elif _kind(old) != _kind(field) or old.get("mode", "NULLABLE") != field.get("mode", "NULLABLE"):
+            raise OutputError(
+                f"{table_id}: column {path!r} is {old.get('mode', 'NULLABLE')} {_kind(old)} in the table but "
+                f"{field.get('mode', 'NULLABLE')} {_kind(field)} in this run. Hint: load into a new table."
+            )
+        elif _kind(field) == "RECORD":
+            missing += _missing_fields(old.get("fields", []), field["fields"], table_id, path + ".")
+    return missing
+
+
+def _kind(field: dict) -> str:
+    return {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL", "STRUCT": "RECORD"}.get(
+        field["type"], field["type"]
+    )
+
+
+def insert_run_rows(options: BigQueryOptions, suffix: str, rows: list[dict]) -> None:
+    """The <table>__sample_info or <table>__vcf_header rows of a run (a few hundred at most:
+    inserted directly)."""
+    if not rows:
+        return
+    client = make_client(options.project)
+    table_id = options.table_id(suffix)
+    for start in range(0, len(rows), 500):
+        errors = client.insert_rows_json(table_id, rows[start : start + 500])
+        if errors:
+            raise OutputError(f"{table_id}: BigQuery refused {suffix} rows: {str(errors)[:500]}")
+
+
+def delete_tables(options: BigQueryOptions, table_ids: list[str]) -> None:
+    client = make_client(options.project)
+    for table_id in table_ids:
+        client.delete_table(table_id, not_found_ok=True)
