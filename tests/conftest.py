@@ -295,40 +295,42 @@ def bigquery_emulator():
     log.close()
 
 
+class BigQuerySession:
+    """A client on the emulator, a fresh dataset, and a launcher wired to both."""
+
+    def __init__(self, host: str, temp: Path):
+        import uuid
+
+        from variant_etl.core.bigquery_tables import make_client
+
+        self.host, self._temp = host, temp
+        self.client = make_client("test-project")  # on the emulator: BIGQUERY_EMULATOR_HOST is set
+        self.dataset = f"ds_{uuid.uuid4().hex[:8]}"
+        self.client.create_dataset(self.dataset)
+
+    def launch(self, table, *inputs, extra=()):
+        import uuid
+
+        args = ["launch", "--output_table", f"test-project:{self.dataset}.{table}",
+                "--temp_location", str(self._temp / f"tmp-{uuid.uuid4().hex[:6]}")]  # fmt: skip
+        for path in inputs:
+            args += ["--input_pattern", str(path)]
+        return run_cli(*args, *extra, env_extra={"BIGQUERY_EMULATOR_HOST": self.host})
+
+    def query(self, sql):
+        return [tuple(row.values()) for row in self.client.query(sql).result()]
+
+    def tables(self, base):
+        return sorted(
+            t.table_id for t in self.client.list_tables(self.dataset) if t.table_id.startswith(base + "__")
+        )
+
+
 @pytest.fixture
 def bq(bigquery_emulator, tmp_path, monkeypatch):
-    """A client on the emulator, a fresh dataset, and a launcher wired to both."""
-    import uuid
-
-    from variant_etl.core.bigquery_tables import make_client
-
+    """A BigQuerySession of its own for the test."""
     monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", bigquery_emulator)
-    client = make_client("test-project")
-    dataset = f"ds_{uuid.uuid4().hex[:8]}"
-    client.create_dataset(dataset)
-
-    class Session:
-        def __init__(self):
-            self.client = client
-            self.dataset = dataset
-            self.host = bigquery_emulator
-
-        def launch(self, table, *inputs, extra=()):
-            args = ["launch", "--output_table", f"test-project:{dataset}.{table}",
-                    "--temp_location", str(tmp_path / f"tmp-{uuid.uuid4().hex[:6]}")]  # fmt: skip
-            for path in inputs:
-                args += ["--input_pattern", str(path)]
-            return run_cli(*args, *extra, env_extra={"BIGQUERY_EMULATOR_HOST": bigquery_emulator})
-
-        def query(self, sql):
-            return [tuple(row.values()) for row in client.query(sql).result()]
-
-        def tables(self, base):
-            return sorted(
-                t.table_id for t in client.list_tables(dataset) if t.table_id.startswith(base + "__")
-            )
-
-    return Session()
+    return BigQuerySession(bigquery_emulator, tmp_path)
 
 
 @pytest.fixture(scope="session")

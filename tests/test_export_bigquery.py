@@ -9,7 +9,7 @@ import gzip
 import pysam
 import pytest
 
-from tests.conftest import REAL, VT_VCF, bcftools_view, run_cli
+from tests.conftest import REAL, VT_VCF, BigQuerySession, bcftools_view, run_cli
 from tests.test_export import MERGE_FLAGS, MERGE_INPUTS, parsed, without_malformed
 
 # samples with phased and missing values, Infinity and lists with missing items, Number=A/R/G
@@ -22,6 +22,18 @@ def export_table(bq, table: str, vcf, *extra: str):
         env_extra={"BIGQUERY_EMULATOR_HOST": bq.host},
     )  # fmt: skip
     return result
+
+
+@pytest.fixture(scope="module")
+def valid_tables(bigquery_emulator, tmp_path_factory):
+    """valid-4.0.vcf loaded once into tables `sel__*` of a dataset of their own, for the tests
+    that only export them."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", bigquery_emulator)
+        session = BigQuerySession(bigquery_emulator, tmp_path_factory.mktemp("valid_tables"))
+        loaded = session.launch("sel", VT_VCF / "valid-4.0.vcf")
+    assert loaded.returncode == 0, loaded.stderr
+    return session
 
 
 @pytest.mark.parametrize("source", FILES, ids=lambda p: p.name)
@@ -45,11 +57,10 @@ def test_round_trip_through_bigquery(bq, tmp_path, source):
     assert gzip.decompress(vcf.read_bytes()).decode() == from_parquet.read_text()
 
 
-def test_regions_and_samples_are_selected_in_the_query(bq, tmp_path):
-    assert bq.launch("sel", VT_VCF / "valid-4.0.vcf").returncode == 0
+def test_regions_and_samples_are_selected_in_the_query(valid_tables, tmp_path):
     vcf = tmp_path / "part.vcf.gz"
     result = export_table(
-        bq, "sel", vcf, "--genomic_regions", "20:1110696-1230237", "19", "--sample_names", "NA00002"
+        valid_tables, "sel", vcf, "--genomic_regions", "20:1110696-1230237", "19", "--sample_names", "NA00002"
     )
     assert result.returncode == 0, result.stderr
     with pysam.VariantFile(str(vcf)) as exported:
@@ -57,7 +68,7 @@ def test_regions_and_samples_are_selected_in_the_query(bq, tmp_path):
         rows = [(r.chrom, r.pos, r.samples["NA00002"]["GT"]) for r in exported.fetch()]
     assert rows == [("19", 1234567, (0, 2)), ("20", 1110696, (2, 1)), ("20", 1230237, (0, 0))]
     # a deletion that starts before the region but reaches into it
-    result = export_table(bq, "sel", vcf, "--genomic_regions", "19:1234570-1234600")
+    result = export_table(valid_tables, "sel", vcf, "--genomic_regions", "19:1234570-1234600")
     assert result.returncode == 0, result.stderr
     with pysam.VariantFile(str(vcf)) as exported:
         assert [r.id for r in exported.fetch()] == ["microsat1"]
@@ -118,20 +129,24 @@ def test_appended_runs_export_with_both_headers(bq, tmp_path, write_vcf):
     ]
 
 
+def test_export_of_a_table_that_does_not_exist(bq, tmp_path):
+    result = export_table(bq, "nothing", tmp_path / "x.vcf.gz")
+    assert result.returncode == 2, result.stderr
+    assert f"no table test-project.{bq.dataset}.nothing__sample_info" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize(
-    "table, args, message",
+    "args, message",
     [
-        ("nothing", (), "no table test-project.{dataset}.nothing__sample_info"),
-        ("err", ("--sample_names", "NOBODY"), "--sample_names: no sample 'NOBODY'"),
-        ("err", ("--genomic_regions", "20:10-5"), "--genomic_regions: bad region '20:10-5'"),
+        (("--sample_names", "NOBODY"), "--sample_names: no sample 'NOBODY'"),
+        (("--genomic_regions", "20:10-5"), "--genomic_regions: bad region '20:10-5'"),
     ],
 )
-def test_export_errors(bq, tmp_path, table, args, message):
-    if table == "err":
-        assert bq.launch("err", VT_VCF / "valid-4.0.vcf").returncode == 0
-    result = export_table(bq, table, tmp_path / "x.vcf.gz", *args)
+def test_export_errors(valid_tables, tmp_path, args, message):
+    result = export_table(valid_tables, "sel", tmp_path / "x.vcf.gz", *args)
     assert result.returncode == 2, result.stderr
-    assert message.format(dataset=bq.dataset) in result.stderr and "Traceback" not in result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
 
 
 def test_input_table_and_input_parquet_dir_exclude_each_other(tmp_path):
