@@ -3,9 +3,12 @@
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO
 
 
+@pytest.mark.slow
 def test_benchmark_smoke():
     result = subprocess.run(
         [sys.executable, str(REPO / "bench" / "run.py"), "--smoke", "--cases", "sites"],

@@ -50,6 +50,7 @@ def examples(doc: str) -> list[str]:
     return [block for block in blocks if _COMMAND.search(block) and not _CLOUD.search(block)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("doc", sorted(DOCS))
 def test_doc_examples_run_as_written(doc, tmp_path):
     blocks = examples(doc)

@@ -74,6 +74,7 @@ def test_regions_and_samples_are_selected_in_the_query(valid_tables, tmp_path):
         assert [r.id for r in exported.fetch()] == ["microsat1"]
 
 
+@pytest.mark.slow
 def test_one_based_tables(bq, tmp_path):
     """--use_1_based_coordinate: start_position is POS; the header table says so, and regions
     select the same variants."""
@@ -163,6 +164,7 @@ def test_input_table_and_input_parquet_dir_exclude_each_other(tmp_path):
     assert "--null_numeric_value_replacement only applies with --input_table" in pointless.stderr
 
 
+@pytest.mark.slow
 def test_merged_output_through_bigquery_is_the_parquet_export(bq, tmp_path):
     """MOVE_TO_CALLS with INFO moved to the calls, call.quality and call.filter: the export of the
     tables is the export of the Parquet output of the same run (tests/test_export.py checks that

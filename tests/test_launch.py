@@ -255,6 +255,7 @@ def test_input_file_lists_patterns(tmp_path):
     assert check_manifest_adds_up(out)["totals"]["records_read"] == 10
 
 
+@pytest.mark.slow
 def test_other_entry_points(tmp_path):
     """The console script the package installs, beside `python -m variant_etl`."""
     import subprocess
@@ -271,6 +272,7 @@ def test_other_entry_points(tmp_path):
     assert result.returncode == 0 and "OK, 25 shard(s)" in result.stdout
 
 
+@pytest.mark.slow
 def test_python_dash_m_exit_codes_and_one_line_errors(tmp_path):
     """The process `python -m variant_etl` exits with main()'s code: 0 when it worked, 2 for an
     error found before any work, 1 for one found while reading; an error is one line on

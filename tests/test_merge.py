@@ -233,6 +233,7 @@ def data_file_digests(out: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", ["NONE", "MOVE_TO_CALLS", "MERGE_WITH_NON_VARIANTS"])
 def test_output_is_byte_identical_whatever_workers_and_file_order(tmp_path, strategy):
     inputs = [*GVCFS, *MERGE_FILES] if strategy != "MERGE_WITH_NON_VARIANTS" else GVCFS

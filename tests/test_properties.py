@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 import farmhash
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -302,6 +303,7 @@ def read_table(
     return table, result.records_read
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(vcf=vcfs(), batch_rows=st.sampled_from([1000, 7, 1]))
 def test_both_readers_give_back_the_generated_records(vcf, batch_rows):
@@ -356,6 +358,7 @@ def site(reference_name, start_position, reference_bases, alts, genotypes) -> tu
     return (reference_name, start_position, reference_bases, tuple(alts), tuple(genotypes))
 
 
+@pytest.mark.slow
 @settings(
     max_examples=5,
     deadline=None,

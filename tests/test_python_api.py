@@ -375,6 +375,7 @@ def test_write_outputs_writes_variants_and_sample_lookup_with_one_manifest(launc
     assert calls == 21735 == both[0]["totals"]["calls_routed"]
 
 
+@pytest.mark.slow
 @pytest.mark.bigquery
 def test_write_to_bigquery_alone_makes_loads_and_describes_its_tables(bq, tmp_path):
     """In a pipeline of one's own: the tables are made in the pipeline, each shard is loaded, the

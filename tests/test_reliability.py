@@ -16,6 +16,7 @@ from tests.conftest import REPO, generate_vcf, mutate, run_cli
 from tests.test_launch import check_manifest_adds_up
 
 
+@pytest.mark.slow
 def test_a_run_killed_mid_write_leaves_no_complete_looking_output(tmp_path):
     source = tmp_path / "gen.vcf"
     generate_vcf(source, 150000, 0)
@@ -133,6 +134,7 @@ def _once(failed: set, name: str) -> None:
         raise RuntimeError(f"injected failure in {name}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["read", "write", "commit"])
 def test_a_bundle_that_fails_once_is_retried_without_duplicate_rows(tmp_path, monkeypatch, where):
     """Beam's BundleBasedDirectRunner retries a failed bundle (up to 4 attempts) as Dataflow

@@ -391,6 +391,7 @@ def progress_lines(stderr: str) -> tuple[list[tuple[int, int, int]], re.Match]:
     return [(int(m[1]), int(m[2]), number(m[4])) for m in periodic], final
 
 
+@pytest.mark.slow
 def test_progress_lines_during_a_run_in_worker_processes(tmp_path, generated):
     inputs = []
     for name in ("a", "b", "c"):
@@ -412,6 +413,7 @@ def test_progress_lines_during_a_run_in_worker_processes(tmp_path, generated):
     assert manifest["totals"]["records_read"] == 90_000
 
 
+@pytest.mark.slow
 def test_progress_counts_windows_when_merging_indexed_inputs(tmp_path):
     inputs = []
     for path in SHIPPED:

@@ -48,6 +48,7 @@ def digests(out: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 def test_portable_runner_with_external_workers_gives_directrunner_output(tmp_path, worker_pool):
     port, env = worker_pool
     inputs = ["--input_pattern", str(REPO / "examples" / "data" / "*.vcf.gz")]

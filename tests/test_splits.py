@@ -6,6 +6,7 @@ import json
 
 import duckdb
 import pysam
+import pytest
 
 from tests.conftest import generate_vcf, run_cli
 from tests.test_launch import check_manifest_adds_up
@@ -19,6 +20,7 @@ def rows(out) -> list[tuple]:
     return duckdb.connect().execute(query).fetchall()
 
 
+@pytest.mark.slow
 def test_bgzipped_file_is_read_in_block_ranges(tmp_path):
     plain = tmp_path / "gen.vcf"
     generate_vcf(plain, 20000, 4)
