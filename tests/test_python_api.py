@@ -443,3 +443,20 @@ def test_workers_do_not_import_the_planner_or_the_cli():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_a_users_transform_that_reroutes_rows_to_an_unknown_shard_fails_with_a_clear_message(tmp_path):
+    import dataclasses
+
+    with pytest.raises(
+        Exception, match="is routed to shard 'chr99', which the sharding config does not have"
+    ):
+        with beam.Pipeline() as p:
+            (
+                p
+                | ReadVcf(str(VT_VCF / "valid-4.0.vcf"))
+                | ShardVariants()
+                | beam.Map(lambda element: dataclasses.replace(element, shard="chr99"))
+                | WriteToParquet(str(tmp_path / "o"))
+            )
+    assert not (tmp_path / "o" / "_SUCCESS").exists()

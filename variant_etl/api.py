@@ -368,7 +368,9 @@ class WriteToParquet(_Output):
         return [
             batches
             | name
-            >> WriteParquetFiles(self.options, temp_dir, schema=schema, sample_lookup=self.sample_lookup)
+            >> WriteParquetFiles(
+                self.options, temp_dir, shards=context.shards, schema=schema, sample_lookup=self.sample_lookup
+            )
         ]
 
 
@@ -445,7 +447,9 @@ class WriteToBigQuery(_Output):
             batches = batches | f"After{prefix}Tables" >> beam.Map(
                 lambda element, _: element, beam.pvalue.AsSingleton(ready)
             ).with_output_types(VariantBatch)
-        written = batches | f"Write{prefix}" >> WriteBigQueryRows(schema, self.options, kinds=kinds)
+        written = batches | f"Write{prefix}" >> WriteBigQueryRows(
+            schema, self.options, shards=context.shards, kinds=kinds
+        )
         if self.options.write_method == "FILE_LOADS":
             suffixes = [s.suffix for s in context.spec.sharding.shards]
             written = written | f"LoadTo{prefix}" >> LoadToBigQuery(self.options, suffixes, kinds=kinds)
@@ -518,6 +522,10 @@ class _Context:
     spec: CommitSpec
     schema: pa.Schema  # the columns of the batches the writers get
     descriptions: dict  # of the columns, from the header (BigQuery field descriptions)
+
+    @property
+    def shards(self) -> frozenset[str]:
+        return frozenset(shard.suffix for shard in self.spec.sharding.shards)
 
 
 @beam.typehints.with_input_types(VariantBatch)

@@ -21,7 +21,7 @@ from variant_etl.core.errors import OutputError
 from variant_etl.core.options import BigQueryOptions
 from variant_etl.core.schema import avro_schema, without_record_counts
 from variant_etl.core.stats import Kind, Stat
-from variant_etl.sinks.parquet import check_schema
+from variant_etl.sinks.parquet import check_element
 
 # (load file, loaded) stat kinds of the variant tables and of the sample-lookup tables
 VARIANT_KINDS = (Kind.BQ_FILE, Kind.BQ_LOADED)
@@ -31,9 +31,10 @@ LOOKUP_KINDS = (Kind.LOOKUP_BQ_FILE, Kind.LOOKUP_BQ_LOADED)
 class _WriteAvroFn(beam.DoFn):
     """Sharded VariantBatches -> Avro load files, one per (shard, file key)."""
 
-    def __init__(self, schema: pa.Schema, options: BigQueryOptions, kind: Kind):
+    def __init__(self, schema: pa.Schema, options: BigQueryOptions, shards: frozenset[str], kind: Kind):
         self._schema = schema
         self._options = options
+        self._shards = shards
         self._kind = kind
 
     def setup(self):
@@ -44,7 +45,7 @@ class _WriteAvroFn(beam.DoFn):
         self._key: str | None = None
 
     def process(self, element: VariantBatch):
-        check_schema(element, self._schema, "WriteToBigQuery")
+        check_element(element, self._schema, self._shards, "WriteToBigQuery")
         if element.key != self._key:  # the keys before are complete
             for shard, key in sorted(self._pending):
                 yield self._flush(shard, key)
@@ -75,16 +76,17 @@ class _WriteAvroFn(beam.DoFn):
 class _StreamRowsFn(beam.DoFn):
     """Sharded VariantBatches -> tabledata.insertAll, 500 rows a request."""
 
-    def __init__(self, schema: pa.Schema, options: BigQueryOptions, kind: Kind):
+    def __init__(self, schema: pa.Schema, options: BigQueryOptions, shards: frozenset[str], kind: Kind):
         self._schema = schema
         self._options = options
+        self._shards = shards
         self._kind = kind
 
     def setup(self):
         self._client = make_client(self._options.project)
 
     def process(self, element: VariantBatch):
-        check_schema(element, self._schema, "WriteToBigQuery")
+        check_element(element, self._schema, self._shards, "WriteToBigQuery")
         if not element.num_rows:
             return
         batch, records = without_record_counts(element.batch)
@@ -103,20 +105,27 @@ class WriteBigQueryRows(beam.PTransform):
     sample-lookup tables)."""
 
     def __init__(
-        self, schema: pa.Schema, options: BigQueryOptions, *, kinds: tuple[Kind, Kind] = VARIANT_KINDS
+        self,
+        schema: pa.Schema,
+        options: BigQueryOptions,
+        *,
+        shards: frozenset[str],
+        kinds: tuple[Kind, Kind] = VARIANT_KINDS,
     ):
         super().__init__()
         self._schema = schema
         self._options = options
+        self._shards = shards
         self._kinds = kinds
 
     def expand(self, batches):
         file_kind, loaded_kind = self._kinds
         if self._options.write_method == "STREAMING_INSERTS":
-            return batches | "StreamRows" >> beam.ParDo(
-                _StreamRowsFn(self._schema, self._options, loaded_kind)
-            )
-        return batches | "WriteAvro" >> beam.ParDo(_WriteAvroFn(self._schema, self._options, file_kind))
+            fn = _StreamRowsFn(self._schema, self._options, self._shards, loaded_kind)
+            return batches | "StreamRows" >> beam.ParDo(fn)
+        return batches | "WriteAvro" >> beam.ParDo(
+            _WriteAvroFn(self._schema, self._options, self._shards, file_kind)
+        )
 
 
 class _LoadFn(beam.DoFn):

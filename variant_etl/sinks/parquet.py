@@ -62,10 +62,19 @@ def write_parquet(table: pa.Table, path: str, options: ParquetOptions) -> None:
         )
 
 
-def check_schema(element: VariantBatch, expected: pa.Schema | None, where: str) -> None:
-    """A batch must have the columns (names and types) of the stages before the writer: files
-    of one output with different schemas cannot be read as one table."""
+def check_element(
+    element: VariantBatch, expected: pa.Schema | None, shards: frozenset[str], where: str
+) -> None:
+    """What a writer accepts: a VariantBatch routed to one of the config's shards, with the
+    columns (names and types) of the stages before the writer (files of one output with
+    different schemas cannot be read as one table)."""
     require_variant_batch(element, where)
+    if element.shard not in shards:
+        what = "has no shard" if element.shard is None else f"is routed to shard {element.shard!r}"
+        raise OutputError(
+            f"{where}: a batch of key {element.key!r} {what}, which the sharding config does not have "
+            f"(its shards: {', '.join(sorted(shards))}). Hint: keep the shard ShardVariants sets."
+        )
     if expected is None:
         return
     got = element.batch.schema
@@ -125,10 +134,18 @@ class _WriteFilesFn(beam.DoFn):
     the same inputs give the same files.
     """
 
-    def __init__(self, options: ParquetOptions, temp_dir: str, schema: pa.Schema | None, where: str):
+    def __init__(
+        self,
+        options: ParquetOptions,
+        temp_dir: str,
+        schema: pa.Schema | None,
+        shards: frozenset[str],
+        where: str,
+    ):
         self._options = options
         self._temp_dir = temp_dir
         self._schema = schema
+        self._shards = shards
         self._where = where
 
     def start_bundle(self):
@@ -136,12 +153,7 @@ class _WriteFilesFn(beam.DoFn):
         self._key: str | None = None
 
     def process(self, element: VariantBatch):
-        check_schema(element, self._schema, self._where)
-        if element.shard is None:
-            raise OutputError(
-                f"{self._where}: a batch of key {element.key!r} has no shard. Hint: apply "
-                "ShardVariants(config) before the writer, or give the writer unsharded input only."
-            )
+        check_element(element, self._schema, self._shards, self._where)
         if element.key != self._key:
             yield from self._flush_all()
             self._key = element.key
@@ -225,13 +237,14 @@ class WriteParquetFiles(beam.PTransform):
         options: ParquetOptions,
         temp_dir: str,
         *,
+        shards: frozenset[str],
         schema: pa.Schema | None = None,
         sample_lookup: bool = False,
     ):
         super().__init__()
         where = "WriteToParquet" + (" (sample lookup)" if sample_lookup else "")
         fn_class = _WriteLookupFilesFn if sample_lookup else _WriteFilesFn
-        self._fn = fn_class(options, temp_dir, schema, where)
+        self._fn = fn_class(options, temp_dir, schema, shards, where)
 
     def expand(self, batches):
         return batches | "WriteFiles" >> beam.ParDo(self._fn)
