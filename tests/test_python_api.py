@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 import variant_etl
@@ -92,7 +92,7 @@ def test_read_then_shard(write_vcf, tmp_path, one_based):
     offset = 1 if one_based else 0
     read = ReadVcf(path, read=ReadOptions(one_based=one_based, allow_malformed_records=True, batch_rows=2))
     shard = ShardVariants(str(config))
-    with TestPipeline() as p:
+    with test_pipeline.TestPipeline() as p:
         rows = p | read | shard
         assert_that(
             rows | beam.FlatMap(shards_and_positions),
@@ -118,7 +118,7 @@ def test_read_vcf_of_several_patterns_keeps_counts_and_dead_letters_per_file(wri
     first = write_vcf("a.vcf", VCF)
     second = write_vcf("b.vcf", VCF.replace("1\t100\t", "1\t101\t"))
     read = ReadVcf([first, second], read=ReadOptions(allow_malformed_records=True, batch_rows=3))
-    with TestPipeline() as p:
+    with test_pipeline.TestPipeline() as p:
         rows = p | read
         # small files are read together, in file order, under the first file's key
         keys = rows | beam.Map(lambda element: element.key) | beam.Distinct()
@@ -138,7 +138,7 @@ def test_read_vcf_of_several_patterns_keeps_counts_and_dead_letters_per_file(wri
 def test_merge_variants_merges_the_same_site_across_files():
     inputs = sorted(str(p) for p in (VT_VCF / "merge").glob("*.vcf"))
     sites = {(chrom, pos - 1) for path in inputs for chrom, pos in bcftools_positions(Path(path))}
-    with TestPipeline() as p:
+    with test_pipeline.TestPipeline() as p:
         merged = p | ReadVcf(inputs) | MergeVariants("MOVE_TO_CALLS")
         rows = merged | beam.FlatMap(positions)
         # one row per (chrom, start): every site once, whichever files hold it
@@ -157,7 +157,7 @@ def test_annotate_variants_copies_fields_of_an_annotation_file_under_each_matchi
             (tuple(alt["CLNSIG"] or ()), tuple(value or ())) for row, value in zip(alts, own) for alt in row
         ]
 
-    with TestPipeline() as p:
+    with test_pipeline.TestPipeline() as p:
         pairs = p | ReadVcf(clinvar) | annotate | beam.FlatMap(copied_and_own)
         # ClinVar annotated with itself: every ALT gets its own record's CLNSIG
         assert_that(pairs | beam.Filter(lambda pair: pair[0] != pair[1]), equal_to([]), label="CheckSame")
