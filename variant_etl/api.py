@@ -343,6 +343,7 @@ class WriteToParquet(_Output):
         sample_lookup: bool = False,
         schema: pa.Schema | None = None,
         checked: bool = False,  # launch: the plan has checked the directory
+        previous_run: str | None = None,  # launch: the run --overwrite replaces, as it saw
     ):
         super().__init__()
         self.options = ParquetOptions(
@@ -354,9 +355,11 @@ class WriteToParquet(_Output):
         )
         self.sample_lookup = sample_lookup
         self.schema = schema
+        # What the commit expects to find: the output --overwrite replaces, or none.
+        self.previous_run = previous_run
         if not checked:
             flag = "--sample_lookup_parquet_dir" if sample_lookup else "--output_parquet_dir"
-            check_output_dir(output_dir, overwrite, flag)
+            self.previous_run = check_output_dir(output_dir, overwrite, flag)
 
     def display_data(self) -> dict:
         return {"output_dir": self.options.output_dir, "sample_lookup": self.sample_lookup}
@@ -538,8 +541,15 @@ class WriteOutputs(beam.PTransform):
     Applied, it yields one element: the manifest's totals.
     """
 
-    def __init__(self, *outputs: _Output, run_id: str | None = None, started_at: str | None = None):
+    def __init__(
+        self,
+        *outputs: _Output,
+        run_id: str | None = None,
+        started_at: str | None = None,
+        claims_held: bool = False,  # launch: it claimed the directories before any work
+    ):
         super().__init__()
+        self._claims_held = claims_held
         if not outputs:
             raise VariantEtlError("WriteOutputs: give at least one output")
         self._outputs = outputs
@@ -620,4 +630,10 @@ class WriteOutputs(beam.PTransform):
             temp_dir=temp_dir or (bigquery or lookup_bigquery).temp_dir,
             strict=strict,
             insert_run_rows=bigquery is not None and not self._bigquery.prepared,
+            seen=tuple(
+                (output.options.output_dir, output.previous_run)
+                for output in (self._parquet, self._lookup)
+                if output is not None
+            ),
+            claims_held=self._claims_held,
         )

@@ -19,10 +19,13 @@ from variant_etl.core.progress import ProgressOptions
 from variant_etl.plan.model import Plan
 
 
-def build(p: beam.Pipeline, plan: Plan, *, progress: ProgressOptions | None = None) -> beam.PCollection:
+def build(
+    p: beam.Pipeline, plan: Plan, *, progress: ProgressOptions | None = None, claims_held: bool = False
+) -> beam.PCollection:
     """Adds the whole job to ``p``; returns the commit's totals. With ``progress``, the readers
     report the records they have read (core/progress.py). The BigQuery tables are made before
-    (cli/launch.py), and their sample_info and header rows inserted after."""
+    (cli/launch.py), and their sample_info and header rows inserted after. ``claims_held``: the
+    caller claimed the output directories (sinks/claims.py) and saw ``plan.seen`` in them."""
     batches = p | "ReadVcf" >> ReadVcf.from_source(plan.source, progress=progress)
     if plan.annotations is not None:
         batches = batches | "AnnotateVariants" >> AnnotateVariants(planned=plan.annotations)
@@ -39,6 +42,7 @@ def build(p: beam.Pipeline, plan: Plan, *, progress: ProgressOptions | None = No
                     overwrite=options.overwrite,
                     sample_lookup=lookup,
                     checked=True,
+                    previous_run=plan.previous_run(options.output_dir),
                 )
             )
     for options, lookup in ((plan.bigquery, False), (plan.sample_lookup_bigquery, True)):
@@ -46,4 +50,6 @@ def build(p: beam.Pipeline, plan: Plan, *, progress: ProgressOptions | None = No
             outputs.append(
                 WriteToBigQuery("", temp_location="", options=options, sample_lookup=lookup, prepared=True)
             )
-    return sharded | "WriteOutputs" >> WriteOutputs(*outputs, run_id=plan.run_id, started_at=plan.started_at)
+    return sharded | "WriteOutputs" >> WriteOutputs(
+        *outputs, run_id=plan.run_id, started_at=plan.started_at, claims_held=claims_held
+    )

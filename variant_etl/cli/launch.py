@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -19,14 +20,18 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions,
 
 from variant_etl.cli.planning import make_plan_of, print_plan
 from variant_etl.core.errors import WRAPPED_ERROR
-from variant_etl.core.layout import HEADER_SUFFIX, MANIFEST, SAMPLE_INFO_SUFFIX
+from variant_etl.core.layout import HEADER_SUFFIX, MANIFEST, SAMPLE_INFO_SUFFIX, TEMPORARY
 from variant_etl.core.progress import ProgressOptions, ProgressPrinter
 from variant_etl.core.run import header_rows, sample_info_rows
 from variant_etl.core.sample_lookup import PARTITIONING, lookup_schema
 from variant_etl.core.schema import bigquery_fields, field_descriptions
 from variant_etl.filesystems import open_binary
+from variant_etl.filesystems.claims import Claim, acquire, read_claim, release, remove_empty_dirs
+from variant_etl.filesystems.claims import take_over as take_over_claim
 from variant_etl.outputs.report import write_report
 from variant_etl.pipeline import build
+from variant_etl.plan.rules import check_output_dir
+from variant_etl.sinks.commit import clean_up_dead_run
 from variant_etl.sinks.tables import delete_tables, insert_run_rows, prepare_tables
 
 
@@ -64,12 +69,22 @@ def launch(args: argparse.Namespace, beam_args: list[str]) -> int:
     if args.dry_run and not dry_run:
         print_plan(plan, args.format)
         return 0
+    claims = _Claims(plan)
+    if not dry_run:
+        plan = claims.take(args.take_over)
+    try:
+        return _run(plan, options, args, claims, dry_run)
+    finally:
+        claims.release()
+
+
+def _run(plan, options, args, claims, dry_run: bool) -> int:
     created = [] if dry_run else _prepare_bigquery(plan)
     progress = None if dry_run or args.no_progress else _progress(plan, options, args.progress_interval)
     try:
         with _worker_stderr(show=args.verbose):
             with beam.Pipeline(options=options) as p:
-                build(p, plan, progress=progress.options if progress else None)
+                build(p, plan, progress=progress.options if progress else None, claims_held=claims.held)
         if progress is not None:
             progress.stop()
         if dry_run:
@@ -83,6 +98,7 @@ def launch(args: argparse.Namespace, beam_args: list[str]) -> int:
             insert_run_rows(plan.bigquery, HEADER_SUFFIX, header_rows(plan.run_info()))
     except BaseException:
         _remove_temporary(plan)
+        claims.release()
         if created:
             delete_tables(plan.bigquery, created)  # a retry starts clean
         raise
@@ -202,24 +218,64 @@ def _print_summary(plan, manifest: dict) -> None:
 
 
 def _remove_temporary(plan) -> None:
-    """A failed run leaves no partial output: its temporary files go."""
+    """A failed run leaves no partial output: its own temporary files go, and the directories
+    it created if they are empty. Nothing else: ``_temporary/`` may hold another run's files."""
     with contextlib.suppress(Exception):
-        if FileSystems.exists(plan.temp_dir):
-            FileSystems.delete([plan.temp_dir])
-        for output in (plan.parquet, plan.sample_lookup):
-            if output is None:
-                continue
-            out = output.output_dir
-            temp_dir = FileSystems.join(out, "_temporary", plan.run_id)
-            if FileSystems.exists(temp_dir):
-                FileSystems.delete([temp_dir])
-            temp_root = FileSystems.join(out, "_temporary")
-            for path in (temp_root, out):
-                if (
-                    FileSystems.exists(path)
-                    and not FileSystems.match([FileSystems.join(path, "*")])[0].metadata_list
-                ):
-                    FileSystems.delete([path])
+        own = [plan.temp_dir] + ([plan.bigquery.temp_dir] if plan.bigquery else [])
+        outs = [options.output_dir for options, _ in plan.parquet_outputs()]
+        own += [FileSystems.join(out, TEMPORARY, plan.run_id) for out in outs]
+        for path in dict.fromkeys(own):
+            if FileSystems.exists(path):
+                FileSystems.delete([path])
+        remove_empty_dirs([FileSystems.join(out, TEMPORARY) for out in outs])
+
+
+class _Claims:
+    """The claims of a launch on its output directories (sinks/claims.py): taken before any
+    work, given up at its end, whether it succeeded or not."""
+
+    def __init__(self, plan):
+        self._plan = plan
+        self._claimed: list[str] = []
+        self._created: list[str] = []  # directories the claims made
+        self.held = False
+
+    def take(self, take_over: str | None):
+        """Claims every output directory, or none; returns the plan with what it saw in them."""
+        plan = self._plan
+        try:
+            for options, flag in plan.parquet_outputs():
+                out = options.output_dir
+                claim = Claim.new(plan.run_id)
+                holder = read_claim(out) if take_over else None
+                if holder is not None and holder.run_id == take_over:
+                    take_over_claim(out, take_over, claim, flag)
+                    self._claimed.append(out)
+                    removed = clean_up_dead_run(out, take_over)
+                    extra = f" and {len(removed)} file(s) of its unfinished commit" if removed else ""
+                    print(f"took over {out} from {holder.describe()}: removed its temporary files{extra}",
+                          file=sys.stderr)  # fmt: skip
+                else:
+                    self._created += acquire(out, claim, flag)
+                    self._claimed.append(out)
+            seen = []
+            for options, flag in plan.parquet_outputs():  # checked again: no other run can change it now
+                out = options.output_dir
+                seen.append((out, check_output_dir(out, options.overwrite, flag, claimed_by=plan.run_id)))
+        except BaseException:
+            self.release()
+            raise
+        self.held = bool(self._claimed)
+        self._plan = dataclasses.replace(plan, seen=tuple(seen))
+        return self._plan
+
+    def release(self) -> None:
+        for out in self._claimed:
+            with contextlib.suppress(Exception):
+                release(out, self._plan.run_id)
+        self._claimed = []
+        remove_empty_dirs(self._created)  # deepest first; only if empty
+        self._created = []
 
 
 @contextlib.contextmanager

@@ -230,6 +230,11 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
         help="replace what --output_parquet_dir holds (only once the new run is complete)",
     )  # fmt: skip
     output.add_argument(
+        "--take_over", metavar="RUN_ID",
+        help="claim the output directories from run RUN_ID, which died: its temporary files and "
+        "any unfinished commit are removed (docs/reliability.md)",
+    )  # fmt: skip
+    output.add_argument(
         "--parquet_compression", choices=PARQUET_COMPRESSIONS, default=ParquetOptions.compression
     )
     output.add_argument(

@@ -73,6 +73,7 @@ def make_plan_of(args: argparse.Namespace):
         bigquery=bigquery,
         sample_lookup=lookup,
         sample_lookup_bigquery=_sample_lookup_bigquery_options(args, bigquery),
+        take_over=args.take_over,
         annotations=AnnotationOptions(
             annotation_fields=tuple(_names(args.annotation_fields)),
             annotate_with=args.annotate_with,

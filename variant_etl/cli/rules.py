@@ -104,6 +104,7 @@ _NEEDS = {
     "--null_numeric_value_replacement": ("--output_table", "it stands for missing numbers in BigQuery lists"),
     "--annotate_fields": ("--annotate_with", "it names the fields copied from the annotation file"),
     "--overwrite": (_PARQUET, "it replaces what the Parquet output directory holds"),
+    "--take_over": (_PARQUET, "it claims the Parquet output directories from a run that died"),
     "--parquet_compression": (_PARQUET, "it sets how the Parquet files are compressed"),
     "--parquet_row_group_size": (_PARQUET, "it sets the row groups of the Parquet files"),
     "--parquet_rows_per_file": (_PARQUET, "it sets the size of the Parquet files"),

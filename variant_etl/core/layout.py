@@ -9,6 +9,12 @@ MALFORMED_DIR = "_malformed"
 # A file, not a directory, so that read_parquet('out/*/*.parquet') reads variants only.
 SAMPLE_INFO = "__sample_info.parquet"
 HEADER = "_header.vcf"  # the run's VCF header (merged definitions), for export
+REPORT = "_report.html"  # written after local runs (outputs/report.py)
+# The run that owns the directory (sinks/claims.py), and, in a run's temporary directory, what
+# its commit is about to do (sinks/commit.py): a run that takes over a dead one reads both.
+CLAIM = "_CLAIM.json"
+TEMPORARY = "_temporary"
+JOURNAL = "_commit.json"
 
 # BigQuery: TABLE__<suffix> for each shard, and these two next to them.
 SAMPLE_INFO_SUFFIX = "sample_info"

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import os
 import posixpath
 from collections import Counter
 
 from variant_etl.core.errors import CountMismatchError
-from variant_etl.core.layout import MALFORMED_DIR, SAMPLE_INFO
+from variant_etl.core.layout import HEADER, MALFORMED_DIR, MANIFEST, REPORT, SAMPLE_INFO, SUCCESS
 from variant_etl.core.options import BigQueryOptions, ParquetOptions
 from variant_etl.core.run import RunInfo
 from variant_etl.core.sample_lookup import PARTITIONING as LOOKUP_PARTITIONING
@@ -37,6 +38,15 @@ class CommitSpec:
     # it removed or added are reported (records_changed_by_other_transforms), not an error.
     strict: bool = True
     insert_run_rows: bool = False  # the commit inserts TABLE__sample_info and __vcf_header rows
+    # What the plan saw in each output directory: the run_id of the completed output that
+    # --overwrite replaces, or None (empty). The commit moves nothing unless it is still so.
+    seen: tuple[tuple[str, str | None], ...] = ()
+    # True when launch holds the directories' claims (it took them before any work and gives
+    # them up at its end); otherwise the commit takes and releases them itself.
+    claims_held: bool = False
+
+    def previous_run(self, output_dir: str) -> str | None:
+        return dict(self.seen).get(output_dir)
 
     @property
     def has_sample_lookup(self) -> bool:
@@ -45,6 +55,29 @@ class CommitSpec:
     def temp_dir_of(self, output_dir: str) -> str:
         """Where this run's files wait inside an output directory until the commit."""
         return _join(output_dir, "_temporary", self.run.run_id)
+
+
+def files_of(manifest: dict, output_dir: str) -> list[str]:
+    """The files, relative to ``output_dir``, that the run of ``manifest`` wrote there: what
+    --overwrite may remove (nothing else). The same manifest sits in the variant directory and
+    the sample-lookup one; its ``sample_lookup.parquet_dir`` tells them apart."""
+    lookup = (manifest.get("sample_lookup") or {}).get("parquet_dir")
+    is_lookup = lookup is not None and _same_dir(lookup, output_dir)
+    names = [SUCCESS, MANIFEST, SAMPLE_INFO, REPORT] + ([] if is_lookup else [HEADER])
+    for shard in manifest.get("shards", []):
+        listed = shard.get("sample_lookup_files", []) if is_lookup else shard.get("files", [])
+        names += [entry["path"] for entry in listed]
+    # dead letters: in the variant directory, or in the lookup's when the run had none
+    names += [entry["path"] for entry in manifest.get("malformed", {}).get("files", [])
+              if not posixpath.isabs(entry["path"]) and "://" not in entry["path"]]  # fmt: skip
+    return sorted(set(names))
+
+
+def _same_dir(one: str, other: str) -> bool:
+    def norm(path: str) -> str:
+        return path.rstrip("/") if "://" in path else os.path.abspath(path)
+
+    return norm(one) == norm(other)
 
 
 def _join(base: str, *parts: str) -> str:

@@ -14,9 +14,9 @@ import os
 import duckdb
 
 from variant_etl.core.errors import OutputError
+from variant_etl.core.layout import REPORT
 from variant_etl.core.partitioning import USED_PARTITIONS
 
-REPORT = "_report.html"
 MAX_BARS = 100  # partitions are grouped into at most this many bars per shard
 
 

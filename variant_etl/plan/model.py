@@ -86,6 +86,17 @@ class Plan:
     # and/or a second set of BigQuery tables.
     sample_lookup: ParquetOptions | None = None
     sample_lookup_bigquery: BigQueryOptions | None = None
+    # Set by launch once it claimed the output directories: what it saw in each, the run_id of
+    # the completed output --overwrite replaces, or None (empty). The commit checks it again.
+    seen: tuple[tuple[str, str | None], ...] = ()
+
+    def previous_run(self, output_dir: str) -> str | None:
+        return dict(self.seen).get(output_dir)
+
+    def parquet_outputs(self) -> list[tuple[ParquetOptions, str]]:
+        """(options, flag) of each Parquet output directory."""
+        both = ((self.parquet, "--output_parquet_dir"), (self.sample_lookup, "--sample_lookup_parquet_dir"))
+        return [(options, flag) for options, flag in both if options is not None]
 
     # The source's fields, read as the plan's own.
     inputs = property(lambda self: self.source.inputs)

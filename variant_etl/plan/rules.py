@@ -9,6 +9,7 @@ from apache_beam.io.filesystems import FileSystems
 from variant_etl.core.bigquery_tables import MAX_TABLE_NAME_LENGTH, shown
 from variant_etl.core.errors import OutputError, VariantEtlError
 from variant_etl.core.layout import HEADER_SUFFIX, MANIFEST, SAMPLE_INFO_SUFFIX
+from variant_etl.core.manifest import files_of
 from variant_etl.core.options import (
     MERGE_STRATEGIES,
     BigQueryOptions,
@@ -18,6 +19,7 @@ from variant_etl.core.options import (
 )
 from variant_etl.core.sharding import ShardingConfig
 from variant_etl.core.splits import ReadSplit
+from variant_etl.filesystems.claims import claimed_error, listed_files, read_claim, read_manifest
 
 
 def check_merge_options(merge: MergeOptions, options: SchemaOptions) -> None:
@@ -58,7 +60,9 @@ def check_sample_ids(splits: tuple[ReadSplit, ...]) -> None:
                 )
 
 
-def check_sample_lookup_dir(lookup: ParquetOptions, parquet: ParquetOptions | None) -> None:
+def check_sample_lookup_dir(
+    lookup: ParquetOptions, parquet: ParquetOptions | None, *, claimed_by: str | None = None
+) -> str | None:
     flag = "--sample_lookup_parquet_dir"
     if parquet is not None:
         one, other = (_normalised(d) for d in (lookup.output_dir, parquet.output_dir))
@@ -68,34 +72,50 @@ def check_sample_lookup_dir(lookup: ParquetOptions, parquet: ParquetOptions | No
                 "hold <table_name_suffix>/ directories. Hint: choose two separate directories, "
                 "e.g. out/variants and out/sample_lookup."
             )
-    check_output_dir(lookup.output_dir, lookup.overwrite, flag)
+    return check_output_dir(lookup.output_dir, lookup.overwrite, flag, claimed_by=claimed_by)
 
 
 def _normalised(path: str) -> str:
     return path.rstrip("/") if "://" in path else os.path.abspath(path)
 
 
-def check_output_dir(output_dir: str, overwrite: bool, flag: str = "--output_parquet_dir") -> None:
+def check_output_dir(
+    output_dir: str, overwrite: bool, flag: str = "--output_parquet_dir", *, claimed_by: str | None = None
+) -> str | None:
+    """The directory must be new or empty, or (``overwrite``) hold one completed run and only
+    its files, and no other run may claim it (a claim of run ``claimed_by`` is allowed: this
+    run's, or the dead run it takes over). Returns the run_id of the output --overwrite
+    replaces, or None."""
     if "://" not in output_dir:
         check_local_output_dir(output_dir, flag)
-    if overwrite:
-        return  # the commit step replaces the old output once the new one is complete
-    manifest = FileSystems.join(output_dir, MANIFEST)
-    if FileSystems.exists(manifest):
+    holder = read_claim(output_dir)
+    if holder is not None and holder.run_id != claimed_by:
+        raise claimed_error(output_dir, holder, flag)
+    manifest = read_manifest(output_dir)
+    files = listed_files(output_dir)
+    if manifest is None:
+        if files:
+            raise OutputError(
+                f"{output_dir} is not empty and holds no completed run ({', '.join(files[:5])}"
+                f"{', ...' if len(files) > 5 else ''}). Hint: choose a new {flag}, or move those files "
+                "away; nothing here is removed that a run of this package did not write."
+            )
+        return None
+    if not overwrite:
         raise OutputError(
-            f"{output_dir} already holds a completed run ({manifest} exists). "
+            f"{output_dir} already holds a completed run ({FileSystems.join(output_dir, MANIFEST)} exists). "
             f"Hint: pass --overwrite to replace it, choose a new {flag}, or delete it."
         )
-    if FileSystems.exists(output_dir):
-        leftovers = FileSystems.match([FileSystems.join(output_dir, "*")])[0].metadata_list
-        if leftovers:
-            names = sorted({os.path.basename(m.path.rstrip("/")) for m in leftovers})
-            if any(name != "_temporary" for name in names):
-                raise OutputError(
-                    f"{output_dir} is not empty ({', '.join(names[:5])}...). "
-                    f"Hint: pass --overwrite to replace its content, choose a new {flag}, "
-                    "or delete it first."
-                )
+    run_id = str(manifest.get("run_id"))
+    own = set(files_of(manifest, output_dir))
+    foreign = [name for name in files if name not in own]
+    if foreign:
+        raise OutputError(
+            f"{output_dir} holds {len(foreign)} file(s) that its run {run_id} did not write "
+            f"({', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}); --overwrite replaces only "
+            f"that run's files. Hint: move them out of the directory, or choose a new {flag}."
+        )
+    return run_id
 
 
 def check_local_output_dir(output_dir: str, flag: str) -> None:
