@@ -36,17 +36,24 @@ def test_a_run_killed_mid_write_leaves_no_complete_looking_output(tmp_path):
         time.sleep(0.05)
     os.killpg(run.pid, signal.SIGKILL)
     run.wait()
-    # Only the temporary directory exists: no shard directory, manifest or _SUCCESS, and a
-    # reader's usual glob finds no rows.
-    assert sorted(p.name for p in out.iterdir()) == ["_temporary"]
+    # Only the temporary directory and the run's claim exist: no shard directory, manifest or
+    # _SUCCESS, and a reader's usual glob finds no rows.
+    assert sorted(p.name for p in out.iterdir()) == ["_CLAIM.json", "_temporary"]
     assert not list(out.glob("*/*.parquet"))
-    # A rerun into the same directory needs no --overwrite and gives the complete output.
-    result = run_cli("launch", *args)
+    # A rerun stops at its plan, naming the dead run; --take_over that run finishes the job.
+    dead = json.loads((out / "_CLAIM.json").read_text())["run_id"]
+    refused = run_cli("launch", *args)
+    assert refused.returncode == 2
+    assert f"is claimed by run {dead} (started" in refused.stderr
+    assert "no longer running" in refused.stderr and f"--take_over {dead}" in refused.stderr
+    result = run_cli("launch", *args, "--take_over", dead)
     assert result.returncode == 0, result.stderr
+    assert f"took over {out} from run {dead}" in result.stderr
     manifest = check_manifest_adds_up(out)
     assert manifest["totals"]["records_read"] == 150000
     (count,) = duckdb.connect().execute(f"SELECT count(*) FROM read_parquet('{out}/*/*.parquet')").fetchone()
     assert count == 150000
+    assert not (out / "_temporary").exists() and not (out / "_CLAIM.json").exists()
     assert (out / "_SUCCESS").exists()
     assert json.loads((out / "_manifest.json").read_text())["totals"]["rows_written"] == 150000
 

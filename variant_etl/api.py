@@ -53,9 +53,9 @@ from variant_etl.plan import new_run_id, plan_source, started_now
 from variant_etl.plan.inputs import local_file
 from variant_etl.plan.model import SourcePlan
 from variant_etl.plan.rules import (
+    check_dirs_apart,
     check_merge_options,
     check_output_dir,
-    check_sample_lookup_dir,
     check_sample_lookup_has_samples,
     check_sample_lookup_tables,
     check_table_names,
@@ -566,7 +566,7 @@ class WriteOutputs(beam.PTransform):
         self._bigquery = by_kind.get((WriteToBigQuery, False))
         self._lookup_bigquery = by_kind.get((WriteToBigQuery, True))
         if self._parquet and self._lookup:
-            check_sample_lookup_dir(self._lookup.options, self._parquet.options)
+            check_dirs_apart(self._lookup.options, self._parquet.options)
 
     def expand(self, batches):
         lineage = _lineage(batches)

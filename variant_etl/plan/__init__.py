@@ -76,9 +76,9 @@ def make_plan(
     # The cheap checks first: a bad config or output must not wait for every header to be read.
     sharding = load_sharding_config(sharding_config_path or bundled_config(DEFAULT_SHARDING_CONFIG))
     if parquet is not None:
-        check_output_dir(parquet.output_dir, parquet.overwrite, claimed_by=take_over)
+        check_output_dir(parquet.output_dir, parquet.overwrite, taking_over=take_over)
     if sample_lookup is not None:
-        check_sample_lookup_dir(sample_lookup, parquet, claimed_by=take_over)
+        check_sample_lookup_dir(sample_lookup, parquet, taking_over=take_over)
     if bigquery is not None:
         check_table_names(bigquery, sharding)
     if sample_lookup_bigquery is not None:

@@ -61,18 +61,22 @@ def check_sample_ids(splits: tuple[ReadSplit, ...]) -> None:
 
 
 def check_sample_lookup_dir(
-    lookup: ParquetOptions, parquet: ParquetOptions | None, *, claimed_by: str | None = None
+    lookup: ParquetOptions, parquet: ParquetOptions | None, *, taking_over: str | None = None
 ) -> str | None:
-    flag = "--sample_lookup_parquet_dir"
     if parquet is not None:
-        one, other = (_normalised(d) for d in (lookup.output_dir, parquet.output_dir))
-        if one == other or one.startswith(other + "/") or other.startswith(one + "/"):
-            raise OutputError(
-                f"{flag} {lookup.output_dir} and --output_parquet_dir {parquet.output_dir} overlap: both "
-                "hold <table_name_suffix>/ directories. Hint: choose two separate directories, "
-                "e.g. out/variants and out/sample_lookup."
-            )
-    return check_output_dir(lookup.output_dir, lookup.overwrite, flag, claimed_by=claimed_by)
+        check_dirs_apart(lookup, parquet)
+    flag = "--sample_lookup_parquet_dir"
+    return check_output_dir(lookup.output_dir, lookup.overwrite, flag, taking_over=taking_over)
+
+
+def check_dirs_apart(lookup: ParquetOptions, parquet: ParquetOptions) -> None:
+    one, other = (_normalised(d) for d in (lookup.output_dir, parquet.output_dir))
+    if one == other or one.startswith(other + "/") or other.startswith(one + "/"):
+        raise OutputError(
+            f"--sample_lookup_parquet_dir {lookup.output_dir} and --output_parquet_dir {parquet.output_dir} "
+            "overlap: both hold <table_name_suffix>/ directories. Hint: choose two separate directories, "
+            "e.g. out/variants and out/sample_lookup."
+        )
 
 
 def _normalised(path: str) -> str:
@@ -80,15 +84,22 @@ def _normalised(path: str) -> str:
 
 
 def check_output_dir(
-    output_dir: str, overwrite: bool, flag: str = "--output_parquet_dir", *, claimed_by: str | None = None
+    output_dir: str,
+    overwrite: bool,
+    flag: str = "--output_parquet_dir",
+    *,
+    claimed_by: str | None = None,
+    taking_over: str | None = None,
 ) -> str | None:
     """The directory must be new or empty, or (``overwrite``) hold one completed run and only
-    its files, and no other run may claim it (a claim of run ``claimed_by`` is allowed: this
-    run's, or the dead run it takes over). Returns the run_id of the output --overwrite
-    replaces, or None."""
+    its files, and no other run may claim it (but run ``claimed_by``: this one). A claim of run
+    ``taking_over`` (dead, --take_over) ends the check: launch checks again once it has removed
+    what that run left. Returns the run_id of the output --overwrite replaces, or None."""
     if "://" not in output_dir:
         check_local_output_dir(output_dir, flag)
     holder = read_claim(output_dir)
+    if holder is not None and holder.run_id == taking_over:
+        return None
     if holder is not None and holder.run_id != claimed_by:
         raise claimed_error(output_dir, holder, flag)
     manifest = read_manifest(output_dir)

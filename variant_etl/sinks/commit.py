@@ -146,7 +146,9 @@ class _Output:
     """One output directory of the commit, and this run's files in it."""
 
     def __init__(self, spec: CommitSpec, options: ParquetOptions, renames: list[tuple[str, str]]):
+        self.options = options
         self.out = options.output_dir
+        self.committed = False  # its manifest is in place: a retry has only the last steps to do
         self.flag = "--sample_lookup_parquet_dir" if options is spec.sample_lookup else "--output_parquet_dir"
         self.temp_dir = spec.temp_dir_of(self.out)
         self.renames = [(src, dst) for src, dst in renames if _under(self.out, dst)]
@@ -170,44 +172,56 @@ def commit_files(spec: CommitSpec, manifest: dict, renames: list[tuple[str, str]
     """
     run_id = spec.run.run_id
     outputs = [_Output(spec, options, renames) for options in (spec.parquet, spec.sample_lookup) if options]
-    for output in outputs:
-        holder = read_claim(output.out)
-        if holder is not None and holder.run_id == run_id:
-            continue
-        if spec.claims_held:
-            what = f"is now claimed by {holder.describe()}" if holder else "is no longer claimed by it"
-            raise OutputError(
-                f"{output.flag} {output.out} {what}, though this run ({run_id}) claimed it at its "
-                "start; nothing was moved. Hint: a run given --take_over that run id took it over."
-            )
-        acquire(output.out, Claim.new(run_id), output.flag)
-    for output in outputs:
-        if _read_json(output.journal_path) is None:  # not a retry: check, then say what comes
-            previous = _check_unchanged(output, spec.previous_run(output.out))
-            journal = {
-                "run_id": run_id,
-                "previous_run": previous["run_id"] if previous else None,
-                "previous_files": files_of(previous, output.out) if previous else [],
-                "renames": output.renames,
-            }
-            _write_whole(output.journal_path, json.dumps(journal).encode("utf-8"), output.temp_dir)
-    for output in outputs:
+    taken = []  # claims this commit took: given back if it stops before changing anything
+    try:
+        for output in outputs:
+            holder = read_claim(output.out)
+            if holder is not None and holder.run_id == run_id:
+                continue
+            if spec.claims_held:
+                what = f"is now claimed by {holder.describe()}" if holder else "is no longer claimed by it"
+                raise OutputError(
+                    f"{output.flag} {output.out} {what}, though this run ({run_id}) claimed it at its "
+                    "start; nothing was moved. Hint: a run given --take_over that run id took it over."
+                )
+            acquire(output.out, Claim.new(run_id), output.flag)
+            taken.append(output.out)
+        for output in outputs:
+            current = read_manifest(output.out)
+            output.committed = current is not None and current.get("run_id") == run_id  # a retry
+        pending = [output for output in outputs if not output.committed]
+        for output in pending:
+            if _read_json(output.journal_path) is None:  # not a retry: check, then say what comes
+                previous = _check_unchanged(output, spec.previous_run(output.out))
+                journal = {
+                    "run_id": run_id,
+                    "previous_run": previous["run_id"] if previous else None,
+                    "previous_files": files_of(previous, output.out) if previous else [],
+                    "renames": output.renames,
+                }
+                _write_whole(output.journal_path, json.dumps(journal).encode("utf-8"), output.temp_dir)
+    except Exception:
+        for out in taken:
+            release(out, run_id)
+        raise
+    for output in pending:
         journal = _read_json(output.journal_path)
         if journal["previous_files"] and not _exists(output.removed_marker):
             _remove_previous_output(output.out, journal["previous_files"])
             FileSystems.create(output.removed_marker).close()
-    for directory in sorted({final.rsplit("/", 1)[0] for _, final in renames}):
+    moves = [move for output in pending for move in output.renames]
+    for directory in sorted({final.rsplit("/", 1)[0] for _, final in moves}):
         if not _exists(directory):
             FileSystems.mkdirs(directory)
-    _move(renames)
-    for output in outputs:
+    _move(moves)
+    for output in pending:
         with FileSystems.create(FileSystems.join(output.out, SAMPLE_INFO)) as sink:
             pq.write_table(sample_info_table(spec.run), sink, compression="zstd")
-    if spec.parquet is not None:
-        with FileSystems.create(FileSystems.join(spec.parquet.output_dir, HEADER)) as sink:
-            sink.write(("\n".join(spec.run.header_lines) + "\n").encode("utf-8"))
+        if output.options is spec.parquet:
+            with FileSystems.create(FileSystems.join(output.out, HEADER)) as sink:
+                sink.write(("\n".join(spec.run.header_lines) + "\n").encode("utf-8"))
     data = json.dumps(manifest, indent=2).encode("utf-8")
-    for output in outputs:
+    for output in pending:
         _write_whole(FileSystems.join(output.out, MANIFEST), data, output.temp_dir)
     for output in outputs:
         with FileSystems.create(FileSystems.join(output.out, SUCCESS)):
