@@ -479,3 +479,78 @@ def test_a_run_taking_over_a_commit_killed_at_any_step_leaves_only_its_own_outpu
             assert sorted(p.name for p in directory.iterdir() if p.name.startswith("_temporary")) == []
             assert not (directory / "_CLAIM.json").exists()
         assert manifest["totals"]["records_read"] == 13  # valid-4.2.vcf
+
+
+# --- BigQuery -----------------------------------------------------------------------------------
+
+
+@pytest.mark.bigquery
+def test_bigquery_tables_and_loads_name_their_run_and_an_append_waits_for_a_loading_run(bq):
+    from variant_etl.sinks.tables import RUN_LABEL, STATE_LABEL
+
+    result = bq.launch("t", VALID)
+    assert result.returncode == 0, result.stderr
+    (run_id,) = {row[0] for row in bq.query(f"SELECT run_id FROM `{bq.dataset}.t__vcf_header`")}
+    for name in bq.tables("t"):  # shards, sample_info, vcf_header
+        labels = bq.client.get_table(f"{bq.dataset}.{name}").labels
+        assert labels == {RUN_LABEL: run_id, STATE_LABEL: "complete"}, name
+    # One load job per shard with rows, labelled with the run (the emulator keeps labels, not
+    # the job ids' variant_etl_<run_id>_ prefix).
+    loads = [
+        job for job in bq.client.list_jobs() if job.job_type == "load" and job.labels.get(RUN_LABEL) == run_id
+    ]
+    assert len(loads) == 2  # chromosomes 19 and 20
+    # A table another run is still loading (it created it and has not finished): no append.
+    table = bq.client.get_table(f"{bq.dataset}.t__chr20")
+    table.labels = {RUN_LABEL: "0123456789ab", STATE_LABEL: "loading"}
+    bq.client.update_table(table, ["labels"])
+    before = bq.query(f"SELECT count(*) FROM `{bq.dataset}.t__chr20`")
+    refused = bq.launch("t", VALID, extra=["--append"])
+    assert refused.returncode == 2, refused.stderr
+    (line,) = refused.stderr.strip().splitlines()
+    assert "t__chr20 is being loaded by run 0123456789ab" in line
+    assert bq.query(f"SELECT count(*) FROM `{bq.dataset}.t__chr20`") == before
+
+
+@pytest.mark.bigquery
+def test_bigquery_two_runs_creating_one_set_of_tables_leave_only_the_first(bq, monkeypatch):
+    """Both runs see no table; the other run creates them between this run's check and its
+    first create. This run stops, deletes nothing of the other's and loads nothing."""
+    import variant_etl.sinks.tables as tables
+    from variant_etl.core.options import BigQueryOptions, bundled_config
+    from variant_etl.core.sharding import load_sharding_config
+
+    shards = load_sharding_config(bundled_config("homo_sapiens_default.yaml")).shards
+    options = BigQueryOptions(project="test-project", dataset=bq.dataset, table="t", temp_dir="unused")
+    fields = [{"name": "reference_name", "type": "STRING", "mode": "NULLABLE"}]
+    real = tables.make_client
+
+    class Racing:
+        """The emulator's client, but the first create comes after the other run's tables."""
+
+        raced = False
+
+        def __init__(self, project):
+            self._client = real(project)
+
+        def __getattr__(self, name):
+            return getattr(self._client, name)
+
+        def create_table(self, table):
+            if not Racing.raced:
+                Racing.raced = True
+                tables.prepare_tables(options, shards, fields, run_id="aaaaaaaaaaaa")  # the other run
+            return self._client.create_table(table)
+
+    monkeypatch.setattr(tables, "make_client", Racing)
+    with pytest.raises(Exception, match=r"created by another run \(run aaaaaaaaaaaa\)"):
+        tables.prepare_tables(options, shards, fields, run_id="bbbbbbbbbbbb")
+    monkeypatch.setattr(tables, "make_client", real)
+    names = bq.tables("t")
+    assert len(names) == len(shards) + 2
+    labels = {bq.client.get_table(f"{bq.dataset}.{name}").labels[tables.RUN_LABEL] for name in names}
+    assert labels == {"aaaaaaaaaaaa"}
+    # A failed run deletes only tables still labelled with its run id.
+    ids = [options.table_id(s.suffix) for s in shards]
+    tables.delete_tables(options, ids, "bbbbbbbbbbbb")
+    assert bq.tables("t") == names

@@ -455,7 +455,9 @@ class WriteToBigQuery(_Output):
         )
         if self.options.write_method == "FILE_LOADS":
             suffixes = [s.suffix for s in context.spec.sharding.shards]
-            written = written | f"LoadTo{prefix}" >> LoadToBigQuery(self.options, suffixes, kinds=kinds)
+            written = written | f"LoadTo{prefix}" >> LoadToBigQuery(
+                self.options, suffixes, kinds=kinds, run_id=context.spec.run.run_id
+            )
         return [written]
 
 
@@ -469,9 +471,10 @@ def _prepare_tables(_, output: WriteToBigQuery, spec: CommitSpec, schema: pa.Sch
             fields,
             partitioning=LOOKUP_PARTITIONING,
             with_sample_info=False,
+            run_id=spec.run.run_id,
         )
     else:
-        created = tables.prepare_tables(output.options, spec.sharding.shards, fields)
+        created = tables.prepare_tables(output.options, spec.sharding.shards, fields, run_id=spec.run.run_id)
     return len(created)
 
 

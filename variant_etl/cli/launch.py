@@ -32,7 +32,7 @@ from variant_etl.outputs.report import write_report
 from variant_etl.pipeline import build
 from variant_etl.plan.rules import check_output_dir
 from variant_etl.sinks.commit import clean_up_dead_run
-from variant_etl.sinks.tables import delete_tables, insert_run_rows, prepare_tables
+from variant_etl.sinks.tables import delete_tables, finish_tables, insert_run_rows, prepare_tables
 
 
 def _beam_options(beam_args: list[str], *, verbose: bool = False, shuffles: bool = False):
@@ -96,11 +96,12 @@ def _run(plan, options, args, claims, dry_run: bool) -> int:
         if plan.bigquery is not None:
             insert_run_rows(plan.bigquery, SAMPLE_INFO_SUFFIX, sample_info_rows(plan.run_info()))
             insert_run_rows(plan.bigquery, HEADER_SUFFIX, header_rows(plan.run_info()))
+            finish_tables(plan.bigquery, created, plan.run_id)
     except BaseException:
         _remove_temporary(plan)
         claims.release()
         if created:
-            delete_tables(plan.bigquery, created)  # a retry starts clean
+            delete_tables(plan.bigquery, created, plan.run_id)  # a retry starts clean
         raise
     finally:
         if progress is not None:
@@ -164,7 +165,7 @@ def _prepare_bigquery(plan) -> list[str]:
         return []
     descriptions = field_descriptions(plan.schema)
     fields = bigquery_fields(plan.output_schema(), descriptions)
-    created = prepare_tables(plan.bigquery, plan.sharding.shards, fields)
+    created = prepare_tables(plan.bigquery, plan.sharding.shards, fields, run_id=plan.run_id)
     if plan.sample_lookup_bigquery is None:
         return created
     lookup_fields = bigquery_fields(lookup_schema(plan.output_schema()), descriptions)
@@ -175,9 +176,10 @@ def _prepare_bigquery(plan) -> list[str]:
             lookup_fields,
             partitioning=PARTITIONING,
             with_sample_info=False,
+            run_id=plan.run_id,
         )
     except BaseException:
-        delete_tables(plan.bigquery, created)
+        delete_tables(plan.bigquery, created, plan.run_id)
         raise
     return created
 

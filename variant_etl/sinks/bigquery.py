@@ -22,6 +22,7 @@ from variant_etl.core.options import BigQueryOptions
 from variant_etl.core.schema import avro_schema, without_record_counts
 from variant_etl.core.stats import Kind, Stat
 from variant_etl.sinks.parquet import check_element
+from variant_etl.sinks.tables import RUN_LABEL
 
 # (load file, loaded) stat kinds of the variant tables and of the sample-lookup tables
 VARIANT_KINDS = (Kind.BQ_FILE, Kind.BQ_LOADED)
@@ -131,10 +132,11 @@ class WriteBigQueryRows(beam.PTransform):
 class _LoadFn(beam.DoFn):
     """Every shard's Avro files -> one load job per shard (appending to the created table)."""
 
-    def __init__(self, options: BigQueryOptions, suffixes: list[str], kinds: tuple[Kind, Kind]):
+    def __init__(self, options: BigQueryOptions, suffixes: list[str], kinds: tuple[Kind, Kind], run_id: str):
         self._options = options
         self._suffixes = suffixes
         self._kinds = kinds
+        self._run_id = run_id
 
     def process(self, stats: list[Stat]):
         from google.cloud import bigquery
@@ -156,7 +158,9 @@ class _LoadFn(beam.DoFn):
                 if self._options.update_schema_on_append
                 else None
             ),
+            labels={RUN_LABEL: self._run_id} if self._run_id else None,  # the run's rows, per table
         )
+        prefix = f"variant_etl_{self._run_id}_" if self._run_id else None
         try:
             for suffix in self._suffixes:
                 shard_files = sorted(files[suffix], key=lambda f: f["path"])
@@ -165,11 +169,14 @@ class _LoadFn(beam.DoFn):
                 table_id = self._options.table_id(suffix)
                 paths = [f["path"] for f in shard_files]
                 if all(p.startswith("gs://") for p in paths):
-                    client.load_table_from_uri(paths, table_id, job_config=config).result()
+                    job = client.load_table_from_uri(paths, table_id, job_config=config, job_id_prefix=prefix)
+                    job.result()
                 else:  # local temp files (DirectRunner): uploaded through the API
                     for path in paths:
                         with FileSystems.open(path) as source:
-                            client.load_table_from_file(source, table_id, job_config=config).result()
+                            client.load_table_from_file(
+                                source, table_id, job_config=config, job_id_prefix=prefix
+                            ).result()
                 loaded.append(suffix)
                 counts = {
                     "rows": sum(f["rows"] for f in shard_files),
@@ -191,10 +198,15 @@ class LoadToBigQuery(beam.PTransform):
     """All Avro file stats -> load jobs; yields a loaded Stat (rows, records) per shard."""
 
     def __init__(
-        self, options: BigQueryOptions, suffixes: list[str], *, kinds: tuple[Kind, Kind] = VARIANT_KINDS
+        self,
+        options: BigQueryOptions,
+        suffixes: list[str],
+        *,
+        kinds: tuple[Kind, Kind] = VARIANT_KINDS,
+        run_id: str = "",
     ):
         super().__init__()
-        self._fn = _LoadFn(options, suffixes, kinds)
+        self._fn = _LoadFn(options, suffixes, kinds, run_id)
 
     def expand(self, stats):
         return stats | "Gather" >> beam.combiners.ToList() | "Load" >> beam.ParDo(self._fn)

@@ -39,7 +39,7 @@ from variant_etl.filesystems.claims import (
     release,
     remove_empty_dirs,
 )
-from variant_etl.sinks.tables import insert_run_rows
+from variant_etl.sinks.tables import finish_tables, insert_run_rows
 
 
 class _WriteMalformedFn(beam.DoFn):
@@ -298,6 +298,11 @@ class _CommitFn(beam.DoFn):
         if spec.insert_run_rows:  # the tables were loaded: their companions' rows
             insert_run_rows(spec.bigquery, SAMPLE_INFO_SUFFIX, sample_info_rows(spec.run))
             insert_run_rows(spec.bigquery, HEADER_SUFFIX, header_rows(spec.run))
+            suffixes = [shard.suffix for shard in spec.sharding.shards]
+            tables = [spec.bigquery.table_id(s) for s in [*suffixes, SAMPLE_INFO_SUFFIX, HEADER_SUFFIX]]
+            if spec.sample_lookup_bigquery is not None:
+                tables += [spec.sample_lookup_bigquery.table_id(s) for s in suffixes]
+            finish_tables(spec.bigquery, tables, spec.run.run_id)
         if spec.parquet is None and spec.sample_lookup is None:
             with FileSystems.create(FileSystems.join(spec.temp_dir, MANIFEST)) as sink:
                 sink.write(json.dumps(manifest, indent=2).encode("utf-8"))

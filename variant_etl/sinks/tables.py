@@ -14,6 +14,10 @@ from variant_etl.core.partitioning import RangePartitioning
 from variant_etl.core.sharding import Shard
 
 CLUSTERING = ["start_position", "end_position"]
+# Labels of the tables a run creates: which run, and whether it is still loading them. A run
+# appending refuses tables another run is still loading; a failed run deletes only its own.
+RUN_LABEL = "variant_etl_run_id"
+STATE_LABEL = "variant_etl_state"
 
 
 def table_resource(
@@ -23,6 +27,7 @@ def table_resource(
     description: str = "",
     *,
     partitioning: RangePartitioning | None = None,
+    run_id: str = "",
 ):
     """The table to create: schema, integer-range partitioning (the shard's on start_position,
     or ``partitioning``) and clustering on positions."""
@@ -37,6 +42,8 @@ def table_resource(
         )
         table.clustering_fields = CLUSTERING
     table.description = description
+    if run_id:
+        table.labels = {RUN_LABEL: run_id, STATE_LABEL: "loading"}
     return table
 
 
@@ -47,6 +54,7 @@ def prepare_tables(
     *,
     partitioning: RangePartitioning | None = None,
     with_sample_info: bool = True,
+    run_id: str = "",
 ) -> list[str]:
     """Pre-flight checks, then table creation. Returns the ids of tables this run created.
 
@@ -87,6 +95,15 @@ def prepare_tables(
                 f"--append needs every table to exist; missing: {', '.join(missing)}. "
                 "Hint: run once without --append to create them."
             )
+        for table in existing.values():
+            labels = table.labels or {}
+            if labels.get(STATE_LABEL) == "loading" and labels.get(RUN_LABEL) != run_id:
+                raise OutputError(
+                    f"BigQuery table {table.full_table_id} is being loaded by run {labels.get(RUN_LABEL)}, "
+                    "which created it: an append now would mix the two runs' rows with a run that may "
+                    "still fail and delete its tables. Hint: wait for that run to end; if it died, "
+                    "delete the tables it created (they hold part of it) and load again."
+                )
         update = options.update_schema_on_append
         for table_id, table_fields, _ in wanted:
             if table_id in existing:
@@ -97,15 +114,44 @@ def prepare_tables(
     created = []
     try:
         for table_id, table_fields, shard in wanted:
+            description = "Loaded by variant_etl"
             resource = table_resource(
-                table_id, table_fields, shard, "Loaded by variant_etl", partitioning=partitioning
+                table_id, table_fields, shard, description, partitioning=partitioning, run_id=run_id
             )
-            client.create_table(resource)
+            try:
+                client.create_table(resource)
+            except exceptions.Conflict:
+                raise OutputError(_created_meanwhile(client, table_id)) from None
             created.append(table_id)
-    except Exception:
-        delete_tables(options, created)
+    except BaseException:
+        delete_tables(options, created, run_id)
         raise
     return created
+
+
+def _created_meanwhile(client, table_id: str) -> str:
+    """Two runs into one --output_table, both seeing no table: the second to create one stops."""
+    try:
+        other = (client.get_table(table_id).labels or {}).get(RUN_LABEL, "unknown")
+    except Exception:
+        other = "unknown"
+    return (
+        f"BigQuery table {table_id} was created by another run (run {other}) while this run prepared "
+        "its tables: two runs must not load one --output_table. This run deleted the tables it had "
+        "created and loaded nothing. Hint: wait for that run, then rerun with --append, or choose "
+        "another --output_table."
+    )
+
+
+def finish_tables(options: BigQueryOptions, table_ids: list[str], run_id: str) -> None:
+    """The run loaded its tables: they lose the 'loading' state (an append may come)."""
+    client = make_client(options.project)
+    for table_id in table_ids:
+        table = client.get_table(table_id)
+        labels = table.labels or {}
+        if labels.get(RUN_LABEL) == run_id and labels.get(STATE_LABEL) == "loading":
+            table.labels = {**labels, STATE_LABEL: "complete"}
+            client.update_table(table, ["labels"])
 
 
 def _check_append_schema(client, table, fields: list[dict], update: bool) -> None:
@@ -201,7 +247,16 @@ def insert_run_rows(options: BigQueryOptions, suffix: str, rows: list[dict]) -> 
             raise OutputError(f"{table_id}: BigQuery refused {suffix} rows: {str(errors)[:500]}")
 
 
-def delete_tables(options: BigQueryOptions, table_ids: list[str]) -> None:
+def delete_tables(options: BigQueryOptions, table_ids: list[str], run_id: str = "") -> None:
+    """Deletes tables a failed run created; with ``run_id``, only those still labelled with it."""
+    from google.api_core import exceptions
+
     client = make_client(options.project)
     for table_id in table_ids:
+        if run_id:
+            try:
+                if (client.get_table(table_id).labels or {}).get(RUN_LABEL) != run_id:
+                    continue
+            except exceptions.NotFound:
+                continue
         client.delete_table(table_id, not_found_ok=True)
