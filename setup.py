@@ -29,7 +29,7 @@ setuptools.setup(
         "duckdb>=1.1",  # the query and export commands
     ],
     extras_require={
-        "test": ["pytest>=8", "duckdb>=1.1", "ruff>=0.6", "hypothesis>=6"],
+        "test": ["pytest>=8", "duckdb>=1.1", "ruff>=0.6", "hypothesis>=6", "gcp-storage-emulator>=2024.0"],
     },
     entry_points={"console_scripts": ["variant-etl=variant_etl.cli:main"]},
 )

@@ -372,3 +372,37 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "bigquery_emulator" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.bigquery)
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator():
+    """A gcp-storage-emulator process (in memory) on 127.0.0.1; yields (its URL, its request
+    log). Clients find it through STORAGE_EMULATOR_HOST."""
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log_path = Path(tempfile.gettempdir()) / f"gcs-emulator-{port}.log"
+    log = open(log_path, "w")
+    process = subprocess.Popen(
+        [sys.executable, "-u", "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"],
+        stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/storage/v1/b", timeout=2)
+            break
+        except Exception:
+            if process.poll() is not None or time.time() > deadline:
+                log.close()
+                raise RuntimeError(f"gcp-storage-emulator did not start; see {log_path}") from None
+            time.sleep(0.2)
+    yield url, log_path
+    process.terminate()
+    process.wait(timeout=30)
+    log.close()

@@ -554,3 +554,53 @@ def test_bigquery_two_runs_creating_one_set_of_tables_leave_only_the_first(bq, m
     ids = [options.table_id(s.suffix) for s in shards]
     tables.delete_tables(options, ids, "bbbbbbbbbbbb")
     assert bq.tables("t") == names
+
+
+# --- gs:// --------------------------------------------------------------------------------------
+
+
+def test_gcs_claims_are_created_and_replaced_only_at_the_generation_read(gcs_emulator, monkeypatch):
+    """On gcp-storage-emulator: the claim object is created with ifGenerationMatch=0 (real GCS
+    refuses a second create; the emulator ignores preconditions, so the test records them as
+    sent), a second run is refused naming the first, and only the named dead run's claim is
+    taken over, at its generation."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    from variant_etl.filesystems.claims import ClaimedError, read_claim, release, take_over
+
+    url, _ = gcs_emulator
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", url)
+    uploads, deletes = [], []  # the preconditions sent (the emulator does not enforce them)
+    upload, delete = storage.Blob.upload_from_string, storage.Blob.delete
+
+    def recorded(calls, method):
+        def call(self, *args, **kwargs):
+            calls.append(kwargs)
+            return method(self, *args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(storage.Blob, "upload_from_string", recorded(uploads, upload))
+    monkeypatch.setattr(storage.Blob, "delete", recorded(deletes, delete))
+    storage.Client(project="p", credentials=AnonymousCredentials()).create_bucket("claims")
+    out = "gs://claims/cohort/out"
+    first = Claim("aaaaaaaaaaaa", "2026-12-02T10:00:00Z", "elsewhere", 1)
+    acquire(out, first)
+    assert read_claim(out) == first
+    with pytest.raises(
+        ClaimedError, match=r"is claimed by run aaaaaaaaaaaa \(started 2026-12-02T10:00:00Z on elsewhere"
+    ):
+        acquire(out, Claim.new("bbbbbbbbbbbb"))
+    with pytest.raises(ClaimedError, match="is claimed by run aaaaaaaaaaaa"):
+        take_over(out, "cccccccccccc", Claim.new("bbbbbbbbbbbb"))
+    release(out, "bbbbbbbbbbbb")  # not its claim: stays
+    assert read_claim(out) == first
+    second = Claim.new("bbbbbbbbbbbb")
+    assert take_over(out, "aaaaaaaaaaaa", second) == first
+    assert read_claim(out) == second
+    release(out, "bbbbbbbbbbbb")
+    assert read_claim(out) is None
+    assert [kwargs.get("if_generation_match") for kwargs in uploads] == [0, uploads[1]["if_generation_match"]]
+    assert uploads[1]["if_generation_match"] > 0  # the takeover: replaced at the generation read
+    assert len(deletes) == 1 and deletes[0]["if_generation_match"] > 0

@@ -91,8 +91,7 @@ def claimed_error(out: str, holder: Claim, flag: str) -> ClaimedError:
 def read_claim(out: str) -> Claim | None:
     path = claim_path(out)
     if _is_gcs(path):
-        blob = _gcs_blob(path)
-        data = _gcs_read(blob)
+        data, _ = _gcs_read(_gcs_blob(path))
         return None if data is None else Claim.from_json(data, path)
     if "://" not in path:
         try:
@@ -134,9 +133,9 @@ def release(out: str, run_id: str) -> None:
     path = claim_path(out)
     if _is_gcs(path):
         blob = _gcs_blob(path)
-        data = _gcs_read(blob)
+        data, generation = _gcs_read(blob)
         if data is not None and Claim.from_json(data, path).run_id == run_id:
-            _gcs_call(lambda: blob.delete(if_generation_match=blob.generation), path)
+            _gcs_call(lambda: blob.delete(if_generation_match=generation), path)
         return
     holder = read_claim(out)
     if holder is not None and holder.run_id == run_id:
@@ -158,10 +157,8 @@ def take_over(out: str, stale_run_id: str, claim: Claim, flag: str = "--output_p
         return None
     if _is_gcs(path):
         blob = _gcs_blob(path)
-        _gcs_read(blob)  # its generation
-        generation = blob.generation
-        data = blob.download_as_bytes(if_generation_match=generation)
-        if Claim.from_json(data, path).run_id != stale_run_id:
+        data, generation = _gcs_read(blob)
+        if data is None or Claim.from_json(data, path).run_id != stale_run_id:
             raise claimed_error(out, read_claim(out), flag)
         _gcs_call(
             lambda: blob.upload_from_string(
@@ -241,14 +238,16 @@ def _gcs_blob(path: str):
     return _gcs_client().bucket(bucket).blob(name)
 
 
-def _gcs_read(blob) -> bytes | None:
+def _gcs_read(blob) -> tuple[bytes | None, int | None]:
+    """The object's bytes and the generation they are of (None, None: no object)."""
     from google.api_core import exceptions
 
     try:
         blob.reload()
-        return blob.download_as_bytes(if_generation_match=blob.generation)
+        generation = blob.generation  # before the download, which may reset it
+        return blob.download_as_bytes(if_generation_match=generation), generation
     except exceptions.NotFound:
-        return None
+        return None, None
 
 
 def _gcs_call(call, path: str):
@@ -263,6 +262,9 @@ def _gcs_call(call, path: str):
 def _gcs_acquire(path: str, claim: Claim, out: str, flag: str) -> None:
     from google.api_core import exceptions
 
+    holder = read_claim(out)
+    if holder is not None:
+        raise claimed_error(out, holder, flag)
     blob = _gcs_blob(path)
     try:
         blob.upload_from_string(claim.to_json(), content_type="application/json", if_generation_match=0)
