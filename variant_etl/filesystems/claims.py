@@ -230,7 +230,12 @@ def _gcs_client():
         from google.auth.credentials import AnonymousCredentials
 
         return storage.Client(project="variant-etl", credentials=AnonymousCredentials())
-    return storage.Client()
+    from google.auth.exceptions import DefaultCredentialsError
+
+    try:
+        return storage.Client()
+    except DefaultCredentialsError:  # as Beam's gs:// file system: public buckets only
+        return storage.Client.create_anonymous_client()
 
 
 def _gcs_blob(path: str):

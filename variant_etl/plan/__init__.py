@@ -28,6 +28,7 @@ from variant_etl.plan.inputs import expand_inputs, local_file, plan_source
 from variant_etl.plan.model import Plan, PlanEstimate, SourcePlan
 from variant_etl.plan.render import human_bytes, plan_json, plan_text
 from variant_etl.plan.rules import (
+    check_dirs_apart,
     check_merge_options,
     check_output_dir,
     check_sample_lookup_dir,
@@ -75,10 +76,15 @@ def make_plan(
     check_merge_options(merge, schema_options)
     # The cheap checks first: a bad config or output must not wait for every header to be read.
     sharding = load_sharding_config(sharding_config_path or bundled_config(DEFAULT_SHARDING_CONFIG))
-    if parquet is not None:
+    # Launch checks the directories again once it has claimed them. A remote one being
+    # overwritten is left to that check: a Dataflow --dry_run claims nothing and reads nothing.
+    if parquet is not None and not (parquet.overwrite and "://" in parquet.output_dir):
         check_output_dir(parquet.output_dir, parquet.overwrite, taking_over=take_over)
     if sample_lookup is not None:
-        check_sample_lookup_dir(sample_lookup, parquet, taking_over=take_over)
+        if parquet is not None:
+            check_dirs_apart(sample_lookup, parquet)
+        if not (sample_lookup.overwrite and "://" in sample_lookup.output_dir):
+            check_sample_lookup_dir(sample_lookup, None, taking_over=take_over)
     if bigquery is not None:
         check_table_names(bigquery, sharding)
     if sample_lookup_bigquery is not None:
