@@ -24,6 +24,7 @@ from test_launch import check_manifest_adds_up
 
 from variant_etl.core.manifest import files_of
 from variant_etl.filesystems.claims import Claim, acquire
+from variant_etl.sinks.commit import clean_up_dead_run
 
 VALID = VT_VCF / "valid-4.0.vcf"  # chromosomes 19 and 20: two shards
 OTHER = VT_VCF / "valid-4.2.vcf"
@@ -451,6 +452,16 @@ def test_a_commit_stopped_at_any_step_is_complete_or_absent_and_its_retry_comple
         recorded.commit()  # the runner retries the commit bundle
         assert [_tree(d) for d in recorded.dirs] == recorded.made, f"retry after a fault at {step}"
         assert not any((d / "_temporary").exists() for d in recorded.dirs)
+        if kind == "kill":  # the run died instead: what a run taking over it finds
+            recorded.restore()
+            with pytest.raises(_Fault):
+                recorded.commit(_FaultyFileSystems(number, kind))
+            for index, directory in enumerate(recorded.dirs):
+                clean_up_dead_run(str(directory), recorded.run_id)
+                left = _tree(directory)
+                whole = [recorded.made[index]] + ([recorded.previous[index]] if recorded.previous else [])
+                assert left in [{}, *whole], f"{directory} after a take-over of a fault at {step}"
+                assert not (directory / "_temporary").exists()
 
 
 @pytest.mark.slow

@@ -268,8 +268,9 @@ def _remove_previous_output(out: str, names: list[str]) -> None:
 
 def clean_up_dead_run(out: str, run_id: str) -> list[str]:
     """After taking over the claim of run ``run_id``, which died: its temporary files go, and
-    so does what its commit had put in place if the commit did not finish. Returns what was
-    removed from the output itself (relative paths)."""
+    so does what its commit had put in place if the commit did not finish; an output left whole
+    but for its ``_SUCCESS`` gets it back. Returns what was removed from the output itself
+    (relative paths)."""
     temp_dir = FileSystems.join(out, TEMPORARY, run_id)
     journal = _read_json(FileSystems.join(temp_dir, JOURNAL))
     current = read_manifest(out)
@@ -283,6 +284,13 @@ def clean_up_dead_run(out: str, run_id: str) -> list[str]:
         _remove_previous_output(out, removed)
         directories = {name.rsplit("/", 1)[0] for name in names if "/" in name}
         remove_empty_dirs([FileSystems.join(out, name) for name in sorted(directories, reverse=True)])
+    elif current is not None and not _exists(FileSystems.join(out, SUCCESS)):
+        # A complete output without its last marker: the dead run's (killed just before
+        # _SUCCESS), or the one it was to replace (killed just after removing its _SUCCESS,
+        # before any of its files). Either is whole: it gets _SUCCESS back.
+        previous = journal["previous_run"] if journal else None
+        if current.get("run_id") in (run_id, previous) and journal is not None:
+            FileSystems.create(FileSystems.join(out, SUCCESS)).close()
     _delete_existing([temp_dir])
     remove_empty_dirs([FileSystems.join(out, TEMPORARY)])
     return removed
