@@ -64,3 +64,32 @@ def test_portable_runner_with_external_workers_gives_directrunner_output(tmp_pat
     assert result.returncode == 0, result.stderr
     assert digests(portable) == digests(direct)
     assert len(digests(direct)) == 25  # the two small inputs are read as one group: a file per shard
+
+
+@pytest.mark.parametrize("runner", [[], ["--runner", "DirectRunner"]], ids=["default", "DirectRunner"])
+def test_the_local_runner_needs_no_network_and_never_tries_prism(tmp_path, monkeypatch, runner):
+    """Beam 2.77's DirectRunner first downloads Prism from GitHub and runs the pipeline there
+    when it can; launch runs Beam's in-process FnApiRunner instead, with every outbound
+    connection refused, and never reaches Prism."""
+    import apache_beam.runners.portability.prism_runner as prism_runner
+
+    reached = []
+    monkeypatch.setattr(prism_runner.PrismRunner, "run_pipeline", lambda *a, **k: reached.append(a))
+    connect = socket.socket.connect
+
+    def refuse_outbound(self, address):
+        if isinstance(address, tuple) and address[0] not in ("127.0.0.1", "::1", "localhost"):
+            reached.append(address)
+            raise ConnectionRefusedError(f"outbound connection to {address} refused by the test")
+        return connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", refuse_outbound)
+    out = tmp_path / "out"
+    source = REPO.parent / "shared" / "testdata" / "vt" / "vcf" / "valid-4.0.vcf"
+    result = run_cli(
+        "launch", "--input_pattern", str(source), "--output_parquet_dir", str(out), "--verbose", *runner
+    )
+    assert result.returncode == 0, result.stderr
+    assert reached == []
+    assert "prism" not in result.stderr.lower()
+    assert (out / "_SUCCESS").exists()
