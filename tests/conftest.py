@@ -406,3 +406,17 @@ def gcs_emulator():
     process.terminate()
     process.wait(timeout=30)
     log.close()
+
+
+def prism_binary() -> Path:
+    """Beam's Prism runner, built from the Go module registry at the Beam version installed,
+    once per machine (``go install``; about 2.5 minutes)."""
+    import apache_beam
+
+    root = Path(os.environ.get("VARIANT_ETL_CACHE", Path.home() / ".cache" / "variant_etl"))
+    directory = root / f"prism-{apache_beam.__version__}"
+    binary = directory / "prism"
+    if not binary.exists():
+        module = f"github.com/apache/beam/sdks/v2/go/cmd/prism@v{apache_beam.__version__}"
+        subprocess.run(["go", "install", module], check=True, env=dict(os.environ, GOBIN=str(directory)))
+    return binary

@@ -1,0 +1,90 @@
+"""The same launch on other engines than the in-process one: byte-identical Parquet, the same
+manifest counts and the same dead letters as on DirectRunner. Prism is Beam's Go portable
+runner, built from the Go module registry (tests/conftest.py::prism_binary)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from conftest import REAL, REPO, VT_VCF, prism_binary, run_cli
+from test_merge import indexed_copies
+
+MERGE = sorted((VT_VCF / "merge").glob("merge*.vcf"))
+MOVE_TO_CALLS = [
+    "--variant_merge_strategy",
+    "MOVE_TO_CALLS",
+    "--copy_quality_to_calls",
+    "--copy_filter_to_calls",
+]
+
+
+def _cases(tmp_path: Path) -> dict[str, list[str]]:
+    def inputs(paths) -> list[str]:
+        return [arg for path in paths for arg in ("--input_pattern", str(path))]
+
+    return {
+        "shards and dead letters": inputs(
+            [
+                VT_VCF / "valid-4.0.vcf",
+                VT_VCF / "invalid-4.0-POS-empty.vcf",
+                REPO / "examples" / "data" / "*.vcf.gz",
+            ]
+        )
+        + ["--allow_malformed_records", "--allow_incompatible_records"],
+        "MOVE_TO_CALLS merge through the shuffle": inputs(MERGE) + MOVE_TO_CALLS,
+        "indexed merge in region splits": inputs(indexed_copies(tmp_path, MERGE)) + MOVE_TO_CALLS,
+        "annotations": inputs([REAL / "bcftools" / "split-vep.5.vcf"]) + ["--annotation_fields", "CSQ"],
+    }
+
+
+def output(out: Path) -> dict[str, object]:
+    """What a run wrote, but what differs between runs: its id and times."""
+    found: dict[str, object] = {}
+    for path in sorted(out.rglob("*")):
+        name = path.relative_to(out).as_posix()
+        if path.is_dir() or name in ("_report.html", "_SUCCESS"):
+            continue
+        if name == "_manifest.json":
+            manifest = json.loads(path.read_text())
+            manifest.pop("run_id"), manifest.pop("finished_at")
+            found[name] = manifest
+        elif name == "__sample_info.parquet":
+            found[name] = pq.read_table(path).drop(["ingestion_datetime"]).to_pylist()
+        else:
+            found[name] = path.read_bytes()
+    return found
+
+
+@pytest.fixture(scope="module")
+def prism():
+    return prism_binary()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "case",
+    [
+        "shards and dead letters",
+        "MOVE_TO_CALLS merge through the shuffle",
+        "indexed merge in region splits",
+        "annotations",
+    ],
+)
+def test_prism_gives_the_directrunner_output(tmp_path, prism, case):
+    args = _cases(tmp_path)[case]
+    direct, on_prism = tmp_path / "direct", tmp_path / "prism"
+    result = run_cli("launch", *args, "--output_parquet_dir", str(direct))
+    assert result.returncode == 0, result.stderr
+    result = run_cli(
+        "launch", *args, "--output_parquet_dir", str(on_prism), "--runner", "PrismRunner",
+        "--prism_location", str(prism),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    expected = output(direct)
+    assert any(name.endswith(".parquet") and "/" in name for name in expected)
+    if case == "shards and dead letters":
+        assert any(name.startswith("_malformed/") for name in expected)
+    assert output(on_prism) == expected
