@@ -88,3 +88,30 @@ def test_prism_gives_the_directrunner_output(tmp_path, prism, case):
     if case == "shards and dead letters":
         assert any(name.startswith("_malformed/") for name in expected)
     assert output(on_prism) == expected
+
+
+@pytest.mark.slow
+@pytest.mark.bigquery
+def test_prism_loads_the_bigquery_tables_directrunner_loads(bq, prism):
+    inputs = [VT_VCF / "valid-4.0.vcf", VT_VCF / "invalid-4.0-POS-empty.vcf"]
+    extra = ["--allow_malformed_records"]
+    assert bq.launch("direct", *inputs, extra=extra).returncode == 0
+    result = bq.launch(
+        "prism", *inputs, extra=[*extra, "--runner", "PrismRunner", "--prism_location", str(prism)]
+    )
+    assert result.returncode == 0, result.stderr
+    names = [name.removeprefix("direct__") for name in bq.tables("direct")]
+    assert names == [name.removeprefix("prism__") for name in bq.tables("prism")]
+    for name in names:
+        if name == "vcf_header":
+            columns = "line_number, line"
+        elif name == "sample_info":
+            columns = "sample_id, sample_name, file_path"
+        else:
+            columns = "TO_JSON_STRING(t)"
+        rows = [
+            bq.query(f"SELECT {columns} FROM `{bq.dataset}.{base}__{name}` AS t ORDER BY 1")
+            for base in ("direct", "prism")
+        ]
+        assert rows[0] == rows[1], name
+    assert any(bq.query(f"SELECT count(*) FROM `{bq.dataset}.prism__chr20`")[0])
