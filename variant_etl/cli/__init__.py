@@ -16,9 +16,17 @@ each command does and prints), ``launch`` (running the pipeline). Only ``launch`
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from variant_etl.core.errors import WRAPPED_ERROR, VariantEtlError
+
+
+def _anonymous_gcs_for_an_emulator() -> None:
+    if os.environ.get("STORAGE_EMULATOR_HOST"):  # else Beam is not imported here: a fast start
+        from variant_etl.filesystems import anonymous_gcs_for_an_emulator
+
+        anonymous_gcs_for_an_emulator()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     from variant_etl.cli.rules import parse_args
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    _anonymous_gcs_for_an_emulator()
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args, beam_args = parse_args(argv)

@@ -26,7 +26,7 @@ from variant_etl.core.run import header_rows, sample_info_rows
 from variant_etl.core.sample_lookup import PARTITIONING, lookup_schema
 from variant_etl.core.schema import bigquery_fields, field_descriptions
 from variant_etl.filesystems import open_binary
-from variant_etl.filesystems.claims import Claim, acquire, read_claim, release, remove_empty_dirs
+from variant_etl.filesystems.claims import Claim, acquire, delete_tree, read_claim, release, remove_empty_dirs
 from variant_etl.filesystems.claims import take_over as take_over_claim
 from variant_etl.outputs.report import write_report
 from variant_etl.pipeline import build
@@ -244,8 +244,7 @@ def _remove_temporary(plan) -> None:
         outs = [options.output_dir for options, _ in plan.parquet_outputs()]
         own += [FileSystems.join(out, TEMPORARY, plan.run_id) for out in outs]
         for path in dict.fromkeys(own):
-            if FileSystems.exists(path):
-                FileSystems.delete([path])
+            delete_tree(path)
         remove_empty_dirs([FileSystems.join(out, TEMPORARY) for out in outs])
 
 

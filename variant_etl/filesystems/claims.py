@@ -324,3 +324,15 @@ def remove_empty_dirs(paths: list[str]) -> None:
             os.rmdir(path)
         except OSError:
             pass
+
+
+def delete_tree(path: str) -> None:
+    """Deletes a directory this run owns and all in it. On gs:// a directory is a name prefix
+    (``FileSystems.exists`` of it is False): its objects are listed and deleted."""
+    if "://" not in path:
+        if os.path.lexists(path):
+            FileSystems.delete([path])
+        return
+    matched = FileSystems.match([path.rstrip("/") + "/**"])[0].metadata_list
+    if matched:
+        FileSystems.delete([m.path for m in matched])

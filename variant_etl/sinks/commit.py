@@ -33,6 +33,7 @@ from variant_etl.core.stats import Kind, Stat
 from variant_etl.filesystems.claims import (
     Claim,
     acquire,
+    delete_tree,
     listed_files,
     read_claim,
     read_manifest,
@@ -227,7 +228,7 @@ def commit_files(spec: CommitSpec, manifest: dict, renames: list[tuple[str, str]
         with FileSystems.create(FileSystems.join(output.out, SUCCESS)):
             pass  # written last: a directory without it is not a finished run
     for output in outputs:
-        _delete_existing([output.temp_dir])
+        delete_tree(output.temp_dir)
         remove_empty_dirs([FileSystems.join(output.out, TEMPORARY)])
         if not spec.claims_held:
             release(output.out, run_id)
@@ -291,7 +292,7 @@ def clean_up_dead_run(out: str, run_id: str) -> list[str]:
         previous = journal["previous_run"] if journal else None
         if current.get("run_id") in (run_id, previous) and journal is not None:
             FileSystems.create(FileSystems.join(out, SUCCESS)).close()
-    _delete_existing([temp_dir])
+    delete_tree(temp_dir)
     remove_empty_dirs([FileSystems.join(out, TEMPORARY)])
     return removed
 
