@@ -115,3 +115,79 @@ def test_prism_loads_the_bigquery_tables_directrunner_loads(bq, prism):
         ]
         assert rows[0] == rows[1], name
     assert any(bq.query(f"SELECT count(*) FROM `{bq.dataset}.prism__chr20`")[0])
+
+
+def _sdist_venv(tmp_path: Path) -> Path:
+    """A virtualenv holding only the sdist of setup.py and what it requires: what
+    ``--setup_file`` installs on Dataflow workers. The dependencies are installed once per
+    machine (keyed by setup.py); the sdist of this checkout, each time."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    dist = tmp_path / "dist"
+    subprocess.run([sys.executable, "setup.py", "-q", "sdist", "-d", str(dist)], cwd=REPO, check=True)
+    (sdist,) = dist.glob("variant_etl-*.tar.gz")
+    digest = hashlib.sha256((REPO / "setup.py").read_bytes()).hexdigest()[:12]
+    root = Path(os.environ.get("VARIANT_ETL_CACHE", Path.home() / ".cache" / "variant_etl"))
+    venv = root / f"sdist-workers-{digest}"
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
+    if not (venv / "ready").exists():
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        subprocess.run([*pip, str(sdist)], check=True, cwd=tmp_path)
+        (venv / "ready").write_text("ok\n")
+    else:
+        subprocess.run([*pip, "--no-deps", "--force-reinstall", str(sdist)], check=True, cwd=tmp_path)
+    return venv
+
+
+@pytest.mark.slow
+def test_workers_with_only_the_sdist_installed_give_the_directrunner_output(tmp_path):
+    """The job's driver runs here; its SDK workers come from an EXTERNAL worker pool started in
+    a virtualenv with only the sdist installed, in a directory away from the checkout."""
+    import os
+    import socket
+    import subprocess
+    import time
+
+    venv = _sdist_venv(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    where = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import variant_etl; print(variant_etl.__file__)"],
+        cwd=elsewhere, env=env, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert where.startswith(str(venv)), where  # the installed sdist, not the checkout
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    pool = subprocess.Popen(
+        [str(venv / "bin" / "python"), "-m", "apache_beam.runners.worker.worker_pool_main", f"--service_port={port}"],
+        cwd=elsewhere, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.time() < deadline and pool.poll() is None, "the worker pool did not start"
+                time.sleep(0.3)
+        args = [*_cases(tmp_path)["shards and dead letters"], "--annotation_fields", "CSQ"]
+        args += ["--input_pattern", str(REAL / "bcftools" / "split-vep.5.vcf")]
+        direct, workers = tmp_path / "direct", tmp_path / "workers"
+        assert run_cli("launch", *args, "--output_parquet_dir", str(direct)).returncode == 0
+        result = run_cli(
+            "launch", *args, "--output_parquet_dir", str(workers),
+            "--runner", "PortableRunner", "--job_endpoint", "embed",
+            "--environment_type", "EXTERNAL", "--environment_config", f"localhost:{port}",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert output(workers) == output(direct)
+    finally:
+        pool.terminate()
+        pool.wait(timeout=30)
