@@ -16,7 +16,13 @@ import tempfile
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions, TestOptions
+from apache_beam.options.pipeline_options import (
+    DebugOptions,
+    DirectOptions,
+    PipelineOptions,
+    StandardOptions,
+    TestOptions,
+)
 
 from variant_etl.cli.planning import make_plan_of, print_plan
 from variant_etl.core.errors import WRAPPED_ERROR
@@ -43,6 +49,11 @@ def _beam_options(beam_args: list[str], *, verbose: bool = False, shuffles: bool
     standard = options.view_as(StandardOptions)
     if standard.runner is None:
         standard.runner = "DirectRunner"
+    if standard.runner.rsplit(".", 1)[-1].lower() in ("prismrunner", "prism"):
+        # Beam shares one Prism job server per process, made with the options of the first
+        # pipeline that asked (Beam's own DirectRunner asks, without --prism_location): each
+        # launch gets its own, from its own options.
+        options.view_as(DebugOptions).add_experiment("disable_prism_server_singleton")
     if standard.runner in ("DirectRunner", "direct"):
         direct = options.view_as(DirectOptions)
         if "--direct_num_workers" not in " ".join(beam_args):
