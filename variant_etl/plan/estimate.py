@@ -23,15 +23,13 @@ from variant_etl.core.header import VcfHeader
 from variant_etl.core.regions import index_of
 from variant_etl.core.source import detect_format
 from variant_etl.filesystems import open_binary
-from variant_etl.plan.inputs import in_parallel
 from variant_etl.plan.model import Plan, PlanEstimate
 
 
 def estimate_plan(plan: Plan) -> PlanEstimate:
     """Cheap: reads each input's index, or a few MB of its records, never a whole large file."""
     sizes = plan.sizes or (None,) * len(plan.headers)
-    estimates = in_parallel(lambda pair: estimate_input(*pair), list(zip(plan.headers, sizes)))
-    inputs = {h.path: estimate for h, estimate in zip(plan.headers, estimates)}
+    inputs = {h.path: estimate_input(h, size) for h, size in zip(plan.headers, sizes)}
     points: dict[str, list] = {}
     spans = []
     for found in inputs.values():

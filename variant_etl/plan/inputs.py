@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import logging
 import os
@@ -70,16 +69,6 @@ def expand_inputs(patterns: list[str], input_file: str | None) -> dict[str, int]
     return dict(sorted(sizes.items()))
 
 
-def in_parallel(function, items: list) -> list:
-    """``[function(item) for item in items]``, with up to 16 at a time: each input costs a round
-    trip or two (gs:// above all), and a thousand of them one after the other add up. The first
-    failure in input order is raised."""
-    if len(items) < 2:
-        return [function(item) for item in items]
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(items))) as pool:
-        return list(pool.map(function, items))
-
-
 def _read_header(path: str, what: str = "input") -> VcfHeader:
     try:
         return read_header(path, open_binary)
@@ -106,7 +95,7 @@ def plan_source(
         raise VcfFormatError("no input: pass --input_pattern 'data/*.vcf.gz' or --input_file list.txt")
     sizes = expand_inputs(patterns, input_file)
     inputs = tuple(sizes)
-    parsed = tuple(in_parallel(_read_header, list(inputs)))
+    parsed = tuple(_read_header(path) for path in inputs)
     if headers.representative_header_file:
         merged = representative_header(
             _read_header(headers.representative_header_file, "--representative_header_file"), list(parsed)
@@ -127,9 +116,8 @@ def plan_source(
     batch_rows = max(100, min(read.batch_rows, 1_000_000 // max(1, max_samples)))
     read = dataclasses.replace(read, batch_rows=batch_rows)
     with_path = headers.sample_name_encoding == "WITH_FILE_PATH"
-    ranges_of = in_parallel(lambda h: _byte_ranges(h, sizes[h.path], read.split_bytes), list(parsed))
     splits = []
-    for index, (h, ranges) in enumerate(zip(parsed, ranges_of)):
+    for index, h in enumerate(parsed):
         common = dict(
             path=h.path,
             samples=h.samples,
@@ -137,6 +125,7 @@ def plan_source(
             file_index=index,
             sample_ids=tuple(sample_id(name, h.path if with_path else None) for name in h.samples),
         )
+        ranges = _byte_ranges(h, sizes[h.path], read.split_bytes)
         splits += [ReadSplit(**common, byte_range=r, part=part) for part, r in enumerate(ranges)]
     splits = _group_small_files(splits, sizes, read)
     check_sample_ids(splits)
@@ -165,8 +154,7 @@ def local_file(path: str, option: str) -> str:
 
 def _region_splits(headers, splits, merged: MergedHeader, merge: MergeOptions) -> tuple[RegionSplit, ...]:
     """Windows to merge in place when every input is indexed; else () and a warning."""
-    indexes = in_parallel(lambda h: index_of(h.path, FileSystems.exists), list(headers))
-    unindexed = [h.path for h, index in zip(headers, indexes) if index is None]
+    unindexed = [h.path for h in headers if index_of(h.path, FileSystems.exists) is None]
     redefined = [h.path for h in headers if redefines_own(h, merged)]
     if unindexed or redefined:
         why = (
