@@ -191,3 +191,58 @@ def test_workers_with_only_the_sdist_installed_give_the_directrunner_output(tmp_
     finally:
         pool.terminate()
         pool.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def worker_pool_port():
+    """Beam's EXTERNAL worker pool of this environment on 127.0.0.1 (the PortableRunner's
+    workers, as on Flink or Spark without Docker)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    pool = subprocess.Popen(
+        [sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main", f"--service_port={port}"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.time() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert time.time() < deadline and pool.poll() is None, "the worker pool did not start"
+            time.sleep(0.3)
+    yield port
+    pool.terminate()
+    pool.wait(timeout=30)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "case",
+    [
+        "shards and dead letters",
+        "MOVE_TO_CALLS merge through the shuffle",
+        "indexed merge in region splits",
+        "annotations",
+    ],
+)
+def test_portable_runner_gives_the_directrunner_output(tmp_path, worker_pool_port, case):
+    args = _cases(tmp_path)[case]
+    direct, portable = tmp_path / "direct", tmp_path / "portable"
+    result = run_cli("launch", *args, "--output_parquet_dir", str(direct))
+    assert result.returncode == 0, result.stderr
+    result = run_cli(
+        "launch", *args, "--output_parquet_dir", str(portable),
+        "--runner", "PortableRunner", "--job_endpoint", "embed",
+        "--environment_type", "EXTERNAL", "--environment_config", f"localhost:{worker_pool_port}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert output(portable) == output(direct)
