@@ -134,8 +134,11 @@ def test_a_dead_runs_claim_is_taken_over_only_by_naming_that_run(tmp_path):
 @pytest.mark.parametrize("relative", [False, True], ids=["absolute", "relative"])
 def test_two_runs_started_two_seconds_apart_into_one_new_output(tmp_path, relative):
     """The issue's case: run A (many records) and, 2 s later, run B (5 records) into one new
-    directory. B stops at its plan naming A; A's output is complete and only A's."""
-    big = generate_vcf(tmp_path / "big.vcf", 300_000, 4)
+    directory. B stops at its plan naming A; A's output is complete and only A's. A is paused
+    (SIGSTOP) while B runs, so that it cannot finish first on a fast machine."""
+    import signal
+
+    big = generate_vcf(tmp_path / "big.vcf", 200_000, 4)
     out = "out" if relative else str(tmp_path / "out")
     cwd = tmp_path if relative else REPO
 
@@ -143,7 +146,7 @@ def test_two_runs_started_two_seconds_apart_into_one_new_output(tmp_path, relati
         return subprocess.Popen(
             [sys.executable, "-m", "variant_etl", "launch", "--input_pattern", str(source),
              "--output_parquet_dir", out],
-            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
         )  # fmt: skip
 
     a = start(big)
@@ -152,20 +155,26 @@ def test_two_runs_started_two_seconds_apart_into_one_new_output(tmp_path, relati
         assert a.poll() is None and time.time() < deadline
         time.sleep(0.05)
     time.sleep(2)
-    b = start(VALID)
-    _, b_err = b.communicate(timeout=120)
+    assert a.poll() is None, "run A ended within 2 s of its claim"
+    os.killpg(a.pid, signal.SIGSTOP)
+    try:
+        b = start(VALID)
+        _, b_err = b.communicate(timeout=120)
+    finally:
+        os.killpg(a.pid, signal.SIGCONT)
     _, a_err = a.communicate(timeout=300)
     assert a.returncode == 0, a_err
     assert b.returncode == 2, b_err
     manifest = check_manifest_adds_up(tmp_path / "out")
     assert f"is claimed by run {manifest['run_id']} (started" in b_err
-    assert manifest["totals"]["records_read"] == 300_000
+    assert "still running" in b_err
+    assert manifest["totals"]["records_read"] == 200_000
     (rows,) = (
         duckdb.connect()
         .execute(f"SELECT count(*) FROM read_parquet('{tmp_path}/out/*/*.parquet')")
         .fetchone()
     )
-    assert rows == 300_000
+    assert rows == 200_000
 
 
 # --- the commit checks before it moves ---------------------------------------------------------
