@@ -49,7 +49,7 @@ def _beam_options(beam_args: list[str], *, verbose: bool = False, shuffles: bool
     standard = options.view_as(StandardOptions)
     if standard.runner is None:
         standard.runner = "DirectRunner"
-    if standard.runner.rsplit(".", 1)[-1].lower() in ("prismrunner", "prism"):
+    if _runner_name(options) in ("prismrunner", "prism"):
         # Beam shares one Prism job server per process, made with the options of the first
         # pipeline that asked (Beam's own DirectRunner asks, without --prism_location): each
         # launch gets its own, from its own options.
@@ -136,13 +136,17 @@ def _run(plan, options, args, claims, dry_run: bool) -> int:
 _LOCAL_RUNNERS = ("directrunner", "direct", "bundlebaseddirectrunner", "switchingdirectrunner")
 
 
+def _runner_name(options) -> str:
+    """The runner the options name, as Beam matches it: the class name, lower case."""
+    return (options.view_as(StandardOptions).runner or "").rsplit(".", 1)[-1].lower()
+
+
 def _local_runner(options):
     """``DirectRunner`` (the default) as the tests run it: Beam's in-process FnApiRunner.
     Beam's own DirectRunner would first try Prism, which it downloads from GitHub and runs
     when the pipeline allows (Beam 2.77): a binary fetched at run time, on an engine not tested
     here. Other runners: None, so Beam picks the one the options name."""
-    runner = (options.view_as(StandardOptions).runner or "").rsplit(".", 1)[-1].lower()
-    if runner not in ("directrunner", "direct", "switchingdirectrunner"):
+    if _runner_name(options) not in ("directrunner", "direct", "switchingdirectrunner"):
         return None
     from apache_beam.portability.api import beam_provision_api_pb2
     from apache_beam.runners.portability.fn_api_runner import fn_runner
@@ -177,15 +181,14 @@ class _Progress:
 
 
 def _progress(plan, options, interval: float) -> _Progress | None:
-    runner = (options.view_as(StandardOptions).runner or "").rsplit(".", 1)[-1].lower()
-    return _Progress(plan, interval) if runner in _LOCAL_RUNNERS else None
+    return _Progress(plan, interval) if _runner_name(options) in _LOCAL_RUNNERS else None
 
 
 def _dataflow_dry_run(options) -> bool:
     """Beam's ``--dry_run=True``: DataflowRunner builds the job and returns before staging and
     submitting it (other runners ignore the option). Beam tests the option's string for truth."""
-    runner = (options.view_as(StandardOptions).runner or "").rsplit(".", 1)[-1].lower()
-    return bool(options.view_as(TestOptions).dry_run) and runner in ("dataflow", "dataflowrunner")
+    dataflow = _runner_name(options) in ("dataflow", "dataflowrunner")
+    return bool(options.view_as(TestOptions).dry_run) and dataflow
 
 
 def _prepare_bigquery(plan) -> list[str]:

@@ -73,11 +73,13 @@ def files_of(manifest: dict, output_dir: str) -> list[str]:
     return sorted(set(names))
 
 
-def _same_dir(one: str, other: str) -> bool:
-    def norm(path: str) -> str:
-        return path.rstrip("/") if "://" in path else os.path.abspath(path)
+def normalised_dir(path: str) -> str:
+    """An output directory as two paths to it compare: absolute (local), no trailing '/'."""
+    return path.rstrip("/") if "://" in path else os.path.abspath(path)
 
-    return norm(one) == norm(other)
+
+def _same_dir(one: str, other: str) -> bool:
+    return normalised_dir(one) == normalised_dir(other)
 
 
 def _join(base: str, *parts: str) -> str:

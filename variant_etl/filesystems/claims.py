@@ -139,10 +139,7 @@ def release(out: str, run_id: str) -> None:
         return
     holder = read_claim(out)
     if holder is not None and holder.run_id == run_id:
-        if "://" in path:
-            FileSystems.delete([path])
-        else:
-            os.remove(path)
+        _remove(path)
 
 
 def take_over(out: str, stale_run_id: str, claim: Claim, flag: str = "--output_parquet_dir") -> Claim | None:
@@ -155,26 +152,30 @@ def take_over(out: str, stale_run_id: str, claim: Claim, flag: str = "--output_p
     if holder is None:
         acquire(out, claim, flag)
         return None
-    if _is_gcs(path):
-        blob = _gcs_blob(path)
-        data, generation = _gcs_read(blob)
-        if data is None or Claim.from_json(data, path).run_id != stale_run_id:
-            raise claimed_error(out, read_claim(out), flag)
-        _gcs_call(
-            lambda: blob.upload_from_string(
-                claim.to_json(), content_type="application/json", if_generation_match=generation
-            ),
-            path,
-        )
-    else:
-        if "://" in path:
-            FileSystems.delete([path])
-        else:
-            os.remove(path)
-        acquire(out, claim, flag)
+    if not _is_gcs(path):
+        _remove(path)
+        acquire(out, claim, flag)  # exclusive, and read back
+        return holder
+    blob = _gcs_blob(path)
+    data, generation = _gcs_read(blob)
+    if data is None or Claim.from_json(data, path).run_id != stale_run_id:
+        raise claimed_error(out, read_claim(out), flag)
+    _gcs_call(
+        lambda: blob.upload_from_string(
+            claim.to_json(), content_type="application/json", if_generation_match=generation
+        ),
+        path,
+    )
     if read_claim(out) != claim:
         raise claimed_error(out, read_claim(out), flag)
     return holder
+
+
+def _remove(path: str) -> None:
+    if "://" in path:
+        FileSystems.delete([path])
+    else:
+        os.remove(path)
 
 
 def _makedirs(out: str) -> list[str]:

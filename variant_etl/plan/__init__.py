@@ -31,7 +31,6 @@ from variant_etl.plan.rules import (
     check_dirs_apart,
     check_merge_options,
     check_output_dir,
-    check_sample_lookup_dir,
     check_sample_lookup_has_samples,
     check_sample_lookup_tables,
     check_table_names,
@@ -76,15 +75,15 @@ def make_plan(
     check_merge_options(merge, schema_options)
     # The cheap checks first: a bad config or output must not wait for every header to be read.
     sharding = load_sharding_config(sharding_config_path or bundled_config(DEFAULT_SHARDING_CONFIG))
-    # Launch checks the directories again once it has claimed them. A remote one being
-    # overwritten is left to that check: a Dataflow --dry_run claims nothing and reads nothing.
-    if parquet is not None and not (parquet.overwrite and "://" in parquet.output_dir):
-        check_output_dir(parquet.output_dir, parquet.overwrite, taking_over=take_over)
-    if sample_lookup is not None:
-        if parquet is not None:
+    for options, flag in ((parquet, "--output_parquet_dir"), (sample_lookup, "--sample_lookup_parquet_dir")):
+        if options is None:
+            continue
+        if options is sample_lookup and parquet is not None:
             check_dirs_apart(sample_lookup, parquet)
-        if not (sample_lookup.overwrite and "://" in sample_lookup.output_dir):
-            check_sample_lookup_dir(sample_lookup, None, taking_over=take_over)
+        # Launch checks the directories again once it has claimed them. A remote one being
+        # overwritten is left to that check: a Dataflow --dry_run claims nothing and reads nothing.
+        if not (options.overwrite and "://" in options.output_dir):
+            check_output_dir(options.output_dir, options.overwrite, flag, taking_over=take_over)
     if bigquery is not None:
         check_table_names(bigquery, sharding)
     if sample_lookup_bigquery is not None:

@@ -9,7 +9,7 @@ from apache_beam.io.filesystems import FileSystems
 from variant_etl.core.bigquery_tables import MAX_TABLE_NAME_LENGTH, shown
 from variant_etl.core.errors import OutputError, VariantEtlError
 from variant_etl.core.layout import HEADER_SUFFIX, MANIFEST, SAMPLE_INFO_SUFFIX
-from variant_etl.core.manifest import files_of
+from variant_etl.core.manifest import files_of, normalised_dir
 from variant_etl.core.options import (
     MERGE_STRATEGIES,
     BigQueryOptions,
@@ -60,27 +60,14 @@ def check_sample_ids(splits: tuple[ReadSplit, ...]) -> None:
                 )
 
 
-def check_sample_lookup_dir(
-    lookup: ParquetOptions, parquet: ParquetOptions | None, *, taking_over: str | None = None
-) -> str | None:
-    if parquet is not None:
-        check_dirs_apart(lookup, parquet)
-    flag = "--sample_lookup_parquet_dir"
-    return check_output_dir(lookup.output_dir, lookup.overwrite, flag, taking_over=taking_over)
-
-
 def check_dirs_apart(lookup: ParquetOptions, parquet: ParquetOptions) -> None:
-    one, other = (_normalised(d) for d in (lookup.output_dir, parquet.output_dir))
+    one, other = (normalised_dir(d) for d in (lookup.output_dir, parquet.output_dir))
     if one == other or one.startswith(other + "/") or other.startswith(one + "/"):
         raise OutputError(
             f"--sample_lookup_parquet_dir {lookup.output_dir} and --output_parquet_dir {parquet.output_dir} "
             "overlap: both hold <table_name_suffix>/ directories. Hint: choose two separate directories, "
             "e.g. out/variants and out/sample_lookup."
         )
-
-
-def _normalised(path: str) -> str:
-    return path.rstrip("/") if "://" in path else os.path.abspath(path)
 
 
 def check_output_dir(

@@ -149,12 +149,16 @@ class _Output:
     def __init__(self, spec: CommitSpec, options: ParquetOptions, renames: list[tuple[str, str]]):
         self.options = options
         self.out = options.output_dir
-        self.committed = False  # its manifest is in place: a retry has only the last steps to do
+        self.current: dict | None = None  # the manifest in place when the commit starts
         self.flag = "--sample_lookup_parquet_dir" if options is spec.sample_lookup else "--output_parquet_dir"
         self.temp_dir = spec.temp_dir_of(self.out)
         self.renames = [(src, dst) for src, dst in renames if _under(self.out, dst)]
         self.journal_path = FileSystems.join(self.temp_dir, JOURNAL)
         self.removed_marker = FileSystems.join(self.temp_dir, "_previous_output_removed")
+
+    def committed(self, run_id: str) -> bool:
+        """Its manifest is this run's: a retry has only the last steps to do."""
+        return self.current is not None and self.current.get("run_id") == run_id
 
 
 def commit_files(spec: CommitSpec, manifest: dict, renames: list[tuple[str, str]]) -> None:
@@ -188,9 +192,8 @@ def commit_files(spec: CommitSpec, manifest: dict, renames: list[tuple[str, str]
             acquire(output.out, Claim.new(run_id), output.flag)
             taken.append(output.out)
         for output in outputs:
-            current = read_manifest(output.out)
-            output.committed = current is not None and current.get("run_id") == run_id  # a retry
-        pending = [output for output in outputs if not output.committed]
+            output.current = read_manifest(output.out)
+        pending = [output for output in outputs if not output.committed(run_id)]
         for output in pending:
             if _read_json(output.journal_path) is None:  # not a retry: check, then say what comes
                 previous = _check_unchanged(output, spec.previous_run(output.out))
@@ -237,7 +240,7 @@ def commit_files(spec: CommitSpec, manifest: dict, renames: list[tuple[str, str]
 def _check_unchanged(output: _Output, seen: str | None) -> dict | None:
     """The directory holds what the plan saw, or the commit stops before it changes anything.
     Returns the manifest of the output it replaces (--overwrite), or None."""
-    current = read_manifest(output.out)
+    current = output.current
     current_run = current.get("run_id") if current else None
     if current_run != seen:
         now = f"now holds the completed output of run {current_run}" if current else "no longer holds it"
@@ -282,9 +285,7 @@ def clean_up_dead_run(out: str, run_id: str) -> list[str]:
         names = set(journal["previous_files"]) | {SUCCESS, MANIFEST, SAMPLE_INFO, HEADER}
         names |= {_relative(out, dst) for src, dst in journal["renames"] if not _exists(src)}
         removed = sorted(name for name in names if _exists(FileSystems.join(out, name)))
-        _remove_previous_output(out, removed)
-        directories = {name.rsplit("/", 1)[0] for name in names if "/" in name}
-        remove_empty_dirs([FileSystems.join(out, name) for name in sorted(directories, reverse=True)])
+        _remove_previous_output(out, sorted(names))  # also the directories they leave empty
     elif current is not None and not _exists(FileSystems.join(out, SUCCESS)):
         # A complete output without its last marker: the dead run's (killed just before
         # _SUCCESS), or the one it was to replace (killed just after removing its _SUCCESS,
