@@ -230,14 +230,18 @@ def _as_a_new_process(env_extra: dict | None):
 EMULATOR_REQUIREMENTS = REPO / "tests" / "bqemulator-requirements.txt"
 
 
+def cache_dir() -> Path:
+    """Where the tests keep what they build once per machine (emulators, Prism, virtualenvs)."""
+    return Path(os.environ.get("VARIANT_ETL_CACHE", Path.home() / ".cache" / "variant_etl"))
+
+
 def _emulator_venv() -> Path:
     """A virtualenv with the emulator, made once per machine (cached by requirements)."""
     import hashlib
     import sys
 
     digest = hashlib.sha256(EMULATOR_REQUIREMENTS.read_bytes()).hexdigest()[:12]
-    root = Path(os.environ.get("VARIANT_ETL_CACHE", Path.home() / ".cache" / "variant_etl"))
-    venv = root / f"bqemulator-{digest}"
+    venv = cache_dir() / f"bqemulator-{digest}"
     python = venv / "bin" / "python"
     if not (venv / "ready").exists():
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
@@ -413,10 +417,62 @@ def prism_binary() -> Path:
     once per machine (``go install``; about 2.5 minutes)."""
     import apache_beam
 
-    root = Path(os.environ.get("VARIANT_ETL_CACHE", Path.home() / ".cache" / "variant_etl"))
-    directory = root / f"prism-{apache_beam.__version__}"
+    directory = cache_dir() / f"prism-{apache_beam.__version__}"
     binary = directory / "prism"
     if not binary.exists():
         module = f"github.com/apache/beam/sdks/v2/go/cmd/prism@v{apache_beam.__version__}"
         subprocess.run(["go", "install", module], check=True, env=dict(os.environ, GOBIN=str(directory)))
     return binary
+
+
+@contextlib.contextmanager
+def worker_pool(python: Path, env: dict, cwd: Path | None = None):
+    """Beam's EXTERNAL worker pool, run by ``python`` (it starts SDK workers with the `python`
+    on the PATH of ``env``), on a free port of 127.0.0.1; yields the port."""
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    process = subprocess.Popen(
+        [str(python), "-m", "apache_beam.runners.worker.worker_pool_main", f"--service_port={port}"],
+        cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.time() > deadline or process.poll() is not None:
+                    raise RuntimeError("the Beam worker pool did not start") from None
+                time.sleep(0.3)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def this_environment() -> dict:
+    """os.environ with this Python's bin directory first on PATH (for a worker pool)."""
+    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+def refuse_outbound(monkeypatch) -> list:
+    """Every socket connection but to 127.0.0.1 is refused from now on; returns the list of
+    the addresses refused."""
+    import socket
+
+    refused = []
+    connect = socket.socket.connect
+
+    def loopback_only(self, address):
+        if isinstance(address, tuple) and address[0] not in ("127.0.0.1", "::1", "localhost"):
+            refused.append(address)
+            raise ConnectionRefusedError(f"outbound connection to {address} refused by the test")
+        return connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", loopback_only)
+    return refused

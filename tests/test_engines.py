@@ -5,11 +5,12 @@ runner, built from the Go module registry (tests/conftest.py::prism_binary)."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import REAL, REPO, VT_VCF, prism_binary, run_cli
+from conftest import REAL, REPO, VT_VCF, cache_dir, prism_binary, run_cli, this_environment, worker_pool
 from test_merge import indexed_copies
 
 MERGE = sorted((VT_VCF / "merge").glob("merge*.vcf"))
@@ -18,6 +19,14 @@ MOVE_TO_CALLS = [
     "MOVE_TO_CALLS",
     "--copy_quality_to_calls",
     "--copy_filter_to_calls",
+]
+
+
+CASES = [
+    "shards and dead letters",
+    "MOVE_TO_CALLS merge through the shuffle",
+    "indexed merge in region splits",
+    "annotations",
 ]
 
 
@@ -58,36 +67,38 @@ def output(out: Path) -> dict[str, object]:
     return found
 
 
+def _on_both(tmp_path: Path, args: list[str], engine: list[str]) -> tuple[dict, dict]:
+    """The output of ``launch ARGS`` on DirectRunner, and on the engine its options name."""
+    direct, other = tmp_path / "direct", tmp_path / "other"
+    result = run_cli("launch", *args, "--output_parquet_dir", str(direct))
+    assert result.returncode == 0, result.stderr
+    result = run_cli("launch", *args, "--output_parquet_dir", str(other), *engine)
+    assert result.returncode == 0, result.stderr
+    return output(direct), output(other)
+
+
+def _portable(port: int) -> list[str]:
+    """PortableRunner with the EXTERNAL worker pool on ``port`` (as on Flink or Spark without
+    Docker)."""
+    return ["--runner", "PortableRunner", "--job_endpoint", "embed",
+            "--environment_type", "EXTERNAL", "--environment_config", f"localhost:{port}"]  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def prism():
     return prism_binary()
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "case",
-    [
-        "shards and dead letters",
-        "MOVE_TO_CALLS merge through the shuffle",
-        "indexed merge in region splits",
-        "annotations",
-    ],
-)
+@pytest.mark.parametrize("case", CASES)
 def test_prism_gives_the_directrunner_output(tmp_path, prism, case):
-    args = _cases(tmp_path)[case]
-    direct, on_prism = tmp_path / "direct", tmp_path / "prism"
-    result = run_cli("launch", *args, "--output_parquet_dir", str(direct))
-    assert result.returncode == 0, result.stderr
-    result = run_cli(
-        "launch", *args, "--output_parquet_dir", str(on_prism), "--runner", "PrismRunner",
-        "--prism_location", str(prism),
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    expected = output(direct)
+    expected, found = _on_both(
+        tmp_path, _cases(tmp_path)[case], ["--runner", "PrismRunner", "--prism_location", str(prism)]
+    )
     assert any(name.endswith(".parquet") and "/" in name for name in expected)
     if case == "shards and dead letters":
         assert any(name.startswith("_malformed/") for name in expected)
-    assert output(on_prism) == expected
+    assert found == expected
 
 
 @pytest.mark.slow
@@ -122,7 +133,6 @@ def _sdist_venv(tmp_path: Path) -> Path:
     ``--setup_file`` installs on Dataflow workers. The dependencies are installed once per
     machine (keyed by setup.py); the sdist of this checkout, each time."""
     import hashlib
-    import os
     import subprocess
     import sys
 
@@ -130,8 +140,7 @@ def _sdist_venv(tmp_path: Path) -> Path:
     subprocess.run([sys.executable, "setup.py", "-q", "sdist", "-d", str(dist)], cwd=REPO, check=True)
     (sdist,) = dist.glob("variant_etl-*.tar.gz")
     digest = hashlib.sha256((REPO / "setup.py").read_bytes()).hexdigest()[:12]
-    root = Path(os.environ.get("VARIANT_ETL_CACHE", Path.home() / ".cache" / "variant_etl"))
-    venv = root / f"sdist-workers-{digest}"
+    venv = cache_dir() / f"sdist-workers-{digest}"
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
     if not (venv / "ready").exists():
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
@@ -147,9 +156,7 @@ def test_workers_with_only_the_sdist_installed_give_the_directrunner_output(tmp_
     """The job's driver runs here; its SDK workers come from an EXTERNAL worker pool started in
     a virtualenv with only the sdist installed, in a directory away from the checkout."""
     import os
-    import socket
     import subprocess
-    import time
 
     venv = _sdist_venv(tmp_path)
     elsewhere = tmp_path / "elsewhere"
@@ -161,88 +168,22 @@ def test_workers_with_only_the_sdist_installed_give_the_directrunner_output(tmp_
         cwd=elsewhere, env=env, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     assert where.startswith(str(venv)), where  # the installed sdist, not the checkout
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    pool = subprocess.Popen(
-        [str(venv / "bin" / "python"), "-m", "apache_beam.runners.worker.worker_pool_main", f"--service_port={port}"],
-        cwd=elsewhere, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.time() < deadline and pool.poll() is None, "the worker pool did not start"
-                time.sleep(0.3)
-        args = [*_cases(tmp_path)["shards and dead letters"], "--annotation_fields", "CSQ"]
-        args += ["--input_pattern", str(REAL / "bcftools" / "split-vep.5.vcf")]
-        direct, workers = tmp_path / "direct", tmp_path / "workers"
-        assert run_cli("launch", *args, "--output_parquet_dir", str(direct)).returncode == 0
-        result = run_cli(
-            "launch", *args, "--output_parquet_dir", str(workers),
-            "--runner", "PortableRunner", "--job_endpoint", "embed",
-            "--environment_type", "EXTERNAL", "--environment_config", f"localhost:{port}",
-        )  # fmt: skip
-        assert result.returncode == 0, result.stderr
-        assert output(workers) == output(direct)
-    finally:
-        pool.terminate()
-        pool.wait(timeout=30)
+    args = [*_cases(tmp_path)["shards and dead letters"], "--annotation_fields", "CSQ"]
+    args += ["--input_pattern", str(REAL / "bcftools" / "split-vep.5.vcf")]
+    with worker_pool(venv / "bin" / "python", env, cwd=elsewhere) as port:
+        expected, found = _on_both(tmp_path, args, _portable(port))
+    assert found == expected
 
 
 @pytest.fixture(scope="module")
 def worker_pool_port():
-    """Beam's EXTERNAL worker pool of this environment on 127.0.0.1 (the PortableRunner's
-    workers, as on Flink or Spark without Docker)."""
-    import os
-    import socket
-    import subprocess
-    import sys
-    import time
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    pool = subprocess.Popen(
-        [sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main", f"--service_port={port}"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.time() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            assert time.time() < deadline and pool.poll() is None, "the worker pool did not start"
-            time.sleep(0.3)
-    yield port
-    pool.terminate()
-    pool.wait(timeout=30)
+    """Beam's EXTERNAL worker pool of this environment on 127.0.0.1."""
+    with worker_pool(Path(sys.executable), this_environment()) as port:
+        yield port
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "case",
-    [
-        "shards and dead letters",
-        "MOVE_TO_CALLS merge through the shuffle",
-        "indexed merge in region splits",
-        "annotations",
-    ],
-)
+@pytest.mark.parametrize("case", CASES)
 def test_portable_runner_gives_the_directrunner_output(tmp_path, worker_pool_port, case):
-    args = _cases(tmp_path)[case]
-    direct, portable = tmp_path / "direct", tmp_path / "portable"
-    result = run_cli("launch", *args, "--output_parquet_dir", str(direct))
-    assert result.returncode == 0, result.stderr
-    result = run_cli(
-        "launch", *args, "--output_parquet_dir", str(portable),
-        "--runner", "PortableRunner", "--job_endpoint", "embed",
-        "--environment_type", "EXTERNAL", "--environment_config", f"localhost:{worker_pool_port}",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert output(portable) == output(direct)
+    expected, found = _on_both(tmp_path, _cases(tmp_path)[case], _portable(worker_pool_port))
+    assert found == expected

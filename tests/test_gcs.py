@@ -4,11 +4,10 @@ emulator equal a local run's, with anonymous credentials and no metadata server.
 from __future__ import annotations
 
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
-from conftest import REPO, VT_VCF, run_cli
+from conftest import REPO, VT_VCF, refuse_outbound, run_cli
 from test_engines import output
 
 INPUTS = [
@@ -56,16 +55,7 @@ def test_a_gcs_run_equals_the_local_run_without_credentials_or_metadata_server(b
     )  # fmt: skip
     assert local.returncode == 0, local.stderr
 
-    contacted = []
-    connect = socket.socket.connect
-
-    def loopback_only(self, address):
-        if isinstance(address, tuple) and address[0] not in ("127.0.0.1", "::1", "localhost"):
-            contacted.append(address)
-            raise ConnectionRefusedError(f"{address} refused by the test")
-        return connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", loopback_only)
+    contacted = refuse_outbound(monkeypatch)
     gs = f"gs://{bucket.name}"
     remote = run_cli(
         "launch", *[p.format(f"{gs}/in") for p in patterns], *OPTIONS,

@@ -4,41 +4,21 @@ Dataflow v2) with an EXTERNAL worker pool on 127.0.0.1: identical output to Dire
 from __future__ import annotations
 
 import hashlib
-import os
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, refuse_outbound, run_cli, this_environment
+from tests.conftest import worker_pool as start_worker_pool
 
 
 @pytest.fixture
 def worker_pool():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     # The pool starts SDK workers with the `python` on PATH: make it this environment's.
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main", f"--service_port={port}"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.time() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.time() > deadline or process.poll() is not None:
-                raise RuntimeError("the Beam worker pool did not start") from None
-            time.sleep(0.3)
-    yield port, env
-    process.terminate()
-    process.wait(timeout=30)
+    env = this_environment()
+    with start_worker_pool(Path(sys.executable), env) as port:
+        yield port, env
 
 
 def digests(out: Path) -> dict[str, str]:
@@ -73,17 +53,8 @@ def test_the_local_runner_needs_no_network_and_never_tries_prism(tmp_path, monke
     connection refused, and never reaches Prism."""
     import apache_beam.runners.portability.prism_runner as prism_runner
 
-    reached = []
+    reached = refuse_outbound(monkeypatch)
     monkeypatch.setattr(prism_runner.PrismRunner, "run_pipeline", lambda *a, **k: reached.append(a))
-    connect = socket.socket.connect
-
-    def refuse_outbound(self, address):
-        if isinstance(address, tuple) and address[0] not in ("127.0.0.1", "::1", "localhost"):
-            reached.append(address)
-            raise ConnectionRefusedError(f"outbound connection to {address} refused by the test")
-        return connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", refuse_outbound)
     out = tmp_path / "out"
     source = REPO.parent / "shared" / "testdata" / "vt" / "vcf" / "valid-4.0.vcf"
     result = run_cli(
