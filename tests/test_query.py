@@ -74,10 +74,11 @@ def select_rows(output, regions: list[str], *, samples=(), columns=None) -> list
 
     from variant_etl.outputs.query import query_sql
 
+    connection = duckdb.connect()
     sql, params = query_sql(
-        str(output), select(str(output), regions, list(samples)), columns=columns, limit=None
+        str(output), select(str(output), regions, list(samples)), connection, columns=columns, limit=None
     )
-    result = duckdb.connect().execute(sql, params)
+    result = connection.execute(sql, params)
     names = [column[0] for column in result.description]
     return [dict(zip(names, row)) for row in result.fetchall()]
 
@@ -394,9 +395,9 @@ def test_point_query_reads_few_row_groups(many_row_groups, tmp_path):
     region = f"chr7:{middle + 1}"
     selection = select(str(many_row_groups), [region], [])
     may, total = overlapping_row_groups(selection.files, "chr7", middle + 1, middle + 1)
-    sql, params = query_sql(str(many_row_groups), selection, columns=None, limit=None)
-    profile = tmp_path / "profile.json"
     connection = duckdb.connect()
+    sql, params = query_sql(str(many_row_groups), selection, connection, columns=None, limit=None)
+    profile = tmp_path / "profile.json"
     connection.execute("PRAGMA enable_profiling='json'")
     connection.execute(f"SET profiling_output='{profile}'")
     rows = connection.execute(sql, params).fetchall()

@@ -125,7 +125,7 @@ def _run(plan, options, args, claims, dry_run: bool) -> int:
     with _remote(manifest_dir) as f:
         manifest = json.load(f)
     _print_summary(plan, manifest)
-    if plan.parquet is not None and "://" not in plan.parquet.output_dir:
+    if plan.parquet is not None:
         try:  # the run is complete and committed: a report that fails must not fail it
             print(f"report: {write_report(plan.parquet.output_dir)}", file=sys.stderr)
         except Exception as err:

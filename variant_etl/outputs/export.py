@@ -15,6 +15,7 @@ from variant_etl.core.header import DEFAULT_FILEFORMAT, VcfHeader, parse_header
 from variant_etl.core.layout import HEADER
 from variant_etl.core.options import NULL_NUMERIC_VALUE_REPLACEMENT
 from variant_etl.core.vcfout import VcfFormatter
+from variant_etl.outputs import storage
 from variant_etl.outputs.selection import Selection, arrow_reader, choose_samples, sample_table, select
 
 BATCH_ROWS = 10_000
@@ -85,6 +86,7 @@ def write_vcf(
 ) -> int:
     """Writes the header and the rows (sorted as the file is to be indexed); ``schema`` is
     that of the rows (None: there are none)."""
+    storage.local_target(path, "--output_vcf")
     compressed = path.endswith(".gz")
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
@@ -123,24 +125,26 @@ def _sorted_rows(selection: Selection, header: VcfHeader):
     import duckdb
 
     connection = duckdb.connect()
-    files = list(selection.files)
-    names = arrow_reader(connection.execute("SELECT * FROM read_parquet(?) LIMIT 0", [files]), 1).schema.names
+    source, files = storage.shard_scan(connection, selection.files)
+    names = arrow_reader(connection.execute(f"SELECT * FROM {source} LIMIT 0", files), 1).schema.names
     select_list = ", ".join(f"{selection.call_filter()} AS call" if n == "call" else f'"{n}"' for n in names)
+    numbered, files = storage.shard_scan(connection, selection.files, numbered=True)
     query = (
-        f"SELECT {select_list} FROM read_parquet(?) WHERE {selection.where} "
+        f"SELECT {select_list} FROM {numbered} WHERE {selection.where} "
         "ORDER BY list_position(?, reference_name) NULLS LAST, reference_name, start_position, end_position, "
-        # records at one position: by alleles, as the BigQuery export does (bigquery_export.py)
-        "reference_bases, coalesce(array_to_string([a.alt for a in alternate_bases], ','), '')"
+        # records at one position: by alleles, as the BigQuery export does (bigquery_export.py),
+        # then as they are in the output (DuckDB's sort is not stable)
+        "reference_bases, coalesce(array_to_string([a.alt for a in alternate_bases], ','), ''), "
+        "list_position(?, filename), file_row_number"
     )
-    result = connection.execute(query, [files, *selection.params, list(header.contigs)])
+    result = connection.execute(query, [*files, *selection.params, list(header.contigs), *files])
     return arrow_reader(result, BATCH_ROWS)
 
 
 def _run_header(input_dir: str) -> VcfHeader:
     path = os.path.join(input_dir, HEADER)
     try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
+        lines = storage.read_text(path).splitlines()
     except FileNotFoundError:
         raise OutputError(
             f"{input_dir}: no {HEADER} (written by launch since this version). "

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from variant_etl.core.errors import OutputError, VariantEtlError
+from variant_etl.outputs import storage
 from variant_etl.outputs.selection import Selection, select
 
 SITE_COLUMNS = (
@@ -49,10 +50,12 @@ def query(
 
     selection = select(input_parquet_dir, list(genomic_regions), list(sample_names))
     target = _output_format(output) if output else None  # checked before any reading
-    sql, params = query_sql(
-        input_parquet_dir, selection, columns=list(columns) if columns else None, limit=limit
-    )
+    if output:
+        storage.local_target(output, "--output")
     connection = duckdb.connect()
+    sql, params = query_sql(
+        input_parquet_dir, selection, connection, columns=list(columns) if columns else None, limit=limit
+    )
     try:
         if target:
             path = output.replace("'", "''")  # COPY takes no parameter for its target
@@ -69,9 +72,9 @@ def query(
 
 
 def query_sql(
-    input_dir: str, selection: Selection, *, columns: list[str] | None, limit: int | None
+    input_dir: str, selection: Selection, connection, *, columns: list[str] | None, limit: int | None
 ) -> tuple[str, list]:
-    """The SELECT statement and its parameters (the file list first)."""
+    """The SELECT statement to run on the DuckDB ``connection``, and its parameters."""
     if not selection.files:
         raise OutputError(f"{input_dir}: the output holds no variants (no shard file)")
     fields = parquet_fields(selection.files[0])
@@ -82,8 +85,9 @@ def query_sql(
     exprs = ", ".join(
         f"{_column_sql(name, fields, selection, input_dir)} AS {_quote(name)}" for name in columns
     )
-    sql = f"SELECT {exprs} FROM read_parquet(?) WHERE {selection.where}"
-    params = [list(selection.files), *selection.params]
+    source, params = storage.shard_scan(connection, selection.files)
+    sql = f"SELECT {exprs} FROM {source} WHERE {selection.where}"
+    params += selection.params
     if limit:
         sql += " LIMIT ?"
         params.append(limit)
@@ -93,10 +97,9 @@ def query_sql(
 def parquet_fields(path: str) -> dict[str, list[str] | None]:
     """Top-level column -> its sub-fields when it is a list of records (alternate_bases, call)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     fields = {}
-    for field in pq.read_schema(path):
+    for field in storage.read_schema(path):
         kind = field.type
         if pa.types.is_list(kind) and pa.types.is_struct(kind.value_type):
             fields[field.name] = [child.name for child in kind.value_type]

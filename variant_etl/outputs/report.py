@@ -16,6 +16,7 @@ import duckdb
 from variant_etl.core.errors import OutputError
 from variant_etl.core.layout import REPORT
 from variant_etl.core.partitioning import USED_PARTITIONS
+from variant_etl.outputs import storage
 
 MAX_BARS = 100  # partitions are grouped into at most this many bars per shard
 
@@ -26,13 +27,14 @@ def partition_counts(out: str, shard: dict, con: duckdb.DuckDBPyConnection) -> l
     files = [os.path.join(out, f["path"]) for f in shard["files"]]
     if not files:
         return []
+    source, params = storage.shard_scan(con, files)
     spec = shard["partitioning"]["range"]
     start, end, interval = int(spec["start"]), int(spec["end"]), int(spec["interval"])
     query = (
         "SELECT CASE WHEN start_position < ? OR start_position >= ? THEN ? "
-        "ELSE (start_position - ?) // ? END AS p, count(*) FROM read_parquet(?) GROUP BY p ORDER BY p"
+        f"ELSE (start_position - ?) // ? END AS p, count(*) FROM {source} GROUP BY p ORDER BY p"
     )
-    rows = con.execute(query, [start, end, USED_PARTITIONS, start, interval, files]).fetchall()
+    rows = con.execute(query, [start, end, USED_PARTITIONS, start, interval, *params]).fetchall()
     return [(int(p), int(n)) for p, n in rows]
 
 
@@ -40,8 +42,7 @@ def build_report(out: str) -> dict:
     """The numbers the page shows."""
     path = os.path.join(out, "_manifest.json")
     try:
-        with open(path, encoding="utf-8") as f:
-            manifest = json.load(f)
+        manifest = json.loads(storage.read_text(path))
     except OSError:
         raise OutputError(
             f"{out}: no _manifest.json, so not a finished run. Hint: pass the --output_parquet_dir of a "
@@ -69,8 +70,7 @@ def build_report(out: str) -> dict:
 def write_report(out: str, output: str | None = None) -> str:
     data = build_report(out)
     target = output or os.path.join(out, REPORT)
-    with open(target, "w", encoding="utf-8") as f:
-        f.write(render(data))
+    storage.write_text(target, render(data))
     return target
 
 
@@ -97,7 +97,7 @@ def render(data: dict) -> str:
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>variant_etl report: {e(data['out'])}</title>",
         f"<style>{_STYLE}</style></head><body>",
-        f"<h1>variant_etl run report</h1><p>Output <code>{e(os.path.abspath(data['out']))}</code>, "
+        f"<h1>variant_etl run report</h1><p>Output <code>{e(storage.shown(data['out']))}</code>, "
         f"run <code>{e(manifest['run_id'])}</code>, finished {e(manifest['finished_at'])}, "
         f"merge strategy {e(manifest['variant_merge_strategy'])}, coordinates {e(manifest['coordinates'])}, "
         f"sharding config <code>{e(manifest['sharding_config'])}</code>.</p>",

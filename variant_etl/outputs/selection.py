@@ -12,6 +12,7 @@ import warnings
 
 from variant_etl.core.errors import OutputError, VariantEtlError
 from variant_etl.core.layout import MANIFEST, SAMPLE_INFO
+from variant_etl.outputs import storage
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,8 +108,7 @@ def one_based(manifest: dict) -> bool:
 def read_manifest(input_dir: str) -> dict:
     path = os.path.join(input_dir, MANIFEST)
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        return json.loads(storage.read_text(path))
     except FileNotFoundError:
         raise OutputError(
             f"{input_dir}: no {MANIFEST}: not the output of a completed `variant_etl launch`. "
@@ -120,9 +120,7 @@ def read_manifest(input_dir: str) -> dict:
 
 def sample_table(input_dir: str):
     """The run's samples (sample_id, sample_name, file_path), as a pyarrow table."""
-    import pyarrow.parquet as pq
-
-    return pq.read_table(os.path.join(input_dir, SAMPLE_INFO))
+    return storage.read_table(os.path.join(input_dir, SAMPLE_INFO))
 
 
 def _sample_ids(input_dir: str, names: list[str]) -> tuple[int, ...]:
