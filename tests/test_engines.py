@@ -103,16 +103,24 @@ def test_prism_gives_the_directrunner_output(tmp_path, prism, case):
 
 @pytest.mark.slow
 @pytest.mark.bigquery
-def test_prism_loads_the_bigquery_tables_directrunner_loads(bq, prism):
+@pytest.mark.parametrize("engine", ["prism", "portable"])
+def test_engines_load_the_bigquery_tables_directrunner_loads(bq, engine):
     inputs = [VT_VCF / "valid-4.0.vcf", VT_VCF / "invalid-4.0-POS-empty.vcf"]
     extra = ["--allow_malformed_records"]
     assert bq.launch("direct", *inputs, extra=extra).returncode == 0
-    result = bq.launch(
-        "prism", *inputs, extra=[*extra, "--runner", "PrismRunner", "--prism_location", str(prism)]
-    )
+    if engine == "prism":
+        result = bq.launch(
+            engine,
+            *inputs,
+            extra=[*extra, "--runner", "PrismRunner", "--prism_location", str(prism_binary())],
+        )
+    else:  # the workers load the tables: they need the emulator's address too
+        env = dict(this_environment(), BIGQUERY_EMULATOR_HOST=bq.host)
+        with worker_pool(Path(sys.executable), env) as port:
+            result = bq.launch(engine, *inputs, extra=[*extra, *_portable(port)])
     assert result.returncode == 0, result.stderr
     names = [name.removeprefix("direct__") for name in bq.tables("direct")]
-    assert names == [name.removeprefix("prism__") for name in bq.tables("prism")]
+    assert names == [name.removeprefix(f"{engine}__") for name in bq.tables(engine)]
     for name in names:
         if name == "vcf_header":
             columns = "line_number, line"
@@ -122,10 +130,10 @@ def test_prism_loads_the_bigquery_tables_directrunner_loads(bq, prism):
             columns = "TO_JSON_STRING(t)"
         rows = [
             bq.query(f"SELECT {columns} FROM `{bq.dataset}.{base}__{name}` AS t ORDER BY 1")
-            for base in ("direct", "prism")
+            for base in ("direct", engine)
         ]
         assert rows[0] == rows[1], name
-    assert any(bq.query(f"SELECT count(*) FROM `{bq.dataset}.prism__chr20`")[0])
+    assert any(bq.query(f"SELECT count(*) FROM `{bq.dataset}.{engine}__chr20`")[0])
 
 
 def _sdist_venv(tmp_path: Path) -> Path:
