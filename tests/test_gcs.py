@@ -200,3 +200,31 @@ def test_writing_a_file_to_gcs_is_refused_with_a_hint(emulator, tmp_path):
     assert "Traceback" not in result.stderr
     result = run_cli("query", "--input_parquet_dir", f"{gs}/nothing", "--limit", "1")
     assert result.returncode != 0 and "no _manifest.json" in result.stderr, result.stderr
+
+
+def test_prefetched_remote_files_read_as_the_files_themselves(emulator):
+    from variant_etl.filesystems import Prefetch, open_binary
+
+    gs, local_in = emulator["gs"], emulator["local_in"]
+    names = ["clinvar_subset.vcf.gz", "valid-4.2.vcf", "multi-contig.bcf"]
+    paths = [f"{gs}/in/{name}" for name in names]
+    with Prefetch(paths, head_bytes=1000) as files:  # heads shorter than the files
+        for name, path in zip(names, paths):
+            data = (local_in / name).read_bytes()
+            with files.open(path) as f:
+                assert f.read(10) == data[:10]
+                assert f.read() == data[10:]
+                f.seek(len(data) - 5)
+                assert f.read() == data[-5:]
+                f.seek(500)
+                assert f.read(1000) == data[500:1500]
+            assert files.exists(path)
+        assert files.exists(f"{gs}/in/clinvar_subset.vcf.gz.tbi")
+        assert not files.exists(f"{gs}/in/valid-4.2.vcf.tbi")
+        with files.open(str(local_in / names[1])) as f:  # local: the file itself
+            assert f.read() == (local_in / names[1]).read_bytes()
+    with Prefetch(paths[1:2], head_bytes=10**6) as files, files.open(paths[1]) as f:  # the whole file
+        f.seek(0, 2)
+        assert f.tell() == len((local_in / names[1]).read_bytes())
+    with open_binary(paths[0]) as f:
+        assert f.read() == (local_in / names[0]).read_bytes()

@@ -12,6 +12,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from variant_etl.core.errors import VariantEtlError
 from variant_etl.core.estimate import (
+    PREFIX_BYTES,
     RecordEstimate,
     contig_lengths,
     estimate_bcf_prefix,
@@ -22,14 +23,15 @@ from variant_etl.core.estimate import (
 from variant_etl.core.header import VcfHeader
 from variant_etl.core.regions import index_of
 from variant_etl.core.source import detect_format
-from variant_etl.filesystems import open_binary
+from variant_etl.filesystems import Prefetch, open_binary
 from variant_etl.plan.model import Plan, PlanEstimate
 
 
 def estimate_plan(plan: Plan) -> PlanEstimate:
     """Cheap: reads each input's index, or a few MB of its records, never a whole large file."""
     sizes = plan.sizes or (None,) * len(plan.headers)
-    inputs = {h.path: estimate_input(h, size) for h, size in zip(plan.headers, sizes)}
+    with Prefetch([h.path for h in plan.headers], head_bytes=PREFIX_BYTES) as files:
+        inputs = {h.path: estimate_input(h, size, files) for h, size in zip(plan.headers, sizes)}
     points: dict[str, list] = {}
     spans = []
     for found in inputs.values():
@@ -48,9 +50,12 @@ def estimate_plan(plan: Plan) -> PlanEstimate:
     return PlanEstimate(inputs, rows, dropped, counts)
 
 
-def estimate_input(header: VcfHeader, size: int | None = None) -> RecordEstimate:
+def estimate_input(
+    header: VcfHeader, size: int | None = None, files: Prefetch | None = None
+) -> RecordEstimate:
     path = header.path
-    index = index_of(path, FileSystems.exists)
+    opener, exists = (files.open, files.exists) if files else (open_binary, FileSystems.exists)
+    index = index_of(path, exists)
     if index is not None:
         try:
             with open_binary(index) as f:
@@ -59,14 +64,14 @@ def estimate_input(header: VcfHeader, size: int | None = None) -> RecordEstimate
         except (OSError, EOFError, ValueError, struct.error, zlib.error):
             pass  # an index we cannot read: the records tell
     try:
-        fmt = detect_format(path, open_binary)
+        fmt = detect_format(path, opener)
         if size is None:
             size = FileSystems.match([path])[0].metadata_list[0].size_in_bytes
         if fmt == "bcf":
             if "://" in path:
                 return RecordEstimate(0.0, False, "unknown (an unindexed remote BCF)", {})
             return estimate_bcf_prefix(path, size)
-        with open_binary(path) as raw:
+        with opener(path) as raw:
             return estimate_from_text_prefix(raw, fmt=fmt, size=size, lengths=contig_lengths(header.lines))
     except (OSError, ValueError, VariantEtlError) as err:  # the reader will say what is wrong
         return RecordEstimate(0.0, False, f"unknown ({err})", {})

@@ -27,7 +27,7 @@ from variant_etl.core.regions import SIDECAR_SUFFIXES, RegionFile, RegionSplit, 
 from variant_etl.core.schema import build_schema
 from variant_etl.core.source import detect_format, read_header, record_lines
 from variant_etl.core.splits import ReadSplit
-from variant_etl.filesystems import open_binary
+from variant_etl.filesystems import Prefetch, open_binary
 from variant_etl.plan.model import SourcePlan
 from variant_etl.plan.rules import check_merge_options, check_sample_ids
 
@@ -69,9 +69,9 @@ def expand_inputs(patterns: list[str], input_file: str | None) -> dict[str, int]
     return dict(sorted(sizes.items()))
 
 
-def _read_header(path: str, what: str = "input") -> VcfHeader:
+def _read_header(path: str, what: str = "input", opener=open_binary) -> VcfHeader:
     try:
-        return read_header(path, open_binary)
+        return read_header(path, opener)
     except OSError as err:  # opening failed (read_header reports what fails after that)
         raise VcfFormatError(f"{what} {path} cannot be opened ({err.strerror or err})") from None
 
@@ -95,7 +95,11 @@ def plan_source(
         raise VcfFormatError("no input: pass --input_pattern 'data/*.vcf.gz' or --input_file list.txt")
     sizes = expand_inputs(patterns, input_file)
     inputs = tuple(sizes)
-    parsed = tuple(_read_header(path) for path in inputs)
+    with Prefetch(inputs) as files:
+        parsed = tuple(_read_header(path, opener=files.open) for path in inputs)
+        ranges = {h.path: _byte_ranges(h, sizes[h.path], read.split_bytes, files.open) for h in parsed}
+        merging = merge.strategy != "NONE"
+        indexed = {h.path: index_of(h.path, files.exists) is not None for h in parsed if merging}
     if headers.representative_header_file:
         merged = representative_header(
             _read_header(headers.representative_header_file, "--representative_header_file"), list(parsed)
@@ -125,11 +129,10 @@ def plan_source(
             file_index=index,
             sample_ids=tuple(sample_id(name, h.path if with_path else None) for name in h.samples),
         )
-        ranges = _byte_ranges(h, sizes[h.path], read.split_bytes)
-        splits += [ReadSplit(**common, byte_range=r, part=part) for part, r in enumerate(ranges)]
+        splits += [ReadSplit(**common, byte_range=r, part=part) for part, r in enumerate(ranges[h.path])]
     splits = _group_small_files(splits, sizes, read)
     check_sample_ids(splits)
-    region_splits = _region_splits(parsed, splits, merged, merge) if merge.strategy != "NONE" else ()
+    region_splits = _region_splits(parsed, indexed, splits, merged, merge) if merge.strategy != "NONE" else ()
     return SourcePlan(
         inputs=inputs,
         headers=parsed,
@@ -152,9 +155,11 @@ def local_file(path: str, option: str) -> str:
     return os.path.abspath(path)
 
 
-def _region_splits(headers, splits, merged: MergedHeader, merge: MergeOptions) -> tuple[RegionSplit, ...]:
+def _region_splits(
+    headers, indexed: dict[str, bool], splits, merged: MergedHeader, merge: MergeOptions
+) -> tuple[RegionSplit, ...]:
     """Windows to merge in place when every input is indexed; else () and a warning."""
-    unindexed = [h.path for h in headers if index_of(h.path, FileSystems.exists) is None]
+    unindexed = [h.path for h in headers if not indexed[h.path]]
     redefined = [h.path for h in headers if redefines_own(h, merged)]
     if unindexed or redefined:
         why = (
@@ -173,7 +178,7 @@ def _region_splits(headers, splits, merged: MergedHeader, merge: MergeOptions) -
     return plan_region_splits(files, merge.bucket_size)
 
 
-def _byte_ranges(header: VcfHeader, size: int, split_bytes: int) -> list[tuple[int, int] | None]:
+def _byte_ranges(header: VcfHeader, size: int, split_bytes: int, opener) -> list[tuple[int, int] | None]:
     """Large uncompressed VCFs are cut into line-aligned byte ranges read in parallel; large
     bgzipped ones into ranges of BGZF blocks (core/bgzf.py), about a quarter of
     ``split_bytes`` of compressed data each."""
@@ -183,9 +188,9 @@ def _byte_ranges(header: VcfHeader, size: int, split_bytes: int) -> list[tuple[i
         starts = list(range(header.body_offset, size, split_bytes))
         return [(start, min(start + split_bytes, size)) for start in starts]
     every = max(1, split_bytes // BGZF_RATIO)
-    if size <= every or detect_format(header.path, open_binary) != "gzip":
+    if size <= every or detect_format(header.path, opener) != "gzip":
         return [None]
-    with open_binary(header.path) as raw:
+    with opener(header.path) as raw:
         if not is_bgzf(raw):
             return [None]
         starts = block_starts(raw, size, every)
