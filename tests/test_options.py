@@ -12,9 +12,9 @@ import json
 import pytest
 
 from tests.conftest import VT_VCF, run_cli
+from variant_etl import filesystems
 from variant_etl.core.errors import OutputError, VcfFormatError
 from variant_etl.core.options import ParquetOptions, ReadOptions
-from variant_etl.plan import inputs as plan_inputs
 from variant_etl.plan import make_plan
 from variant_etl.plan import rules as plan_rules
 
@@ -54,7 +54,7 @@ def one_line_error(*args: str) -> str:
         (["--direct_num_worker=2"], "did you mean --direct_num_workers?"),
         (["--direct_running_mod", "multi_threading"], "did you mean --direct_running_mode?"),
         (["--zzzz"], "unknown option --zzzz. Hint: see --help"),
-        (["--verbose=yes"], "argument --verbose: ignored explicit argument 'yes'"),
+        (["--verbose=loud"], "argument --verbose: expected true or false, got 'loud'"),
         (
             ["--direct_num_workers", "two"],
             "argument --direct_num_workers: invalid int value: 'two' (a Beam option)",
@@ -231,7 +231,7 @@ def test_input_that_cannot_be_opened(monkeypatch):
     def refuse(path):
         raise PermissionError(13, "Permission denied", path)
 
-    monkeypatch.setattr(plan_inputs, "open_binary", refuse)
+    monkeypatch.setattr(filesystems, "open_binary", refuse)
     with pytest.raises(VcfFormatError, match=f"^input {VCF} cannot be opened \\(Permission denied\\)$"):
         make_plan(
             input_patterns=[VCF], input_file=None, sharding_config_path=None, read=ReadOptions(), parquet=None

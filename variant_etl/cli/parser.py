@@ -22,6 +22,10 @@ from variant_etl.core.options import (
     SchemaOptions,
 )
 
+# An on/off option, as gcp-variant-transforms spells them: `--append`, `--append true`,
+# `--append=False` (its users' scripts write all three).
+ON_OFF = dict(nargs="?", const=True, default=False, type=lambda text: _boolean(text), metavar="true|false")
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse with its errors as one line (``error: ...``, exit 2) rather than usage and message.
@@ -93,10 +97,10 @@ def _add_selection_options(parser: argparse.ArgumentParser, *, tables: bool = Fa
 
 
 def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--verbose", action="store_true", help="show Beam's own log messages")
+    parser.add_argument("--verbose", **ON_OFF, help="show Beam's own log messages")
     planning = parser.add_argument_group("plan and progress")
     planning.add_argument(
-        "--dry_run", nargs="?", const=True, default=False, type=_boolean, metavar="true|false",
+        "--dry_run", **ON_OFF,
         help="launch: print the plan and stop (with DataflowRunner: translate the job, submit nothing)",
     )  # fmt: skip
     planning.add_argument(
@@ -106,7 +110,7 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
         help="how plan and launch --dry_run print the plan",
     )
     planning.add_argument(
-        "--no_progress", action="store_true", help="no progress lines on stderr during a DirectRunner run"
+        "--no_progress", **ON_OFF, help="no progress lines on stderr during a DirectRunner run"
     )
     planning.add_argument(
         "--progress_interval", type=_positive_float, default=PROGRESS_INTERVAL, metavar="SECONDS",
@@ -123,15 +127,15 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
         help="uncompressed VCFs larger than this are read in parallel, line-aligned byte ranges",
     )  # fmt: skip
     inputs.add_argument(
-        "--allow_malformed_records", action="store_true",
+        "--allow_malformed_records", **ON_OFF,
         help="write malformed records to <out>/_malformed/ and go on, instead of failing",
     )  # fmt: skip
     inputs.add_argument(
-        "--infer_headers", action="store_true",
+        "--infer_headers", "--infer_undefined_headers", **ON_OFF,
         help="one extra pass to define INFO/FORMAT fields used but not declared in any header",
     )  # fmt: skip
     inputs.add_argument(
-        "--use_1_based_coordinate", action="store_true",
+        "--use_1_based_coordinate", **ON_OFF,
         help="start_position is POS as written (1-based) instead of 0-based",
     )  # fmt: skip
     headers = parser.add_argument_group("headers and schema")
@@ -140,15 +144,15 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
         help="use this file's INFO/FORMAT definitions for the schema and for parsing every input",
     )
     headers.add_argument(
-        "--allow_incompatible_records", action="store_true",
+        "--allow_incompatible_records", **ON_OFF,
         help="widen conflicting definitions (e.g. Integer vs String -> String) and cast the values",
     )  # fmt: skip
     headers.add_argument(
-        "--split_alternate_allele_info_fields", type=_boolean,
+        "--split_alternate_allele_info_fields", nargs="?", const=True, type=_boolean,
         default=SchemaOptions.split_alternate_allele_info_fields, metavar="true|false",
         help="Number=A INFO fields under alternate_bases (default true) or as top-level lists",
     )  # fmt: skip
-    headers.add_argument("--include_call_name", action="store_true", help="keep the sample name as call.name")
+    headers.add_argument("--include_call_name", **ON_OFF, help="keep the sample name as call.name")
     headers.add_argument(
         "--sample_name_encoding", choices=SAMPLE_NAME_ENCODINGS, default=HeaderOptions.sample_name_encoding,
         help="WITH_FILE_PATH: call.sample_id also hashes the file path (same name, different people)",
@@ -173,12 +177,8 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
         help="NONE: a row per record; MOVE_TO_CALLS: one row per site with every file's calls; "
         "MERGE_WITH_NON_VARIANTS: as MOVE_TO_CALLS, plus gVCF reference blocks (docs/merging.md)",
     )  # fmt: skip
-    merging.add_argument(
-        "--copy_quality_to_calls", action="store_true", help="call.quality: each file's QUAL"
-    )
-    merging.add_argument(
-        "--copy_filter_to_calls", action="store_true", help="call.filter: each file's FILTER"
-    )
+    merging.add_argument("--copy_quality_to_calls", **ON_OFF, help="call.quality: each file's QUAL")
+    merging.add_argument("--copy_filter_to_calls", **ON_OFF, help="call.filter: each file's FILTER")
     merging.add_argument(
         "--info_keys_to_move_to_calls_regex", help="INFO keys matching this regex go into their file's calls"
     )
@@ -204,12 +204,15 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
         help="with --output_table: also tables TABLE__<suffix> with one row per call, partitioned "
         "on sample_id, for per-sample queries (docs/sample_lookup.md)",
     )  # fmt: skip
-    bigquery.add_argument("--append", action="store_true", help="add rows to existing tables")
+    bigquery.add_argument("--append", **ON_OFF, help="add rows to existing tables")
     bigquery.add_argument(
-        "--update_schema_on_append", action="store_true", help="with --append: add new columns to the tables"
+        "--update_schema_on_append", **ON_OFF, help="with --append: add new columns to the tables"
     )
     bigquery.add_argument(
-        "--keep_intermediate_files", action="store_true", help="keep the Avro load files in --temp_location"
+        "--keep_intermediate_files",
+        "--keep_intermediate_avro_files",
+        **ON_OFF,
+        help="keep the Avro load files in --temp_location",
     )
     bigquery.add_argument(
         "--null_numeric_value_replacement", type=int, default=NULL_NUMERIC_VALUE_REPLACEMENT,
@@ -226,7 +229,7 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
         "(docs/sample_lookup.md)",
     )  # fmt: skip
     output.add_argument(
-        "--overwrite", action="store_true",
+        "--overwrite", **ON_OFF,
         help="replace what --output_parquet_dir holds (only once the new run is complete)",
     )  # fmt: skip
     output.add_argument(
@@ -247,6 +250,68 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
         "--parquet_rows_per_file", type=_positive_int, default=ParquetOptions.rows_per_file,
         help="at most this many rows per file (a worker may write smaller ones)",
     )  # fmt: skip
+    _add_vt_options(parser)
+
+
+_VEP_RUN = "it configures gcp-variant-transforms' VEP run (--run_annotation_pipeline), not done here"
+_SIZED = "the plan sizes the job from the inputs"
+# gcp-variant-transforms options that have no effect here: accepted, with a warning saying why.
+VT_IGNORED = {
+    "--optimize_for_large_inputs": (ON_OFF, f"deprecated in gcp-variant-transforms; {_SIZED}"),
+    "--pipeline_mode": (dict(metavar="small|medium|large"), _SIZED),
+    "--num_bigquery_write_shards": (
+        dict(type=int), "deprecated in gcp-variant-transforms; load jobs need no write shards"
+    ),
+    "--auto_flags_experiment": (
+        dict(nargs="?", const=True), "a gcp-variant-transforms experiment; `plan` shows what the inputs need"
+    ),
+    "--use_allele_num": (
+        ON_OFF, "an annotation's ALLELE_NUM is used whenever its format has one (docs/annotations.md)"
+    ),
+    "--shard_variants": (ON_OFF, _VEP_RUN),
+    "--run_with_garbage_collection": (ON_OFF, _VEP_RUN),
+    **{f"--{name}": (dict(), _VEP_RUN) for name in (
+        "number_of_variants_per_shard", "location", "vep_image_uri", "vep_cache_path", "vep_info_field",
+        "vep_num_fork", "vep_assembly", "vep_species", "annotation_output_dir")},
+}  # fmt: skip
+# gcp-variant-transforms options whose feature variant_etl lacks: an error naming what to do instead.
+VT_ABSENT = {
+    "--output_avro_path": (
+        dict(), "variant_etl writes no Avro output",
+        "--output_parquet_dir DIR for files, or --keep_intermediate_files to keep the Avro files "
+        "loaded into BigQuery",
+    ),
+    "--reference_names": (
+        dict(nargs="+"), "variant_etl loads every reference name its sharding config routes",
+        "a sharding config with shards for only those references and no residual shard (docs/sharding.md)",
+    ),
+    "--run_annotation_pipeline": (
+        ON_OFF, "gcp-variant-transforms ran VEP on Google Cloud Life Sciences, which has been shut down",
+        "run VEP on the VCFs first and load them with --annotation_fields CSQ, or copy the fields of an "
+        "annotated VCF with --annotate_with FILE.vcf.gz --annotate_fields ID,...",
+    ),
+    "--minimal_vep_alt_matching": (
+        ON_OFF, "VEP --minimal allele matching is not supported yet",
+        "run VEP with --allele_number (its ALLELE_NUM is used to match each ALT)",
+    ),
+    "--infer_annotation_types": (
+        ON_OFF, "annotation sub-fields are not typed from their values yet (they load as strings)",
+        "cast them in SQL, e.g. CAST(x AS FLOAT64)",
+    ),
+    "--move_hom_ref_calls": (
+        ON_OFF, "a hom_ref_call column is not supported yet", "select calls with genotype [0, 0] in SQL"
+    ),
+    "--omit_empty_sample_calls": (
+        ON_OFF, "leaving out calls without data is not supported yet",
+        "filter the calls whose genotype is [-1, -1] and whose fields are null in SQL",
+    ),
+}  # fmt: skip
+
+
+def _add_vt_options(parser: argparse.ArgumentParser) -> None:
+    """Accepted so that their scripts run; not in --help (docs/from_variant_transforms.md lists them)."""
+    for name, (kwargs, *_) in [*VT_IGNORED.items(), *VT_ABSENT.items()]:
+        parser.add_argument(name, **{**kwargs, "default": None}, help=argparse.SUPPRESS)
 
 
 def _boolean(text: str) -> bool:
@@ -274,7 +339,8 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def option_names() -> list[str]:
+def option_names() -> dict[str, str]:
+    """Every option name of launch and plan -> the option it spells (itself, but for aliases)."""
     parser = _Parser(add_help=False)
     _add_pipeline_options(parser)
-    return [name for action in parser._actions for name in action.option_strings]
+    return {name: action.option_strings[0] for action in parser._actions for name in action.option_strings}

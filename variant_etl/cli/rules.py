@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import sys
 
-from variant_etl.cli.parser import build_parser, option_names
+from variant_etl.cli.parser import VT_ABSENT, VT_IGNORED, build_parser, option_names
 from variant_etl.core.errors import VariantEtlError
 
 
@@ -18,9 +19,22 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         _check_beam_args(rest, ours=[], beam=False)
         return args, rest
     ours = option_names()
-    _check_beam_args(rest, ours=ours, beam=True)
-    _check_combinations(args, _given(argv, ours))
+    _check_beam_args(rest, ours=list(ours), beam=True)
+    given = _given(argv, ours)
+    _check_vt_options(args, given)
+    _check_combinations(args, given)
     return args, rest
+
+
+def _check_vt_options(args: argparse.Namespace, given: set[str]) -> None:
+    """gcp-variant-transforms' options without effect here: a warning each; those whose feature
+    is missing: an error, unless they ask for what happens anyway (``--move_hom_ref_calls false``)."""
+    for name, (_, why) in VT_IGNORED.items():
+        if name in given:
+            print(f"warning: {name} is ignored: {why}", file=sys.stderr)
+    for name, (_, why, instead) in VT_ABSENT.items():
+        if name in given and getattr(args, name[2:]) is not False:
+            raise VariantEtlError(f"{name}: {why}. Hint: {instead}")
 
 
 class _BeamParser:
@@ -77,15 +91,16 @@ def _check_beam_args(rest: list[str], *, ours: list[str], beam: bool) -> None:
         )
 
 
-def _given(argv: list[str], ours: list[str]) -> set[str]:
-    """Our options written on the command line (no abbreviations: a name is written whole)."""
+def _given(argv: list[str], ours: dict[str, str]) -> set[str]:
+    """Our options written on the command line (no abbreviations: a name is written whole), by
+    the name they spell (an alias by its option's name)."""
     given = set()
     for arg in argv:
         if arg == "--":
             break
         name = arg.split("=", 1)[0]
         if name in ours:
-            given.add(name)
+            given.add(ours[name])
     return given
 
 
@@ -130,7 +145,11 @@ def _check_combinations(args: argparse.Namespace, given: set[str]) -> None:
         )
     for option, (needed, does) in _NEEDS.items():
         choices = needed if isinstance(needed, tuple) else (needed,)
-        if option in given and not any(getattr(args, name[2:]) for name in choices):
+        if (
+            option in given
+            and getattr(args, option[2:]) is not False
+            and not any(getattr(args, name[2:]) for name in choices)
+        ):
             which = " or ".join(choices)
             add = " or ".join(f"{name}{_NEEDED_VALUE.get(name, '')}" for name in choices)
             raise VariantEtlError(

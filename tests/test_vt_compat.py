@@ -1,0 +1,114 @@
+"""gcp-variant-transforms command lines: its spelling of on/off options (`--append true`), its
+renamed options, and its options with no effect or no feature here (a warning, or one error
+line naming what to use instead)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import VT_VCF, run_cli
+from variant_etl.cli.parser import VT_ABSENT, VT_IGNORED
+from variant_etl.cli.rules import parse_args
+from variant_etl.core.errors import VariantEtlError
+
+VCF = str(VT_VCF / "valid-4.0.vcf")
+TABLE = "my-project:dataset.table"
+ON_OFF = [
+    "allow_malformed_records", "allow_incompatible_records", "infer_headers", "use_1_based_coordinate",
+    "include_call_name", "append", "update_schema_on_append", "keep_intermediate_files",
+    "copy_quality_to_calls", "copy_filter_to_calls", "no_progress", "overwrite", "verbose", "dry_run",
+]  # fmt: skip
+
+
+def parsed(*args: str):
+    args_, _ = parse_args(["plan", "--input_pattern", VCF, *args])
+    return args_
+
+
+@pytest.mark.parametrize("name", ON_OFF)
+@pytest.mark.parametrize(
+    "spelling, value",
+    [((), True), (("true",), True), (("True",), True), (("=TRUE",), True), (("false",), False),
+     (("=False",), False), (("1",), True), (("0",), False)],
+)  # fmt: skip
+def test_on_off_options_take_a_value_as_in_variant_transforms(name, spelling, value):
+    option = f"--{name}" + (spelling[0] if spelling and spelling[0].startswith("=") else "")
+    rest = [s for s in spelling if not s.startswith("=")]
+    needs = {
+        "append": ["--output_table", TABLE],
+        "update_schema_on_append": ["--output_table", TABLE, "--append"],
+        "keep_intermediate_files": ["--output_table", TABLE],
+        "overwrite": ["--output_parquet_dir", "out"],
+        "copy_quality_to_calls": ["--variant_merge_strategy", "MOVE_TO_CALLS"],
+        "copy_filter_to_calls": ["--variant_merge_strategy", "MOVE_TO_CALLS"],
+    }.get(name, [])
+    args = parsed(*needs, option, *rest)
+    assert getattr(args, name) is value
+
+
+def test_an_on_off_value_that_is_neither_is_one_error_line():
+    with pytest.raises(VariantEtlError, match=r"argument --append: expected true or false, got 'maybe'"):
+        parsed("--output_table", TABLE, "--append", "maybe")
+    result = run_cli("plan", "--input_pattern", VCF, "--allow_malformed_records", "sure")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        "error: argument --allow_malformed_records: expected true or false, got 'sure'. "
+        "Hint: variant-etl plan --help lists the options"
+    )
+
+
+def test_a_false_value_asks_for_nothing_that_needs_another_option():
+    args = parsed("--append", "false", "--keep_intermediate_avro_files=false")  # no --output_table
+    assert args.append is False and args.keep_intermediate_files is False
+    with pytest.raises(VariantEtlError, match="--append only applies with --output_table"):
+        parsed("--append", "true")
+
+
+def test_renamed_options_are_aliases():
+    assert parsed("--infer_undefined_headers", "true").infer_headers is True
+    args = parsed("--output_table", TABLE, "--keep_intermediate_avro_files")
+    assert args.keep_intermediate_files is True
+    # the rules speak of the option it spells
+    with pytest.raises(VariantEtlError, match="--keep_intermediate_files only applies with --output_table"):
+        parsed("--keep_intermediate_avro_files", "True")
+
+
+@pytest.mark.parametrize("name", sorted(VT_IGNORED))
+def test_options_with_no_effect_here_are_accepted_with_a_warning(name, capsys):
+    value = {"--num_bigquery_write_shards": ["20"], "--pipeline_mode": ["large"]}.get(name, ["x"])
+    if VT_IGNORED[name][0].get("const") is True and name != "--auto_flags_experiment":
+        value = ["true"]
+    parsed(name, *value)
+    err = capsys.readouterr().err
+    assert err == f"warning: {name} is ignored: {VT_IGNORED[name][1]}\n"
+
+
+@pytest.mark.parametrize("name", sorted(VT_ABSENT))
+def test_options_whose_feature_is_missing_are_an_error_naming_the_alternative(name):
+    kwargs, why, instead = VT_ABSENT[name]
+    value = ["true"] if kwargs.get("const") is True else ["x"]
+    result = run_cli("plan", "--input_pattern", VCF, name, *value)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == f"error: {name}: {why}. Hint: {instead}"
+    if kwargs.get("const") is True:  # asking for what happens anyway is fine
+        assert run_cli("plan", "--input_pattern", VCF, name, "false").returncode == 0
+
+
+def test_a_variant_transforms_command_line_runs(tmp_path):
+    """As its docs and issues write them (True/False values, renamed and deprecated options)."""
+    out = tmp_path / "out"
+    result = run_cli(
+        "launch", "--input_pattern", str(VT_VCF / "invalid-4.0-POS-empty.vcf"),
+        "--output_parquet_dir", str(out), "--allow_malformed_records", "True", "--infer_undefined_headers=true",
+        "--optimize_for_large_inputs", "true", "--num_bigquery_write_shards", "20",
+        "--keep_intermediate_avro_files", "False", "--split_alternate_allele_info_fields", "True",
+        "--use_allele_num", "--no_progress",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert warnings == [
+        f"warning: --optimize_for_large_inputs is ignored: {VT_IGNORED['--optimize_for_large_inputs'][1]}",
+        f"warning: --num_bigquery_write_shards is ignored: {VT_IGNORED['--num_bigquery_write_shards'][1]}",
+        f"warning: --use_allele_num is ignored: {VT_IGNORED['--use_allele_num'][1]}",
+    ]
+    assert (out / "_SUCCESS").exists() and any((out / "_malformed").iterdir())
