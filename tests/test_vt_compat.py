@@ -112,3 +112,84 @@ def test_a_variant_transforms_command_line_runs(tmp_path):
         f"warning: --use_allele_num is ignored: {VT_IGNORED['--use_allele_num'][1]}",
     ]
     assert (out / "_SUCCESS").exists() and any((out / "_malformed").iterdir())
+
+
+# --- appending to tables gcp-variant-transforms made --------------------------------------
+
+# VT's schemas, as its code writes them: data/schema/sample_info.json, and the variant table its
+# schema_converter makes of valid-4.0.vcf's header (legacy type names, descriptions).
+VT_SAMPLE_INFO = [
+    {"name": "sample_id", "type": "INTEGER", "mode": "NULLABLE", "description": "An Integer that uniquely identifies a sample."},
+    {"name": "sample_name", "type": "STRING", "mode": "NULLABLE", "description": "Name of the sample as we read it from the VCF file."},
+    {"name": "file_path", "type": "STRING", "mode": "NULLABLE", "description": "Full file path on GCS of the sample."},
+    {"name": "ingestion_datetime", "type": "TIMESTAMP", "mode": "NULLABLE", "description": "Ingestion datetime (up to current minute) of samples."},
+]  # fmt: skip
+VT_VARIANTS_4_0 = [
+    {"name": "reference_name", "type": "STRING", "mode": "NULLABLE"},
+    {"name": "start_position", "type": "INTEGER", "mode": "NULLABLE"},
+    {"name": "end_position", "type": "INTEGER", "mode": "NULLABLE"},
+    {"name": "reference_bases", "type": "STRING", "mode": "NULLABLE"},
+    {"name": "alternate_bases", "type": "RECORD", "mode": "REPEATED", "fields": [
+        {"name": "alt", "type": "STRING", "mode": "NULLABLE"}]},
+    {"name": "names", "type": "STRING", "mode": "REPEATED"},
+    {"name": "quality", "type": "FLOAT", "mode": "NULLABLE"},
+    {"name": "filter", "type": "STRING", "mode": "REPEATED"},
+    {"name": "call", "type": "RECORD", "mode": "REPEATED", "fields": [
+        {"name": "sample_id", "type": "INTEGER", "mode": "NULLABLE"},
+        {"name": "genotype", "type": "INTEGER", "mode": "REPEATED"},
+        {"name": "phaseset", "type": "STRING", "mode": "NULLABLE"},
+        {"name": "GQ", "type": "INTEGER", "mode": "NULLABLE"},
+        {"name": "DP", "type": "INTEGER", "mode": "NULLABLE"},
+        {"name": "HQ", "type": "INTEGER", "mode": "REPEATED"}]},
+    {"name": "NS", "type": "INTEGER", "mode": "NULLABLE"},
+    {"name": "DP", "type": "INTEGER", "mode": "NULLABLE"},
+    {"name": "AF", "type": "FLOAT", "mode": "REPEATED"},  # Number=. in this file
+    {"name": "AA", "type": "STRING", "mode": "NULLABLE"},
+    {"name": "DB", "type": "BOOLEAN", "mode": "NULLABLE"},
+    {"name": "H2", "type": "BOOLEAN", "mode": "NULLABLE"},
+]  # fmt: skip
+
+
+@pytest.mark.bigquery
+def test_append_to_tables_variant_transforms_made(bq):
+    from google.cloud import bigquery
+
+    from variant_etl.core.options import DEFAULT_SHARDING_CONFIG, bundled_config
+    from variant_etl.core.sharding import load_sharding_config
+
+    sharding = load_sharding_config(bundled_config(DEFAULT_SHARDING_CONFIG))
+    tables = {shard.suffix: VT_VARIANTS_4_0 for shard in sharding.shards} | {"sample_info": VT_SAMPLE_INFO}
+    for suffix, fields in tables.items():
+        schema = [bigquery.SchemaField.from_api_repr(f) for f in fields]
+        bq.client.create_table(bigquery.Table(f"test-project.{bq.dataset}.vt__{suffix}", schema=schema))
+    # what VT loaded before: one row of its sample_info
+    bq.client.insert_rows_json(
+        f"test-project.{bq.dataset}.vt__sample_info",
+        [
+            {
+                "sample_id": 1,
+                "sample_name": "OLD",
+                "file_path": "gs://old.vcf",
+                "ingestion_datetime": "2020-01-01 00:00:00",
+            }
+        ],
+    )
+    result = bq.launch("vt", VT_VCF / "valid-4.0.vcf", extra=("--append", "True"))
+    assert result.returncode == 0, result.stderr
+    assert bq.query(f"SELECT COUNT(*) FROM {bq.dataset}.vt__chr20")[0] == (4,)
+    info = bq.query(f"SELECT sample_name, ingestion_datetime FROM {bq.dataset}.vt__sample_info ORDER BY 1")
+    assert [name for name, _ in info] == ["NA00001", "NA00002", "NA00003", "OLD"]
+    assert all(when is not None for _, when in info)
+    # the schemas are VT's still
+    found = bq.client.get_table(f"test-project.{bq.dataset}.vt__sample_info").schema
+    assert [(f.name, f.field_type) for f in found] == [(f["name"], f["type"]) for f in VT_SAMPLE_INFO]
+
+
+@pytest.mark.bigquery
+def test_new_sample_info_tables_have_variant_transforms_types(bq):
+    assert bq.launch("new", VT_VCF / "valid-4.0.vcf").returncode == 0
+    found = bq.client.get_table(f"test-project.{bq.dataset}.new__sample_info").schema
+    legacy = {"INT64": "INTEGER"}  # BigQuery reports its standard names so; the emulator as given
+    assert [(f.name, legacy.get(f.field_type, f.field_type), f.mode) for f in found] == [
+        (f["name"], f["type"], f["mode"]) for f in VT_SAMPLE_INFO
+    ]

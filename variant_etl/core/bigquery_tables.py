@@ -83,7 +83,7 @@ def header_fields() -> list[dict]:
     """TABLE__vcf_header: each run's VCF header (its definitions as merged for the schema), a row a line."""
     return [
         {"name": "run_id", "type": "STRING", "mode": "NULLABLE"},
-        {"name": "ingestion_datetime", "type": "DATETIME", "mode": "NULLABLE"},
+        {"name": "ingestion_datetime", "type": "TIMESTAMP", "mode": "NULLABLE"},
         {"name": "coordinates", "type": "STRING", "mode": "NULLABLE"},  # as in _manifest.json
         {"name": "line_number", "type": "INT64", "mode": "NULLABLE"},
         {"name": "line", "type": "STRING", "mode": "NULLABLE"},
@@ -91,9 +91,11 @@ def header_fields() -> list[dict]:
 
 
 def sample_info_fields() -> list[dict]:
+    """gcp-variant-transforms' TABLE__sample_info (its data/schema/sample_info.json), so that runs
+    append to the tables it made."""
     return [
         {"name": "sample_id", "type": "INT64", "mode": "NULLABLE"},
         {"name": "sample_name", "type": "STRING", "mode": "NULLABLE"},
         {"name": "file_path", "type": "STRING", "mode": "NULLABLE"},
-        {"name": "ingestion_datetime", "type": "DATETIME", "mode": "NULLABLE"},
+        {"name": "ingestion_datetime", "type": "TIMESTAMP", "mode": "NULLABLE"},
     ]

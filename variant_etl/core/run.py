@@ -38,7 +38,8 @@ def sample_info_table(run: RunInfo) -> pa.Table:
 
 
 def sample_info_rows(run: RunInfo) -> list[dict]:
-    """The sample_info rows as JSON-able dicts (BigQuery DATETIME as text)."""
+    """The sample_info rows as JSON-able dicts (the time as text: a TIMESTAMP, or a DATETIME
+    column of tables made before, takes it)."""
     rows = sample_info_table(run).to_pylist()
     for row in rows:
         row["ingestion_datetime"] = run.started_at or None

@@ -218,7 +218,7 @@ def _missing_fields(have: list[dict], want: list[dict], table_id: str, prefix: s
         path = prefix + field["name"]
         if old is None:
             missing.append(path)
-        elif _kind(old) != _kind(field) or old.get("mode", "NULLABLE") != field.get("mode", "NULLABLE"):
+        elif not _same_kind(old, field) or old.get("mode", "NULLABLE") != field.get("mode", "NULLABLE"):
             raise OutputError(
                 f"{table_id}: column {path!r} is {old.get('mode', 'NULLABLE')} {_kind(old)} in the table but "
                 f"{field.get('mode', 'NULLABLE')} {_kind(field)} in this run. Hint: load into a new table."
@@ -226,6 +226,13 @@ def _missing_fields(have: list[dict], want: list[dict], table_id: str, prefix: s
         elif _kind(field) == "RECORD":
             missing += _missing_fields(old.get("fields", []), field["fields"], table_id, path + ".")
     return missing
+
+
+def _same_kind(old: dict, new: dict) -> bool:
+    """The column takes the values of the field. The only time columns are the run tables'
+    ingestion_datetime: TIMESTAMP (gcp-variant-transforms' type, and ours since) or DATETIME
+    (ours before), both written as UTC text."""
+    return _kind(old) == _kind(new) or {_kind(old), _kind(new)} == {"DATETIME", "TIMESTAMP"}
 
 
 def _kind(field: dict) -> str:
