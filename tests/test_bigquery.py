@@ -23,7 +23,7 @@ SAMPLE = "GS000016676-ASM"  # the one sample of valid-4.1-large.vcf.gz
 
 
 def test_table_creation_request_has_range_partitioning_and_clustering():
-    shard = load_sharding_config(str(DEFAULT_CONFIG)).shards[0]  # chr1, partition_range_end 249,250,621
+    shard = load_sharding_config(str(DEFAULT_CONFIG)).shards[0]  # chr1, partition_range_end 249,240,615
     fields = [{"name": "start_position", "type": "INT64", "mode": "NULLABLE"}]
     resource = table_resource("p.d.t__chr1", fields, shard).to_api_repr()
     assert resource["rangePartitioning"] == {

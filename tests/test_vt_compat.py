@@ -193,3 +193,53 @@ def test_new_sample_info_tables_have_variant_transforms_types(bq):
     assert [(f.name, legacy.get(f.field_type, f.field_type), f.mode) for f in found] == [
         (f["name"], f["type"], f["mode"]) for f in VT_SAMPLE_INFO
     ]
+
+
+def test_the_default_sharding_config_is_variant_transforms_default():
+    """The same tables, regions and partition specs as VT's homo_sapiens_default.yaml, so that
+    appending to its tables partitions them as it did (e.g. chrY: an interval of 14,320)."""
+    from tests.conftest import TESTDATA
+    from variant_etl.core.options import DEFAULT_SHARDING_CONFIG, bundled_config
+    from variant_etl.core.sharding import load_sharding_config
+
+    ours = load_sharding_config(bundled_config(DEFAULT_SHARDING_CONFIG)).shards
+    theirs = load_sharding_config(
+        str(TESTDATA / "vt" / "default_configs" / "homo_sapiens_default.yaml")
+    ).shards
+    assert [(s.suffix, s.regions, s.is_residual, s.partitioning) for s in ours] == [
+        (s.suffix, s.regions, s.is_residual, s.partitioning) for s in theirs
+    ]
+    chr_y = next(s for s in ours if s.suffix == "chrY")
+    assert chr_y.partitioning.to_bigquery()["range"]["interval"] in (14320, "14320")
+
+
+# --- files htslib reads --------------------------------------------------------------------
+
+GT_4_4 = (
+    "##fileformat=VCFv4.4\n##contig=<ID=1,length=1000>\n"
+    '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
+    "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tA\tB\tC\tD\tE\tF\n"
+    "1\t10\t.\tA\tC\t.\t.\t.\tGT\t|.\t|./1\t/1|.\t|1/.\t|./.\t|0|1\n"
+    "1\t20\t.\tA\tC,G\t.\t.\t.\tGT\t|2\t/.\t0/2\t.|1\t|1/1\t/0/1\n"
+)
+
+
+def test_vcf_4_4_genotypes_with_a_leading_phasing_mark_load_as_pysam_reads_them(tmp_path):
+    import pyarrow.parquet as pq
+    import pysam
+
+    vcf = tmp_path / "gt44.vcf"
+    vcf.write_text(GT_4_4)
+    result = run_cli("launch", "--input_pattern", str(vcf), "--output_parquet_dir", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    (path,) = (tmp_path / "out" / "chr1").glob("*.parquet")
+    rows = pq.read_table(path).to_pylist()
+    with pysam.VariantFile(str(vcf)) as f:
+        calls = [list(record.samples.values()) for record in f]
+        expected = [[s.allele_indices for s in samples] for samples in calls]
+        phased = [[s.phased for s in samples] for samples in calls]
+    for row, alleles, phases in zip(rows, expected, phased):
+        assert [c["genotype"] for c in row["call"]] == [[-1 if a is None else a for a in g] for g in alleles]
+        for call, alleles_, phase in zip(row["call"], alleles, phases):
+            if len(alleles_) > 1:  # pysam calls every haploid genotype phased; we call none
+                assert (call["phaseset"] == "*") == phase, (call, phase)

@@ -333,7 +333,9 @@ def _check_missing_alleles(record, index: int, name: str, n_alts: int) -> None:
     keys = columns[8].split(":")
     parts = columns[9 + index].split(":")
     gt_text = parts[keys.index("GT")] if keys.index("GT") < len(parts) else "."
-    for allele in re.split(r"[/|]", gt_text):
+    # VCF 4.4 lets the first allele have a phasing mark of its own: '|0/1', '/1|.'
+    alleles = gt_text[1:] if gt_text.startswith(("/", "|")) else gt_text
+    for allele in re.split(r"[/|]", alleles):
         if allele != "." and (not allele.isdigit() or int(allele) > n_alts):
             raise MalformedRecord(
                 f"FORMAT/GT of {name}",

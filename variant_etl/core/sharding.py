@@ -6,11 +6,11 @@ Format (a list of items)::
     - output_table:
         table_name_suffix: "chr1"
         regions: ["chr1", "1"]          # CHROM, or CHROM:START-END (commas allowed)
-        partition_range_end: 249,250,621
+        partition_range_end: 249,240,615
     - output_table:
         table_name_suffix: "residual"
         regions: ["residual"]           # everything no other item matched
-        partition_range_end: 249,250,621
+        partition_range_end: 249,240,615
 
 A ``CHROM:START-END`` region holds variants whose 0-based ``start_position`` lies
 in ``[START, END)``. Names are case-sensitive. Without a residual item,
