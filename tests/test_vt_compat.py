@@ -243,3 +243,51 @@ def test_vcf_4_4_genotypes_with_a_leading_phasing_mark_load_as_pysam_reads_them(
         for call, alleles_, phase in zip(row["call"], alleles, phases):
             if len(alleles_) > 1:  # pysam calls every haploid genotype phased; we call none
                 assert (call["phaseset"] == "*") == phase, (call, phase)
+
+
+OMIT = (
+    "##fileformat=VCFv4.2\n##contig=<ID=1,length=1000>\n"
+    '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
+    '##FORMAT=<ID=DP,Number=1,Type=Integer,Description="Depth">\n'
+    '##FORMAT=<ID=AD,Number=R,Type=Integer,Description="Depths">\n'
+    "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tA\tB\tC\tD\tE\n"
+    "1\t10\t.\tA\tC\t.\t.\t.\tGT:DP:AD\t./.\t./.:5\t0/1:.:.\t./.:.:.\t.:.:.,.\n"
+    "1\t20\t.\tA\tC\t.\t.\t.\tGT\t./.\t.|.\t.\t./.\t./.\n"
+    "1\t30\t.\tA\tC\t.\t.\t.\tGT:DP\t0/0:1\t./.\t1\t./.:0\t./.\n"
+)
+
+
+def test_omit_empty_sample_calls_leaves_out_the_calls_that_say_nothing(tmp_path):
+    """As gcp-variant-transforms: a call is empty when no allele is known and every FORMAT
+    value is missing; [., .] (two missing values) is a value list, not missing."""
+    import pyarrow.parquet as pq
+
+    vcf = tmp_path / "omit.vcf"
+    vcf.write_text(OMIT)
+    outputs = {}
+    for name, extra in (("all", []), ("omitted", ["--omit_empty_sample_calls", "true"])):
+        out, lookup = tmp_path / name, tmp_path / f"{name}-lookup"
+        result = run_cli(
+            "launch", "--input_pattern", str(vcf), "--output_parquet_dir", str(out),
+            "--sample_lookup_parquet_dir", str(lookup), *extra,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        (path,) = (out / "chr1").glob("*.parquet")
+        outputs[name] = pq.read_table(path).to_pylist()
+        outputs[name + "-lookup"] = sum(
+            pq.read_metadata(p).num_rows for p in (lookup / "chr1").glob("*.parquet")
+        )
+    names = {
+        row["sample_id"]: row["sample_name"]
+        for row in pq.read_table(tmp_path / "all" / "__sample_info.parquet").to_pylist()
+    }
+    kept = [[names[c["sample_id"]] for c in row["call"]] for row in outputs["omitted"]]
+    assert kept == [["B", "C", "E"], [], ["A", "C", "D"]]
+    assert [len(row["call"]) for row in outputs["all"]] == [5, 5, 5]
+    # the rows are the same, but for their calls
+    for a, b in zip(outputs["all"], outputs["omitted"]):
+        assert {k: v for k, v in a.items() if k != "call"} == {k: v for k, v in b.items() if k != "call"}
+        assert [
+            c for c in a["call"] if names[c["sample_id"]] in [names[x["sample_id"]] for x in b["call"]]
+        ] == b["call"]
+    assert outputs["omitted-lookup"] == 6 and outputs["all-lookup"] == 15

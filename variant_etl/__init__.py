@@ -23,6 +23,7 @@ _PUBLIC = {
     "ReadVcf": "variant_etl.api",
     "MergeVariants": "variant_etl.api",
     "AnnotateVariants": "variant_etl.api",
+    "OmitEmptySampleCalls": "variant_etl.api",
     "ShardVariants": "variant_etl.api",
     "WriteToParquet": "variant_etl.api",
     "WriteToBigQuery": "variant_etl.api",

@@ -65,6 +65,7 @@ from variant_etl.sinks.bigquery import LOOKUP_KINDS, VARIANT_KINDS, LoadToBigQue
 from variant_etl.sinks.commit import CommitOutput, WriteMalformed
 from variant_etl.sinks.parquet import WriteParquetFiles
 from variant_etl.transforms.annotate import Annotate
+from variant_etl.transforms.calls import OmitEmptyCalls
 from variant_etl.transforms.coders import VariantBatch
 from variant_etl.transforms.merge import MergeBuckets
 from variant_etl.transforms.read import ReadSplits
@@ -75,6 +76,7 @@ from variant_etl.transforms.shard import RouteToShards
 __all__ = [
     "AnnotateVariants",
     "MergeVariants",
+    "OmitEmptySampleCalls",
     "ReadVcf",
     "ShardVariants",
     "WriteOutputs",
@@ -489,7 +491,17 @@ class _Lineage:
     foreign: bool
 
 
-_STAGES = (ReadVcf, MergeVariants, AnnotateVariants, ShardVariants)
+@beam.typehints.with_input_types(VariantBatch)
+@beam.typehints.with_output_types(VariantBatch)
+class OmitEmptySampleCalls(beam.PTransform):
+    """Leaves out of ``call`` the calls that say nothing: no allele known (``./.``) and every
+    FORMAT field missing (gcp-variant-transforms' ``--omit_empty_sample_calls``). The rows stay."""
+
+    def expand(self, batches):
+        return batches | "Omit" >> OmitEmptyCalls()
+
+
+_STAGES = (ReadVcf, MergeVariants, AnnotateVariants, OmitEmptySampleCalls, ShardVariants)
 
 
 def _lineage(pcoll: beam.PCollection) -> _Lineage:

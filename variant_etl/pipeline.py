@@ -9,6 +9,7 @@ import apache_beam as beam
 
 from variant_etl.api import (
     AnnotateVariants,
+    OmitEmptySampleCalls,
     ReadVcf,
     ShardVariants,
     WriteOutputs,
@@ -29,6 +30,8 @@ def build(
     batches = p | "ReadVcf" >> ReadVcf.from_source(plan.source, progress=progress)
     if plan.annotations is not None:
         batches = batches | "AnnotateVariants" >> AnnotateVariants(planned=plan.annotations)
+    if plan.omit_empty_sample_calls:
+        batches = batches | "OmitEmptySampleCalls" >> OmitEmptySampleCalls()
     sharded = batches | "ShardVariants" >> ShardVariants(plan.sharding)
     outputs = []
     for options, lookup in ((plan.parquet, False), (plan.sample_lookup, True)):

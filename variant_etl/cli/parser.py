@@ -154,6 +154,10 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     headers.add_argument("--include_call_name", **ON_OFF, help="keep the sample name as call.name")
     headers.add_argument(
+        "--omit_empty_sample_calls", **ON_OFF,
+        help="leave out of call the calls with no allele known and no FORMAT value (./.)",
+    )  # fmt: skip
+    headers.add_argument(
         "--sample_name_encoding", choices=SAMPLE_NAME_ENCODINGS, default=HeaderOptions.sample_name_encoding,
         help="WITH_FILE_PATH: call.sample_id also hashes the file path (same name, different people)",
     )  # fmt: skip
@@ -300,10 +304,6 @@ VT_ABSENT = {
     ),
     "--move_hom_ref_calls": (
         ON_OFF, "a hom_ref_call column is not supported yet", "select calls with genotype [0, 0] in SQL"
-    ),
-    "--omit_empty_sample_calls": (
-        ON_OFF, "leaving out calls without data is not supported yet",
-        "filter the calls whose genotype is [-1, -1] and whose fields are null in SQL",
     ),
 }  # fmt: skip
 

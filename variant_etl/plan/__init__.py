@@ -67,6 +67,7 @@ def make_plan(
     sample_lookup: ParquetOptions | None = None,
     sample_lookup_bigquery: BigQueryOptions | None = None,
     take_over: str | None = None,
+    omit_empty_sample_calls: bool = False,
 ) -> Plan:
     headers = headers or HeaderOptions(infer_headers=infer_headers)
     schema_options = schema_options or SchemaOptions()
@@ -108,6 +109,7 @@ def make_plan(
         started_at=started_now(),
         bigquery=bigquery,
         annotations=planned_annotations,
+        omit_empty_sample_calls=omit_empty_sample_calls,
         sample_lookup=sample_lookup,
         sample_lookup_bigquery=sample_lookup_bigquery,
     )

@@ -82,6 +82,7 @@ class Plan:
     started_at: str = ""  # UTC, to the minute: sample_info.ingestion_datetime
     bigquery: BigQueryOptions | None = None
     annotations: Annotations | None = None  # --annotation_fields, --annotate_with
+    omit_empty_sample_calls: bool = False  # calls with no allele and no FORMAT value left out
     # The sample-lookup layout (one row per call, docs/sample_lookup.md): a Parquet directory
     # and/or a second set of BigQuery tables.
     sample_lookup: ParquetOptions | None = None
