@@ -25,9 +25,9 @@ MALFORMED = {
     "vt/vcf/preprocessor/invalid-4.0.vcf": 1,  # POS is a space
     "real/hts-specs/failed_body_sample_003.vcf": 1,  # 4 sample sub-fields under a 3-key FORMAT
     "real/htslib/vcf_file.bcf": 2,  # INFO/AC is Number=A: 1 value with ALT '.', 2 values for 305 ALTs
-    "real/hts-specs/passed_body_alt.vcf": 1,
+    "real/hts-specs/passed_body_alt.vcf": 1,  # line 22: ALT '.' but GT '0|1' (no allele 1 to point at)
     # INT=2147483648 under Type=Integer: bcftools reads it as missing, we refuse it
-    "real/hts-specs/failed_body_info_integer_overflow.vcf": 1,  # line 22: ALT '.' but GT '0|1' (no allele 1 to point at)
+    "real/hts-specs/failed_body_info_integer_overflow.vcf": 1,
 }
 FILES = sorted(
     str(p.relative_to(TESTDATA))

@@ -291,3 +291,37 @@ def test_omit_empty_sample_calls_leaves_out_the_calls_that_say_nothing(tmp_path)
             c for c in a["call"] if names[c["sample_id"]] in [names[x["sample_id"]] for x in b["call"]]
         ] == b["call"]
     assert outputs["omitted-lookup"] == 6 and outputs["all-lookup"] == 15
+
+
+def test_positions_beyond_2_31_load_as_htslib_reads_them(tmp_path):
+    """htslib reads POS beyond 2^31 in text VCF (large plant and amphibian genomes); both our
+    readers load it exactly. INFO integers beyond 32 bits (INFO/END among them), which htslib
+    reads as missing, are still refused with a clear message."""
+    import pyarrow.parquet as pq
+    import pysam
+
+    vcf = tmp_path / "big.vcf"
+    head = (
+        "##fileformat=VCFv4.3\n##contig=<ID=1,length=5000000000>\n"
+        '##INFO=<ID=END,Number=1,Type=Integer,Description="End">\n'
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+    )
+    vcf.write_text(head + "1\t3000000000\t.\tA\tC\t.\t.\t.\n1\t4000000010\t.\tACG\tA\t.\t.\t.\n")
+    result = run_cli("launch", "--input_pattern", str(vcf), "--output_parquet_dir", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    (path,) = (tmp_path / "out" / "chr1").glob("*.parquet")
+    rows = pq.read_table(path, columns=["start_position", "end_position"]).to_pylist()
+    with pysam.VariantFile(str(vcf)) as f:
+        expected = [{"start_position": r.pos - 1, "end_position": r.stop} for r in f]
+    assert (
+        rows
+        == expected
+        == [
+            {"start_position": 2999999999, "end_position": 3000000000},
+            {"start_position": 4000000009, "end_position": 4000000012},
+        ]
+    )
+    vcf.write_text(head + "1\t3000000000\t.\tA\t<DEL>\t.\t.\tEND=3000000100\n")
+    result = run_cli("launch", "--input_pattern", str(vcf), "--output_parquet_dir", str(tmp_path / "o2"))
+    assert result.returncode == 2 or result.returncode == 1
+    assert "INFO/END: Type=Integer: expected 32-bit integers" in result.stderr

@@ -20,7 +20,7 @@ def diagnose_line(line: str, header: VcfHeader) -> tuple[str, str, str]:
     if not pos.strip().isdigit() or int(pos) < 1:
         return "POS", pos, "expected a positive integer"
     if int(pos) > MAX_POS:
-        return "POS", pos, "positions must be below 2^31"
+        return "POS", pos, f"expected at most {MAX_POS} (htslib's largest position)"
     ref = columns[3]
     if not ref or any(c not in "ACGTNacgtn*." for c in ref):
         return "REF", ref, "expected bases A, C, G, T or N"

@@ -7,4 +7,6 @@ INT32_MAX = 2**31 - 1
 # htslib keeps the 8 lowest int32 values for "missing" and "end of vector": a value below
 # HTSLIB_INT32_MIN cannot be written to BCF.
 HTSLIB_INT32_MIN = INT32_MIN + 8
-MAX_POS = INT32_MAX  # VCF positions are 32-bit; htslib itself would read larger ones
+# htslib reads POS as 64-bit in text VCF (HTS_POS_MAX): large plant and amphibian genomes have
+# chromosomes longer than 2^31. (INFO/END beyond 2^31 it reads as missing: refused.)
+MAX_POS = ((2**31 - 1) << 32) | (2**31 - 1)

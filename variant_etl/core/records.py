@@ -105,7 +105,7 @@ class BatchBuilder:
         if pos < 1:
             raise MalformedRecord("POS", pos, "expected a positive integer")
         if pos > MAX_POS:
-            raise MalformedRecord("POS", pos, f"expected at most {MAX_POS} (VCF positions are 32-bit)")
+            raise MalformedRecord("POS", pos, f"expected at most {MAX_POS} (htslib's largest position)")
         if not _REF_BASES.fullmatch(ref):
             raise MalformedRecord("REF", ref, "expected bases (A, C, G, T, N or IUPAC codes)")
         alts = record.alts or ()

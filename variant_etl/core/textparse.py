@@ -23,11 +23,13 @@ import pyarrow.csv as pacsv
 
 from variant_etl.core import schema as s
 from variant_etl.core.header import FieldDef
-from variant_etl.core.limits import HTSLIB_INT32_MIN, INT32_MAX
+from variant_etl.core.limits import HTSLIB_INT32_MIN, INT32_MAX, MAX_POS
 from variant_etl.core.records import genotype_count, sample_id
 from variant_etl.core.schema import VariantSchema
 
 _SITE_COLUMNS = ("CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO")
+# INFO/FORMAT integers as htslib reads them (32 bits; beyond, it reads missing with a warning:
+# refused here, in both readers, rather than lost).
 _INT_MIN, _INT_MAX = HTSLIB_INT32_MIN, INT32_MAX
 _STRING_TYPES = ("String", "Character")
 _FILTER_NAME = re.compile(r"[0-9A-Za-z_.-]+")
@@ -102,7 +104,7 @@ class TextParser:
         _require(_no_empty(chrom) and _no_empty(ref), "empty CHROM or REF")
         _require(n == 0 or pc.all(pc.match_substring_regex(ref, "^[ACGTNacgtn]+$")).as_py(), "REF bases")
         pos = _integers(columns["POS"])
-        _require(n == 0 or (pc.min(pos).as_py() >= 1 and pc.max(pos).as_py() <= _INT_MAX), "POS range")
+        _require(n == 0 or (pc.min(pos).as_py() >= 1 and pc.max(pos).as_py() <= MAX_POS), "POS range")
         alts = _split_or_empty(columns["ALT"], ",")
         _require(_no_empty(alts.values) and not _any_equal(alts.values, "."), "odd ALT")
         n_alts = np.diff(alts.offsets.to_numpy()).astype(np.int64)
@@ -177,6 +179,8 @@ class TextParser:
                 _require(self._end_ok and with_value.all(), "END")
                 result.end_rows = rows
                 result.end_values = _integers(values.take(pa.array(rows))).to_numpy(zero_copy_only=False)
+                # htslib reads an END beyond 32 bits as missing: pysam's reader refuses it
+                _require(bool(np.all(result.end_values <= _INT_MAX)), "END beyond 32 bits")
                 continue
             _require(key in self._infos, f"INFO/{key} not parsed here")
             if key == "SVLEN":
