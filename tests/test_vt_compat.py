@@ -325,3 +325,86 @@ def test_positions_beyond_2_31_load_as_htslib_reads_them(tmp_path):
     result = run_cli("launch", "--input_pattern", str(vcf), "--output_parquet_dir", str(tmp_path / "o2"))
     assert result.returncode == 2 or result.returncode == 1
     assert "INFO/END: Type=Integer: expected 32-bit integers" in result.stderr
+
+
+# --- bq_to_vcf's options on export --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory):
+    out = tmp_path_factory.mktemp("vt-export") / "out"
+    result = run_cli(
+        "launch", "--input_pattern", str(VT_VCF / "valid-4.0.vcf"), "--output_parquet_dir", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_export_takes_bq_to_vcf_options(loaded, tmp_path):
+    ours, theirs = tmp_path / "ours.vcf", tmp_path / "theirs.vcf"
+    result = run_cli("export", "--input_parquet_dir", str(loaded), "--output_vcf", str(ours))
+    assert result.returncode == 0, result.stderr
+    result = run_cli(
+        "export", "--input_parquet_dir", str(loaded), "--output_file", str(theirs),
+        "--number_of_bases_per_shard", "100000", "--allow_incompatible_schema", "true",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert theirs.read_text() == ours.read_text()
+    assert result.stderr.splitlines()[:2] == [
+        "warning: --number_of_bases_per_shard is ignored: export reads the output in one sorted stream",
+        "warning: --allow_incompatible_schema is ignored: the header is the one launch wrote, or is made "
+        "from the table schema without checks",
+    ]
+    refused = run_cli(
+        "export", "--input_parquet_dir", str(loaded), "--output_file", str(theirs), "--preserve_sample_order"
+    )
+    assert refused.returncode == 2 and refused.stderr.startswith(
+        "error: --preserve_sample_order: samples are"
+    )
+    fine = run_cli(
+        "export",
+        "--input_parquet_dir",
+        str(loaded),
+        "--output_file",
+        str(theirs),
+        "--preserve_sample_order",
+        "False",
+    )
+    assert fine.returncode == 0, fine.stderr
+
+
+def test_genomic_regions_by_start_position_as_bq_to_vcf(loaded, tmp_path):
+    """bq_to_vcf's `--genomic_regions 20:S-E` took start_position (as stored) in [S, E); ours
+    means the variants overlapping 1-based S-E, unless --genomic_regions_by_start_position."""
+    import pyarrow.parquet as pq
+    import pysam
+
+    with pysam.VariantFile(str(VT_VCF / "valid-4.0.vcf")) as f:
+        records = [(r.chrom, r.pos - 1, r.stop) for r in f]  # start_position (0-based), end
+    region, (start, end) = "20:14370-1110696", (14370, 1110696)
+    found = {}
+    for flag in ([], ["--genomic_regions_by_start_position"]):
+        target = tmp_path / f"q{len(flag)}.parquet"
+        result = run_cli(
+            "query",
+            "--input_parquet_dir",
+            str(loaded),
+            "--genomic_regions",
+            region,
+            *flag,
+            "--output",
+            str(target),
+        )
+        assert result.returncode == 0, result.stderr
+        found[bool(flag)] = sorted(row["start_position"] for row in pq.read_table(target).to_pylist())
+    assert found[True] == sorted(s for c, s, _ in records if c == "20" and start <= s < end)
+    assert found[False] == sorted(s for c, s, e in records if c == "20" and s <= end - 1 and e > start - 1)
+    assert found[True] != found[False]  # the off-by-one VT scripts would hit
+    vcf = tmp_path / "by_start.vcf"
+    result = run_cli(
+        "export", "--input_parquet_dir", str(loaded), "--output_file", str(vcf),
+        "--genomic_regions", region, "--genomic_regions_by_start_position",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with pysam.VariantFile(str(vcf)) as f:
+        assert sorted(r.pos - 1 for r in f) == found[True]

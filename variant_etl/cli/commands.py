@@ -34,6 +34,7 @@ def export(args: argparse.Namespace, _beam_args: list[str]) -> int:
         sample_names=args.sample_names,
         project=args.project,
         null_numeric_value_replacement=args.null_numeric_value_replacement,
+        regions_by_start_position=args.genomic_regions_by_start_position,
     )
     index = " and its index (.tbi or .csi)" if args.output_vcf.endswith(".gz") else ""
     print(f"wrote {written} records of {samples} sample(s) to {args.output_vcf}{index}")
@@ -50,6 +51,7 @@ def query(args: argparse.Namespace, _beam_args: list[str]) -> int:
         columns=args.columns,
         output=args.output,
         limit=args.limit,
+        regions_by_start_position=args.genomic_regions_by_start_position,
     )
     if args.output:
         print(f"{rows} row(s) written to {args.output}")

@@ -59,8 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_selection_options(export, tables=True)
     export.add_argument(
-        "--output_vcf", required=True, help="the VCF to write (.vcf.gz: bgzipped, with a .tbi)"
-    )
+        "--output_vcf", "--output_file", required=True,
+        help="the VCF to write (.vcf.gz: bgzipped, with a .tbi); --output_file is bq_to_vcf's name",
+    )  # fmt: skip
+    for name, (kwargs, *_) in [*VT_EXPORT_IGNORED.items(), *VT_EXPORT_ABSENT.items()]:
+        export.add_argument(name, **{**kwargs, "default": None}, help=argparse.SUPPRESS)
     query = commands.add_parser("query", help="select variants of a Parquet output with DuckDB")
     _add_selection_options(query)
     query.add_argument(
@@ -90,6 +93,11 @@ def _add_selection_options(parser: argparse.ArgumentParser, *, tables: bool = Fa
     parser.add_argument(
         "--genomic_regions", nargs="+", default=[], metavar="REGION",
         help="CHROM, CHROM:POS or CHROM:START-END (1-based, inclusive, as in bcftools): variants overlapping",
+    )  # fmt: skip
+    parser.add_argument(
+        "--genomic_regions_by_start_position", **ON_OFF,
+        help="--genomic_regions CHROM:START-END selects start_position in [START, END), as stored "
+        "(gcp-variant-transforms' bq_to_vcf), instead of the variants overlapping 1-based START-END",
     )  # fmt: skip
     parser.add_argument(
         "--sample_names", nargs="+", default=[], metavar="NAME", help="keep only these samples' calls"
@@ -277,6 +285,32 @@ VT_IGNORED = {
     **{f"--{name}": (dict(), _VEP_RUN) for name in (
         "number_of_variants_per_shard", "location", "vep_image_uri", "vep_cache_path", "vep_info_field",
         "vep_num_fork", "vep_assembly", "vep_species", "annotation_output_dir")},
+}  # fmt: skip
+# bq_to_vcf's options that have no effect on `export`: accepted, with a warning saying why.
+VT_EXPORT_IGNORED = {
+    "--number_of_bases_per_shard": (dict(type=int), "export reads the output in one sorted stream"),
+    "--allow_incompatible_schema": (
+        ON_OFF, "the header is the one launch wrote, or is made from the table schema without checks"
+    ),
+    "--bq_uses_1_based_coordinate": (
+        ON_OFF, "the coordinates are read from the output (its manifest, its vcf_header rows, or the "
+        "start_position description gcp-variant-transforms wrote)",
+    ),
+}  # fmt: skip
+# bq_to_vcf's options whose feature `export` lacks: an error naming what to do instead.
+VT_EXPORT_ABSENT = {
+    "--preserve_sample_order": (
+        ON_OFF, "samples are written in name order (bq_to_vcf's default)",
+        "reorder them afterwards with bcftools view -s NAME,NAME,...",
+    ),
+    "--representative_header_file": (
+        dict(), "the header is the one launch stored with the output",
+        "replace header lines afterwards with bcftools reheader -h FILE",
+    ),
+    "--custom_sample_info_table": (
+        dict(), "the sample names are read from TABLE__sample_info",
+        "copy your table to <input_table>__sample_info",
+    ),
 }  # fmt: skip
 # gcp-variant-transforms options whose feature variant_etl lacks: an error naming what to do instead.
 VT_ABSENT = {

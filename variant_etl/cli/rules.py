@@ -7,7 +7,14 @@ import argparse
 import difflib
 import sys
 
-from variant_etl.cli.parser import VT_ABSENT, VT_IGNORED, build_parser, option_names
+from variant_etl.cli.parser import (
+    VT_ABSENT,
+    VT_EXPORT_ABSENT,
+    VT_EXPORT_IGNORED,
+    VT_IGNORED,
+    build_parser,
+    option_names,
+)
 from variant_etl.core.errors import VariantEtlError
 
 
@@ -17,6 +24,13 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     args, rest = build_parser().parse_known_args(argv)
     if args.command in ("validate-config", "export", "query", "report"):  # no pipeline: no Beam option
         _check_beam_args(rest, ours=[], beam=False)
+        if args.command == "export":
+            for name, (_, why) in VT_EXPORT_IGNORED.items():
+                if getattr(args, name[2:]) is not None:
+                    print(f"warning: {name} is ignored: {why}", file=sys.stderr)
+            for name, (_, why, instead) in VT_EXPORT_ABSENT.items():
+                if getattr(args, name[2:]) not in (None, False):
+                    raise VariantEtlError(f"{name}: {why}. Hint: {instead}")
         return args, rest
     ours = option_names()
     _check_beam_args(rest, ours=list(ours), beam=True)

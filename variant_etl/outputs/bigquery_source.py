@@ -56,12 +56,13 @@ def read_tables(
     project: str | None,
     null_numeric_value: int,
     batch_rows: int,
+    by_start: bool = False,
 ) -> TableRows:
     from google.api_core import exceptions
     from google.cloud import bigquery
 
     project, dataset, table = parse_output_table(text, project, option="--input_table")
-    region_bounds(regions, one_based=False)  # bad regions are refused before any request
+    region_bounds(regions, one_based=False, by_start=by_start)  # bad regions: refused before any request
     client = make_client(project)
     base = f"{project}.{dataset}.{table}"
 
@@ -83,7 +84,7 @@ def read_tables(
     sql, params = _variants_sql(
         [_sql_id(t) for t in shard_tables],
         [f["name"] for f in fields],
-        region_bounds(regions, one_based=one_based),
+        region_bounds(regions, one_based=one_based, by_start=by_start),
         sample_ids,
         list(header.contigs),
     )
@@ -183,10 +184,11 @@ def _variants_sql(
         params += [
             bigquery.ScalarQueryParameter(f"last_start_{i}", "INT64", bounds[0]),
             bigquery.ScalarQueryParameter(f"end_after_{i}", "INT64", bounds[1]),
+            bigquery.ScalarQueryParameter(f"first_start_{i}", "INT64", bounds[2]),
         ]
         clauses.append(
             f"(reference_name = @contig_{i} AND start_position <= @last_start_{i} "
-            f"AND end_position > @end_after_{i})"
+            f"AND end_position > @end_after_{i} AND start_position >= @first_start_{i})"
         )
     where = f" WHERE {' OR '.join(clauses)}" if clauses else ""
     selected = []

@@ -30,6 +30,7 @@ def export_vcf(
     sample_names: Sequence[str] = (),
     project: str | None = None,
     null_numeric_value_replacement: int | None = None,
+    regions_by_start_position: bool = False,
 ) -> tuple[int, int]:
     """Writes the variants of a Parquet output (``input_parquet_dir``) or of a launch's BigQuery
     tables (``input_table``, PROJECT:DATASET.TABLE) that overlap ``genomic_regions`` (1-based,
@@ -61,12 +62,13 @@ def export_vcf(
                 else null_numeric_value_replacement
             ),
             batch_rows=BATCH_ROWS,
+            by_start=regions_by_start_position,
         )
         header, samples, schema, batches, one_based = (
             source.header, source.samples, source.schema, source.batches, source.one_based
         )  # fmt: skip
     else:
-        selection = select(input_parquet_dir, regions, names)
+        selection = select(input_parquet_dir, regions, names, by_start=regions_by_start_position)
         header = _run_header(input_parquet_dir)
         samples = choose_samples(sample_table(input_parquet_dir).to_pylist(), selection.sample_ids)
         reader = _sorted_rows(selection, header) if selection.files else None

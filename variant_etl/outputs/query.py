@@ -43,12 +43,15 @@ def query(
     columns: Sequence[str] | None = None,
     output: str | None = None,
     limit: int | None = None,
+    regions_by_start_position: bool = False,
 ) -> int | None:
     """Prints the selected rows as a table, or with ``output`` (.csv or .parquet) writes them
     there and returns how many."""
     import duckdb
 
-    selection = select(input_parquet_dir, list(genomic_regions), list(sample_names))
+    selection = select(
+        input_parquet_dir, list(genomic_regions), list(sample_names), by_start=regions_by_start_position
+    )
     target = _output_format(output) if output else None  # checked before any reading
     if output:
         storage.local_target(output, "--output")

@@ -36,33 +36,49 @@ class Selection:
         return f"[c FOR c IN call IF list_contains([{ids}]::BIGINT[], c.sample_id)]"
 
 
-def select(input_dir: str, regions: list[str], sample_names: list[str]) -> Selection:
+def select(
+    input_dir: str, regions: list[str], sample_names: list[str], *, by_start: bool = False
+) -> Selection:
     manifest = read_manifest(input_dir)
     files = tuple(
         os.path.join(input_dir, entry["path"]) for shard in manifest["shards"] for entry in shard["files"]
     )
     clauses, params = [], []
-    for contig, bounds in region_bounds(regions, one_based=one_based(manifest)):
+    for contig, bounds in region_bounds(regions, one_based=one_based(manifest), by_start=by_start):
         if bounds is None:
             clauses.append("reference_name = ?")
             params.append(contig)
         else:
-            clauses.append("(reference_name = ? AND start_position <= ? AND end_position > ?)")
+            clauses.append(
+                "(reference_name = ? AND start_position <= ? AND end_position > ? AND start_position >= ?)"
+            )
             params += [contig, *bounds]
     where = " OR ".join(clauses) if clauses else "TRUE"
     sample_ids = _sample_ids(input_dir, sample_names) if sample_names else None
     return Selection(files, where, tuple(params), sample_ids, manifest)
 
 
-def region_bounds(regions: list[str], *, one_based: bool) -> list[tuple[str, tuple[int, int] | None]]:
-    """(contig, None) for a whole contig, else (contig, (last start, end after)): the variants
-    that overlap START-END (1-based, inclusive) start at or before END and end after START - 1
-    (end_position is exclusive 0-based, or inclusive 1-based: the same number)."""
+_ANY = -(2**63)
+
+
+def region_bounds(
+    regions: list[str], *, one_based: bool, by_start: bool = False
+) -> list[tuple[str, tuple[int, int, int] | None]]:
+    """(contig, None) for a whole contig, else (contig, (last start, end after, first start)).
+    The variants that overlap START-END (1-based, inclusive) start at or before END and end
+    after START - 1 (end_position is exclusive 0-based, or inclusive 1-based: the same number).
+    ``by_start`` (``--genomic_regions_by_start_position``, gcp-variant-transforms' bq_to_vcf):
+    the variants whose start_position, as stored, is in [START, END) (START alone: equal)."""
     shift = 0 if one_based else 1  # start_position is POS, or POS - 1
     out = []
     for text in regions:
-        contig, start, end = parse_genomic_region(text)
-        out.append((contig, None if start is None else (end - shift, start - 1)))
+        contig, start, end = parse_genomic_region(text, zero_allowed=by_start)
+        if start is None:
+            out.append((contig, None))
+        elif by_start:
+            out.append((contig, (max(end - 1, start), _ANY, start)))
+        else:
+            out.append((contig, (end - shift, start - 1, _ANY)))
     return out
 
 
@@ -70,8 +86,9 @@ _RANGE = re.compile(r"(.+):([0-9,]+)(?:-([0-9,]+))?")
 _MEANT_AS_RANGE = re.compile(r".+:[0-9][^:]*")
 
 
-def parse_genomic_region(text: str) -> tuple[str, int | None, int | None]:
-    """``CHROM``, ``CHROM:POS`` or ``CHROM:START-END``, 1-based and inclusive as in bcftools."""
+def parse_genomic_region(text: str, *, zero_allowed: bool = False) -> tuple[str, int | None, int | None]:
+    """``CHROM``, ``CHROM:POS`` or ``CHROM:START-END``, 1-based and inclusive as in bcftools
+    (``zero_allowed``: a start_position range, which may start at 0)."""
     text = text.strip()
     if not text:
         raise VariantEtlError("--genomic_regions: a region must not be empty")
@@ -83,7 +100,7 @@ def parse_genomic_region(text: str) -> tuple[str, int | None, int | None]:
         start = end = 0  # refused below: chr1:100- or chr1:1e6 meant a position, not a contig name
     else:
         return text, None, None
-    if start < 1 or end < start:
+    if start < (0 if zero_allowed else 1) or end < start:
         raise VariantEtlError(
             f"--genomic_regions: bad region {text!r}; expected CHROM, CHROM:POS or CHROM:START-END "
             "with 1 <= START <= END (1-based, inclusive)"
