@@ -195,22 +195,22 @@ def test_new_sample_info_tables_have_variant_transforms_types(bq):
     ]
 
 
-def test_the_default_sharding_config_is_variant_transforms_default():
-    """The same tables, regions and partition specs as VT's homo_sapiens_default.yaml, so that
+@pytest.mark.parametrize("name", ["homo_sapiens_default.yaml", "homo_sapiens_fixed_partitions.yaml"])
+def test_the_bundled_sharding_configs_are_variant_transforms_own(name):
+    """The same tables, regions and partition specs as VT's config of that name, so that
     appending to its tables partitions them as it did (e.g. chrY: an interval of 14,320)."""
     from tests.conftest import TESTDATA
-    from variant_etl.core.options import DEFAULT_SHARDING_CONFIG, bundled_config
+    from variant_etl.core.options import bundled_config
     from variant_etl.core.sharding import load_sharding_config
 
-    ours = load_sharding_config(bundled_config(DEFAULT_SHARDING_CONFIG)).shards
-    theirs = load_sharding_config(
-        str(TESTDATA / "vt" / "default_configs" / "homo_sapiens_default.yaml")
-    ).shards
+    ours = load_sharding_config(bundled_config(name)).shards
+    theirs = load_sharding_config(str(TESTDATA / "vt" / "default_configs" / name)).shards
     assert [(s.suffix, s.regions, s.is_residual, s.partitioning) for s in ours] == [
         (s.suffix, s.regions, s.is_residual, s.partitioning) for s in theirs
     ]
     chr_y = next(s for s in ours if s.suffix == "chrY")
-    assert chr_y.partitioning.to_bigquery()["range"]["interval"] in (14320, "14320")
+    interval = int(chr_y.partitioning.to_bigquery()["range"]["interval"])
+    assert interval == (14320 if name == "homo_sapiens_default.yaml" else 62340)
 
 
 # --- files htslib reads --------------------------------------------------------------------

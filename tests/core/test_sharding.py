@@ -154,7 +154,7 @@ def test_bundled_configs(name):
         24,
     ]
     chr1 = cfg.shards[0]
-    assert chr1.partition_range_end == 249_250_621  # GRCh37 chr1, the longer of the two assemblies
+    assert chr1.partition_range_end == 249_240_615  # gcp-variant-transforms' value
     if name == "homo_sapiens_fixed_partitions.yaml":
         assert {s.partitioning for s in cfg.shards} == {chr1.partitioning}
 
