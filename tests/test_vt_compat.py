@@ -408,3 +408,33 @@ def test_genomic_regions_by_start_position_as_bq_to_vcf(loaded, tmp_path):
     assert result.returncode == 0, result.stderr
     with pysam.VariantFile(str(vcf)) as f:
         assert sorted(r.pos - 1 for r in f) == found[True]
+
+
+def test_alt_dot_with_a_number_a_value_loads_under_a_null_alt_and_exports_back(tmp_path):
+    """Monomorphic sites written as ALT '.' with AC=0: the value has no ALT to go under, so it
+    gets an alternate_bases entry whose alt is NULL; export writes the record back as it was."""
+    import pyarrow.parquet as pq
+    import pysam
+
+    vcf = tmp_path / "mono.vcf"
+    vcf.write_text(
+        "##fileformat=VCFv4.2\n##contig=<ID=1,length=1000>\n"
+        '##INFO=<ID=AC,Number=A,Type=Integer,Description="ac">\n'
+        '##INFO=<ID=AN,Number=1,Type=Integer,Description="an">\n'
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+        "1\t10\t.\tA\t.\t.\t.\tAC=0;AN=4\n1\t20\t.\tA\t.\t.\t.\tAN=4\n1\t30\t.\tA\tC\t.\t.\tAC=1;AN=4\n"
+    )
+    out = tmp_path / "out"
+    result = run_cli("launch", "--input_pattern", str(vcf), "--output_parquet_dir", str(out))
+    assert result.returncode == 0, result.stderr
+    (path,) = (out / "chr1").glob("*.parquet")
+    assert [row["alternate_bases"] for row in pq.read_table(path).to_pylist()] == [
+        [{"alt": None, "AC": 0}],
+        [],
+        [{"alt": "C", "AC": 1}],
+    ]
+    back = tmp_path / "back.vcf"
+    result = run_cli("export", "--input_parquet_dir", str(out), "--output_vcf", str(back))
+    assert result.returncode == 0, result.stderr
+    with pysam.VariantFile(str(vcf)) as a, pysam.VariantFile(str(back)) as b:
+        assert [(r.pos, r.alts, dict(r.info)) for r in a] == [(r.pos, r.alts, dict(r.info)) for r in b]

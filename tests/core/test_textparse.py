@@ -191,7 +191,7 @@ EDGE_FALLBACKS = [
     "1\t50\t.\tA\tC\t1\tPASS\t.\tPL\t0,1,2,3\t.\t.",  # neither haploid nor diploid
     "1\t50\t.\tA1\tC\t1\tPASS\t.\tGT\t0/1\t0/1\t0/1",  # REF not bases
     "1\t50\t.\tR\tC\t1\tPASS\t.\tGT\t0/1\t0/1\t0/1",  # an IUPAC code: pysam path
-    "1\t2147483648\t.\tA\tC\t1\tPASS\t.\tGT\t0/1\t0/1\t0/1",  # POS beyond 32 bits
+    "1\t9223372036854775807\t.\tA\tC\t1\tPASS\t.\tGT\t0/1\t0/1\t0/1",  # POS beyond htslib's HTS_POS_MAX
 ]
 
 

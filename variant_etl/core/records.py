@@ -110,6 +110,11 @@ class BatchBuilder:
             raise MalformedRecord("REF", ref, "expected bases (A, C, G, T, N or IUPAC codes)")
         alts = record.alts or ()
         n_alts = len(alts)
+        if not alts and self._one_value_for_no_alt(record):
+            # ALT '.' with a Number=A value (AC=0, as several tools write monomorphic sites):
+            # there is no ALT to put it under, so it gets an alternate_bases entry of its own,
+            # whose alt is NULL (export writes ALT '.' and the value back).
+            alts, n_alts = (None,), 1
         info_values, alt_values, moved_values = self._info_values(record, n_alts)
         calls = self._calls(record) if self.schema.with_calls else None
         filters = list(record.filter.keys())
@@ -144,6 +149,16 @@ class BatchBuilder:
             if self.schema.options.copy_filter_to_calls:
                 self._call_filter.extend([filters] * n_calls)
             self._call_offsets.append(len(self._call[s.SAMPLE_ID]))
+
+    def _one_value_for_no_alt(self, record) -> bool:
+        """Some Number=A INFO value of the record (which has no ALT) is one value, not missing."""
+        for key, value in record.info.items():
+            column = self._infos.get(key)
+            if column is not None and column.field.number == "A":
+                values = value if value.__class__ is tuple else (value,)
+                if len(values) == 1 and values[0] is not None:
+                    return True
+        return False
 
     def _info_values(self, record, n_alts: int) -> tuple[dict, dict, dict]:
         info_values: dict[str, object] = {c.name: None for c in self.schema.info_columns}

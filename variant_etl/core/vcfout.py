@@ -108,7 +108,7 @@ class VcfFormatter:
             str(pos),
             ";".join(row[s.NAMES]) if row[s.NAMES] else ".",
             ref,
-            ",".join(a[s.ALT] for a in alts) if alts else ".",
+            ",".join(a[s.ALT] or "." for a in alts) if alts else ".",  # NULL: ALT '.' with values
             "." if row[s.QUALITY] is None else _number(row[s.QUALITY], "Float"),
             ";".join(row[s.FILTER]) if row[s.FILTER] else ".",
             self._info_text(row, pos, ref, alts),
