@@ -438,3 +438,26 @@ def test_alt_dot_with_a_number_a_value_loads_under_a_null_alt_and_exports_back(t
     assert result.returncode == 0, result.stderr
     with pysam.VariantFile(str(vcf)) as a, pysam.VariantFile(str(back)) as b:
         assert [(r.pos, r.alts, dict(r.info)) for r in a] == [(r.pos, r.alts, dict(r.info)) for r in b]
+
+
+def test_alt_dot_records_with_and_without_a_value_merge_into_one_site(tmp_path):
+    import pyarrow.parquet as pq
+
+    head = (
+        "##fileformat=VCFv4.2\n##contig=<ID=1,length=1000>\n"
+        '##INFO=<ID=AC,Number=A,Type=Integer,Description="ac">\n'
+        '##FORMAT=<ID=GT,Number=1,Type=String,Description="g">\n'
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t{}\n"
+    )
+    (tmp_path / "a.vcf").write_text(head.format("S1") + "1\t10\t.\tA\t.\t.\t.\tAC=0\tGT\t0/0\n")
+    (tmp_path / "b.vcf").write_text(head.format("S2") + "1\t10\t.\tA\t.\t.\t.\t.\tGT\t0/0\n")
+    for strategy in ("MOVE_TO_CALLS", "MERGE_WITH_NON_VARIANTS"):
+        out = tmp_path / strategy
+        result = run_cli(
+            "launch", "--input_pattern", str(tmp_path / "*.vcf"), "--output_parquet_dir", str(out),
+            "--variant_merge_strategy", strategy,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        (path,) = (out / "chr1").glob("*.parquet")
+        (row,) = pq.read_table(path).to_pylist()
+        assert row["alternate_bases"] == [{"alt": None, "AC": 0}] and len(row["call"]) == 2

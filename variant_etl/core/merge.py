@@ -60,7 +60,9 @@ def is_non_variant(table: pa.Table) -> np.ndarray:
     """Rows that are reference blocks: no ALT, or only <NON_REF> / <*>."""
     alternate_bases = table.column(s.ALTERNATE_BASES).combine_chunks()
     alts = pc.struct_field(alternate_bases.values, s.ALT)
-    real = pc.invert(pc.is_in(alts, pa.array(NON_REF_ALTS))).to_numpy(zero_copy_only=False)
+    # a NULL alt holds the Number=A values of an ALT '.' (records.py): no ALT either
+    real = pc.and_(pc.invert(pc.is_in(alts, pa.array(NON_REF_ALTS))), pc.is_valid(alts))
+    real = real.to_numpy(zero_copy_only=False)
     offsets = alternate_bases.offsets.to_numpy()
     real_per_row = (
         np.add.reduceat(np.append(real, False).astype(np.int64), offsets[:-1]) if len(offsets) > 1 else []
@@ -150,7 +152,7 @@ def _collapse(table: pa.Table, new_group: np.ndarray, order: SampleOrder | None)
 
 def _alt_key(table: pa.Table) -> pa.Array:
     alternate_bases = table.column(s.ALTERNATE_BASES).combine_chunks()
-    alts = pc.struct_field(alternate_bases.values, s.ALT)
+    alts = pc.fill_null(pc.struct_field(alternate_bases.values, s.ALT), "")  # NULL alt: as ALT '.'
     return pc.binary_join(pa.ListArray.from_arrays(alternate_bases.offsets, alts), "\t")
 
 
