@@ -95,11 +95,14 @@ def plan_source(
         raise VcfFormatError("no input: pass --input_pattern 'data/*.vcf.gz' or --input_file list.txt")
     sizes = expand_inputs(patterns, input_file)
     inputs = tuple(sizes)
-    with Prefetch(inputs) as files:
-        parsed = tuple(_read_header(path, opener=files.open) for path in inputs)
-        ranges = {h.path: _byte_ranges(h, sizes[h.path], read.split_bytes, files.open) for h in parsed}
-        merging = merge.strategy != "NONE"
-        indexed = {h.path: index_of(h.path, files.exists) is not None for h in parsed if merging}
+    headers_read, ranges, indexed = [], {}, {}
+    with Prefetch(inputs) as files:  # each input read once, in order, from its prefetched head
+        for path in inputs:
+            headers_read.append(_read_header(path, opener=files.open))
+            ranges[path] = _byte_ranges(headers_read[-1], sizes[path], read.split_bytes, files.open)
+            if merge.strategy != "NONE":
+                indexed[path] = index_of(path, files.exists) is not None
+    parsed = tuple(headers_read)
     if headers.representative_header_file:
         merged = representative_header(
             _read_header(headers.representative_header_file, "--representative_header_file"), list(parsed)
