@@ -22,9 +22,18 @@ from variant_etl.core.options import (
     SchemaOptions,
 )
 
+
+def _boolean(text: str) -> bool:
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
 # An on/off option, as gcp-variant-transforms spells them: `--append`, `--append true`,
 # `--append=False` (its users' scripts write all three).
-ON_OFF = dict(nargs="?", const=True, default=False, type=lambda text: _boolean(text), metavar="true|false")
+ON_OFF = dict(nargs="?", const=True, default=False, type=_boolean, metavar="true|false")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -62,8 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--output_vcf", "--output_file", required=True,
         help="the VCF to write (.vcf.gz: bgzipped, with a .tbi); --output_file is bq_to_vcf's name",
     )  # fmt: skip
-    for name, (kwargs, *_) in [*VT_EXPORT_IGNORED.items(), *VT_EXPORT_ABSENT.items()]:
-        export.add_argument(name, **{**kwargs, "default": None}, help=argparse.SUPPRESS)
+    _add_vt_options(export, VT_EXPORT_IGNORED, VT_EXPORT_ABSENT)
     query = commands.add_parser("query", help="select variants of a Parquet output with DuckDB")
     _add_selection_options(query)
     query.add_argument(
@@ -156,8 +164,8 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
         help="widen conflicting definitions (e.g. Integer vs String -> String) and cast the values",
     )  # fmt: skip
     headers.add_argument(
-        "--split_alternate_allele_info_fields", nargs="?", const=True, type=_boolean,
-        default=SchemaOptions.split_alternate_allele_info_fields, metavar="true|false",
+        "--split_alternate_allele_info_fields",
+        **{**ON_OFF, "default": SchemaOptions.split_alternate_allele_info_fields},
         help="Number=A INFO fields under alternate_bases (default true) or as top-level lists",
     )  # fmt: skip
     headers.add_argument("--include_call_name", **ON_OFF, help="keep the sample name as call.name")
@@ -262,7 +270,7 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
         "--parquet_rows_per_file", type=_positive_int, default=ParquetOptions.rows_per_file,
         help="at most this many rows per file (a worker may write smaller ones)",
     )  # fmt: skip
-    _add_vt_options(parser)
+    _add_vt_options(parser, VT_IGNORED, VT_ABSENT)
 
 
 _VEP_RUN = "it configures gcp-variant-transforms' VEP run (--run_annotation_pipeline), not done here"
@@ -342,18 +350,11 @@ VT_ABSENT = {
 }  # fmt: skip
 
 
-def _add_vt_options(parser: argparse.ArgumentParser) -> None:
-    """Accepted so that their scripts run; not in --help (docs/from_variant_transforms.md lists them)."""
-    for name, (kwargs, *_) in [*VT_IGNORED.items(), *VT_ABSENT.items()]:
+def _add_vt_options(parser: argparse.ArgumentParser, ignored: dict, absent: dict) -> None:
+    """gcp-variant-transforms' options of a command, accepted so that its scripts run (default
+    None: not given); not in --help (docs/from_variant_transforms.md lists them)."""
+    for name, (kwargs, *_) in [*ignored.items(), *absent.items()]:
         parser.add_argument(name, **{**kwargs, "default": None}, help=argparse.SUPPRESS)
-
-
-def _boolean(text: str) -> bool:
-    if text.lower() in ("true", "1", "yes"):
-        return True
-    if text.lower() in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 def _positive_int(text: str) -> int:

@@ -25,29 +25,24 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     if args.command in ("validate-config", "export", "query", "report"):  # no pipeline: no Beam option
         _check_beam_args(rest, ours=[], beam=False)
         if args.command == "export":
-            for name, (_, why) in VT_EXPORT_IGNORED.items():
-                if getattr(args, name[2:]) is not None:
-                    print(f"warning: {name} is ignored: {why}", file=sys.stderr)
-            for name, (_, why, instead) in VT_EXPORT_ABSENT.items():
-                if getattr(args, name[2:]) not in (None, False):
-                    raise VariantEtlError(f"{name}: {why}. Hint: {instead}")
+            _check_vt_options(args, VT_EXPORT_IGNORED, VT_EXPORT_ABSENT)
         return args, rest
     ours = option_names()
     _check_beam_args(rest, ours=list(ours), beam=True)
-    given = _given(argv, ours)
-    _check_vt_options(args, given)
-    _check_combinations(args, given)
+    _check_vt_options(args, VT_IGNORED, VT_ABSENT)
+    _check_combinations(args, _given(argv, ours))
     return args, rest
 
 
-def _check_vt_options(args: argparse.Namespace, given: set[str]) -> None:
-    """gcp-variant-transforms' options without effect here: a warning each; those whose feature
-    is missing: an error, unless they ask for what happens anyway (``--move_hom_ref_calls false``)."""
-    for name, (_, why) in VT_IGNORED.items():
-        if name in given:
+def _check_vt_options(args: argparse.Namespace, ignored: dict, absent: dict) -> None:
+    """gcp-variant-transforms' options (None when not given) without effect here: a warning
+    each; those whose feature is missing: an error, unless they ask for what happens anyway
+    (``--move_hom_ref_calls false``)."""
+    for name, (_, why) in ignored.items():
+        if getattr(args, name[2:]) is not None:
             print(f"warning: {name} is ignored: {why}", file=sys.stderr)
-    for name, (_, why, instead) in VT_ABSENT.items():
-        if name in given and getattr(args, name[2:]) is not False:
+    for name, (_, why, instead) in absent.items():
+        if getattr(args, name[2:]) not in (None, False):
             raise VariantEtlError(f"{name}: {why}. Hint: {instead}")
 
 

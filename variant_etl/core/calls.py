@@ -9,9 +9,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from variant_etl.core.schema import CALL
+from variant_etl.core.schema import CALL, CALL_NAME, GENOTYPE, PHASESET, SAMPLE_ID
 
-_NOT_DATA = ("sample_id", "phaseset", "name")
+_NOT_DATA = (SAMPLE_ID, PHASESET, CALL_NAME)
 
 
 def omit_empty_calls(batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -29,7 +29,7 @@ def omit_empty_calls(batch: pa.RecordBatch) -> pa.RecordBatch:
         if field.name in _NOT_DATA:
             continue
         column = values.field(index)
-        empty &= _missing(column, genotype=field.name == "genotype")
+        empty &= _missing(column, genotype=field.name == GENOTYPE)
     if not empty.any():
         return batch
     keep = pa.array(~empty)

@@ -38,10 +38,6 @@ def open_binary(path: str):
     return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
 
 
-def exists(path: str) -> bool:
-    return FileSystems.exists(path)
-
-
 class Prefetch:
     """The planner reads the start of every input several times (its format, its header, an
     estimate of its records) and looks for its index. Over the network, one round trip after
@@ -96,10 +92,8 @@ class Prefetch:
         return io.BufferedReader(_HeadFirst(path, head, complete=len(head) < self._head_bytes))
 
     def exists(self, path: str) -> bool:
-        directory = path.rsplit("/", 1)[0]
-        if "://" not in path or directory not in self._listed:
-            return exists(path)
-        return path in self._listed[directory].result()
+        listed = self._listed.get(path.rsplit("/", 1)[0])  # only remote directories are listed
+        return FileSystems.exists(path) if listed is None else path in listed.result()
 
 
 class _HeadFirst(io.RawIOBase):

@@ -56,10 +56,6 @@ def read_text(path: str) -> str:
 
 
 def write_text(path: str, text: str) -> None:
-    if not is_remote(path):
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
-        return
     filesystem, name = _filesystem(path)
     with filesystem.open_output_stream(name) as f:
         f.write(text.encode("utf-8"))
