@@ -55,7 +55,7 @@ def test_bigquery_and_avro_schemas_come_from_the_arrow_schema():
     }
     assert fields[2]["fields"][1] == {"name": "genotype", "mode": "REPEATED", "type": "INT64"}
     assert fields[3] == {"name": "DB", "mode": "NULLABLE", "type": "BOOL"}
-    fastavro.parse_schema(avro_schema(schema))
+    fastavro.parse_schema(avro_schema(fields))
 
 
 def test_nulls_inside_lists_are_replaced_not_dropped():
@@ -214,6 +214,73 @@ def test_update_schema_on_append(bq, write_vcf):
         (4, 1, None),
         (5, 2, "x"),
     ]
+
+
+def _columns(bq, table):
+    return [f.to_api_repr() for f in bq.client.get_table(f"{bq.dataset}.{table}").schema]
+
+
+def test_update_schema_on_append_adds_columns_with_the_rows_and_takes_them_back_on_failure(
+    bq, write_vcf, monkeypatch
+):
+    header = (
+        '##fileformat=VCFv4.2\n##INFO=<ID=DP,Number=1,Type=Integer,Description="d">\n{more}'
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+    )
+    new = '##INFO=<ID=NEW,Number=1,Type=String,Description="n">\n'
+    first = write_vcf(
+        "a.vcf", header.format(more="") + "1\t5\t.\tA\tC\t.\t.\tDP=1\n2\t5\t.\tA\tC\t.\t.\tDP=1\n"
+    )
+    assert bq.launch("atom", first).returncode == 0
+    before = {t: _columns(bq, t) for t in ("atom__chr1", "atom__chr2", "atom__chr3")}
+    # A run that fails while reading changes no table (columns are added only when loading).
+    bad = write_vcf(
+        "bad.vcf", header.format(more=new) + "1\t6\t.\tA\tC\t.\t.\tNEW=x\n1\tX\t.\tA\tC\t.\t.\t.\n"
+    )
+    failed = bq.launch("atom", bad, extra=("--append", "--update_schema_on_append"))
+    assert failed.returncode == 1 and "POS" in failed.stderr
+    assert {t: _columns(bq, t) for t in before} == before
+    # A load that fails: the table whose load failed (chr2) and those after it are as they were;
+    # chr1, loaded before, has the run's rows and the new column.
+    from google.cloud import bigquery
+
+    real_load = bigquery.Client.load_table_from_file
+
+    def load(client, source, table_id, **kwargs):
+        if table_id.endswith("__chr2"):
+            raise RuntimeError("injected load failure")
+        return real_load(client, source, table_id, **kwargs)
+
+    monkeypatch.setattr(bigquery.Client, "load_table_from_file", load)
+    second = write_vcf(
+        "b.vcf", header.format(more=new) + "1\t6\t.\tA\tC\t.\t.\tNEW=x\n2\t6\t.\tA\tC\t.\t.\tNEW=y\n"
+    )
+    partial = bq.launch("atom", second, extra=("--append", "--update_schema_on_append"))
+    assert partial.returncode == 1
+    assert (
+        "injected load failure" in partial.stderr
+        and "Shards loaded before the failure: chr1." in partial.stderr
+    )
+    assert f"{bq.dataset}.atom__chr2 and the shards after it are as they were" in partial.stderr
+    assert (
+        _columns(bq, "atom__chr2") == before["atom__chr2"]
+        and _columns(bq, "atom__chr3") == before["atom__chr3"]
+    )
+    assert [f["name"] for f in _columns(bq, "atom__chr1")][-1] == "NEW"
+    assert bq.query(f"SELECT start_position, NEW FROM {bq.dataset}.atom__chr1 ORDER BY 1") == [
+        (4, None),
+        (5, "x"),
+    ]
+    assert bq.query(f"SELECT COUNT(*) FROM {bq.dataset}.atom__chr2")[0] == (1,)
+    monkeypatch.setattr(bigquery.Client, "load_table_from_file", real_load)
+    # A plain append of a file without NEW loads into both kinds of table (files hold every
+    # column of the table they go to); appending NEW again adds it where it is missing.
+    assert bq.launch("atom", first, extra=("--append",)).returncode == 0
+    assert bq.launch("atom", second, extra=("--append", "--update_schema_on_append")).returncode == 0
+    assert bq.query(f"SELECT COUNT(*), COUNT(NEW) FROM {bq.dataset}.atom__chr2")[0] == (3, 1)
+    assert bq.query(f"SELECT COUNT(*), COUNT(NEW) FROM {bq.dataset}.atom__chr1")[0] == (4, 2)
+    # Every shard table ends with the same columns, rows or not.
+    assert _columns(bq, "atom__chr3") == _columns(bq, "atom__chr1")
 
 
 def test_both_sinks_and_streaming_inserts(bq, tmp_path):
