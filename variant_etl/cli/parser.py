@@ -352,7 +352,7 @@ VT_ABSENT = {
 
 def _add_vt_options(parser: argparse.ArgumentParser, ignored: dict, absent: dict) -> None:
     """gcp-variant-transforms' options of a command, accepted so that its scripts run (default
-    None: not given); not in --help (docs/from_variant_transforms.md lists them)."""
+    None: not given); not in --help (docs/migrating_from_gcp_variant_transforms.md lists them)."""
     for name, (kwargs, *_) in [*ignored.items(), *absent.items()]:
         parser.add_argument(name, **{**kwargs, "default": None}, help=argparse.SUPPRESS)
 

@@ -224,7 +224,13 @@ _BIGQUERY_TYPES = {
     pa.string(): "STRING",
     pa.timestamp("us"): "DATETIME",
 }
-_AVRO_TYPES = {pa.int64(): "long", pa.float64(): "double", pa.bool_(): "boolean", pa.string(): "string"}
+# Avro types of BigQuery's column types, in both spellings tables.get may return.
+_AVRO_TYPES = {
+    **dict.fromkeys(("INT64", "INTEGER"), "long"),
+    **dict.fromkeys(("FLOAT64", "FLOAT"), "double"),
+    **dict.fromkeys(("BOOL", "BOOLEAN"), "boolean"),
+    "STRING": "string",
+}
 
 
 def bigquery_fields(
@@ -248,33 +254,28 @@ def bigquery_fields(
     return fields
 
 
-def avro_schema(schema: pa.Schema, name: str = "variant") -> dict:
-    """Avro record schema for BigQuery load files: scalars nullable, arrays not (BigQuery
-    REPEATED fields are never NULL, only empty)."""
+def avro_schema(fields: list[dict], name: str = "variant") -> dict:
+    """Avro record schema for BigQuery load files of these columns (REST form, as
+    ``bigquery_fields`` gives them and tables.get returns them), in their order: scalars
+    nullable, REPEATED an array (BigQuery REPEATED fields are never NULL, only empty). A column
+    the rows lack is written NULL, or empty if REPEATED, so a file can hold a table's every
+    column whatever the run read."""
     counter = iter(range(1_000_000))
 
-    def convert(data_type: pa.DataType, record_name: str):
-        if pa.types.is_list(data_type):
-            return {"type": "array", "items": convert(data_type.value_type, record_name)}
-        if pa.types.is_struct(data_type):
-            return {
+    def avro_field(field: dict) -> dict:
+        if field["type"] in ("RECORD", "STRUCT"):
+            item = {
                 "type": "record",
-                "name": f"{record_name}_{next(counter)}",
-                "fields": [{"name": f.name, "type": nullable(f.type, f.name)} for f in data_type],
+                "name": f"{field['name']}_{next(counter)}",
+                "fields": [avro_field(f) for f in field["fields"]],
             }
-        if data_type == pa.timestamp("us"):
-            return {"type": "string", "sqlType": "DATETIME"}
-        return _AVRO_TYPES[data_type]
+        else:
+            item = _AVRO_TYPES[field["type"]]
+        if field.get("mode") == "REPEATED":
+            return {"name": field["name"], "type": {"type": "array", "items": item}, "default": []}
+        return {"name": field["name"], "type": ["null", item], "default": None}
 
-    def nullable(data_type: pa.DataType, field_name: str):
-        converted = convert(data_type, field_name)
-        return converted if pa.types.is_list(data_type) else ["null", converted]
-
-    return {
-        "type": "record",
-        "name": name,
-        "fields": [{"name": f.name, "type": nullable(f.type, f.name)} for f in schema],
-    }
+    return {"type": "record", "name": name, "fields": [avro_field(f) for f in fields]}
 
 
 def field_descriptions(schema: VariantSchema) -> dict[str, str]:

@@ -19,14 +19,19 @@ from variant_etl.core.bigquery_rows import bigquery_rows, json_safe
 from variant_etl.core.bigquery_tables import make_client
 from variant_etl.core.errors import OutputError
 from variant_etl.core.options import BigQueryOptions
-from variant_etl.core.schema import avro_schema, without_record_counts
+from variant_etl.core.schema import avro_schema, bigquery_fields, without_record_counts
 from variant_etl.core.stats import Kind, Stat
 from variant_etl.sinks.parquet import check_element
-from variant_etl.sinks.tables import RUN_LABEL
+from variant_etl.sinks.tables import RUN_LABEL, add_fields, merged_fields, restore_fields
 
 # (load file, loaded) stat kinds of the variant tables and of the sample-lookup tables
 VARIANT_KINDS = (Kind.BQ_FILE, Kind.BQ_LOADED)
 LOOKUP_KINDS = (Kind.LOOKUP_BQ_FILE, Kind.LOOKUP_BQ_LOADED)
+
+
+def table_fields(schema: pa.Schema) -> list[dict]:
+    """The BigQuery columns of the rows (the hidden ``_`` columns are not written)."""
+    return bigquery_fields([f for f in schema if not f.name.startswith("_")])
 
 
 class _WriteAvroFn(beam.DoFn):
@@ -39,7 +44,19 @@ class _WriteAvroFn(beam.DoFn):
         self._kind = kind
 
     def setup(self):
-        self._parsed = fastavro.parse_schema(avro_schema(self._schema))
+        self._fields = table_fields(self._schema)
+        self._parsed: dict[str, dict] = {}  # shard -> Avro schema of its load files
+
+    def _avro(self, shard: str) -> dict:
+        """A new table's files hold the run's columns; an appended table's hold its every column
+        in its order (plus those the run adds), so a run that lacks some of them loads too."""
+        if shard not in self._parsed:
+            fields = self._fields
+            if self._options.append:
+                table = make_client(self._options.project).get_table(self._options.table_id(shard))
+                fields = merged_fields([f.to_api_repr() for f in table.schema], fields)
+            self._parsed[shard] = fastavro.parse_schema(avro_schema(fields))
+        return self._parsed[shard]
 
     def start_bundle(self):
         self._pending: dict[tuple[str, str], list[pa.RecordBatch]] = {}
@@ -63,7 +80,7 @@ class _WriteAvroFn(beam.DoFn):
         path = FileSystems.join(self._options.temp_dir, shard, f"{uuid.uuid4().hex}.avro")
         rows = records = 0
         with FileSystems.create(path) as sink:
-            writer = fastavro.write.Writer(sink, self._parsed, codec="deflate")
+            writer = fastavro.write.Writer(sink, self._avro(shard), codec="deflate")
             for batch in batches:
                 batch, batch_records = without_record_counts(batch)
                 records += batch_records
@@ -132,11 +149,19 @@ class WriteBigQueryRows(beam.PTransform):
 class _LoadFn(beam.DoFn):
     """Every shard's Avro files -> one load job per shard (appending to the created table)."""
 
-    def __init__(self, options: BigQueryOptions, suffixes: list[str], kinds: tuple[Kind, Kind], run_id: str):
+    def __init__(
+        self,
+        options: BigQueryOptions,
+        suffixes: list[str],
+        kinds: tuple[Kind, Kind],
+        run_id: str,
+        fields: list[dict],
+    ):
         self._options = options
         self._suffixes = suffixes
         self._kinds = kinds
         self._run_id = run_id
+        self._fields = fields
 
     def process(self, stats: list[Stat]):
         from google.cloud import bigquery
@@ -153,45 +178,62 @@ class _LoadFn(beam.DoFn):
             source_format=bigquery.SourceFormat.AVRO,
             use_avro_logical_types=True,
             write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
-            schema_update_options=(
-                [bigquery.SchemaUpdateOption.ALLOW_FIELD_ADDITION]
-                if self._options.update_schema_on_append
-                else None
-            ),
             labels={RUN_LABEL: self._run_id} if self._run_id else None,  # the run's rows, per table
         )
         prefix = f"variant_etl_{self._run_id}_" if self._run_id else None
-        try:
-            for suffix in self._suffixes:
-                shard_files = sorted(files[suffix], key=lambda f: f["path"])
-                if not shard_files:
-                    continue
-                table_id = self._options.table_id(suffix)
-                paths = [f["path"] for f in shard_files]
-                if all(p.startswith("gs://") for p in paths):
-                    job = client.load_table_from_uri(paths, table_id, job_config=config, job_id_prefix=prefix)
-                    job.result()
-                else:  # local temp files (DirectRunner): uploaded through the API
-                    for path in paths:
-                        with FileSystems.open(path) as source:
-                            client.load_table_from_file(
-                                source, table_id, job_config=config, job_id_prefix=prefix
-                            ).result()
+        for suffix in self._suffixes:
+            shard_files = sorted(files[suffix], key=lambda f: f["path"])
+            table_id = self._options.table_id(suffix)
+            before, done = None, []
+            try:
+                # --update_schema_on_append: every table gets the run's new columns (rows or
+                # not, so all shards keep one set of columns) just before its rows; a failed
+                # load takes them away again, so the table is as it was.
+                if self._options.update_schema_on_append:
+                    before = add_fields(client, client.get_table(table_id), self._fields)
+                self._load(client, table_id, [f["path"] for f in shard_files], config, prefix, done)
+            except Exception as err:
+                raise OutputError(self._failed(client, err, loaded, suffix, before, done)) from None
+            if shard_files:
                 loaded.append(suffix)
                 counts = {
                     "rows": sum(f["rows"] for f in shard_files),
                     "records": sum(f["records"] for f in shard_files),
                 }
                 yield Stat(loaded_kind, suffix, counts)
-        except Exception as err:
-            done = ", ".join(loaded) or "none"
-            raise OutputError(
-                f"loading into BigQuery failed ({err}). Shards loaded before the failure: {done}."
-            ) from None
         if not self._options.keep_intermediate_files:
             paths = [f["path"] for infos in files.values() for f in infos]
             if paths:
                 FileSystems.delete(paths)
+
+    @staticmethod
+    def _load(client, table_id: str, paths: list[str], config, prefix: str | None, done: list) -> None:
+        """One load job of every file (gs://), or one per local file (DirectRunner: uploaded
+        through the API), each appended to ``done`` once in."""
+        if paths and all(p.startswith("gs://") for p in paths):
+            client.load_table_from_uri(paths, table_id, job_config=config, job_id_prefix=prefix).result()
+            done += paths
+            return
+        for path in paths:
+            with FileSystems.open(path) as source:
+                job = client.load_table_from_file(source, table_id, job_config=config, job_id_prefix=prefix)
+                job.result()
+            done.append(path)
+
+    def _failed(self, client, err, loaded: list[str], suffix: str, before, done: list) -> str:
+        """The error of a failed load, after taking away the columns the run added to that table
+        (unless some of its rows went in: then they stay, and the message says so)."""
+        table_id = self._options.table_id(suffix)
+        message = (
+            f"loading into BigQuery failed ({err}). "
+            f"Shards loaded before the failure: {', '.join(loaded) or 'none'}."
+        )
+        if done:
+            return message + f" {suffix}: {len(done)} of its load files went in before the failure."
+        left = restore_fields(client, table_id, before) if before is not None else ""
+        if left:
+            return message + f" {table_id} keeps columns this run added that could not be removed: {left}."
+        return message + f" {table_id} and the shards after it are as they were."
 
 
 class LoadToBigQuery(beam.PTransform):
@@ -204,9 +246,10 @@ class LoadToBigQuery(beam.PTransform):
         *,
         kinds: tuple[Kind, Kind] = VARIANT_KINDS,
         run_id: str = "",
+        fields: list[dict] = (),
     ):
         super().__init__()
-        self._fn = _LoadFn(options, suffixes, kinds, run_id)
+        self._fn = _LoadFn(options, suffixes, kinds, run_id, list(fields))
 
     def expand(self, stats):
         return stats | "Gather" >> beam.combiners.ToList() | "Load" >> beam.ParDo(self._fn)

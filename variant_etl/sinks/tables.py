@@ -105,9 +105,11 @@ def prepare_tables(
                     "delete the tables it created (they hold part of it) and load again."
                 )
         update = options.update_schema_on_append
-        for table_id, table_fields, _ in wanted:
+        streamed = options.write_method == "STREAMING_INSERTS"
+        for table_id, table_fields, shard in wanted:
             if table_id in existing:
-                _check_append_schema(client, existing[table_id], table_fields, update)
+                add_now = streamed or shard is None
+                _check_append_schema(client, existing[table_id], table_fields, update, add_now)
         if missing:
             client.create_table(table_resource(*header_table, "Loaded by variant_etl"))
         return []
@@ -154,8 +156,11 @@ def finish_tables(options: BigQueryOptions, table_ids: list[str], run_id: str) -
             client.update_table(table, ["labels"])
 
 
-def _check_append_schema(client, table, fields: list[dict], update: bool) -> None:
-    """The table must hold every column we write, with the same type and mode."""
+def _check_append_schema(client, table, fields: list[dict], update: bool, add_now: bool) -> None:
+    """The table must hold every column we write, with the same type and mode, unless
+    --update_schema_on_append adds the missing ones: a shard table loaded by load jobs gets
+    them with its rows (``add_fields`` in the load step, undone if the load fails); tables
+    that get rows inserted (streamed rows, sample_info, header) get them now (``add_now``)."""
     have = [f.to_api_repr() for f in table.schema]
     missing = _missing_fields(have, fields, table.full_table_id, "")
     if missing and not update:
@@ -163,24 +168,84 @@ def _check_append_schema(client, table, fields: list[dict], update: bool) -> Non
             f"{table.full_table_id} lacks column(s) {', '.join(missing)}. "
             "Hint: pass --update_schema_on_append to add them."
         )
-    if not missing:
-        return
-    names = {f["name"] for f in have}
-    new = [f for f in fields if f["name"] not in names]
-    # New top-level columns by DDL; new fields inside a RECORD (e.g. a new FORMAT key under
-    # call) by a schema patch, which DDL cannot do.
-    table_sql = f"`{table.project}.{table.dataset_id}.{table.table_id}`"
-    for field in new:
-        client.query(
-            f"ALTER TABLE {table_sql} ADD COLUMN IF NOT EXISTS {field['name']} {_ddl_type(field)}"
-        ).result()
-    nested = _with_new_nested_fields([f.to_api_repr() for f in table.schema], fields)
-    if nested is not None:
-        from google.cloud import bigquery
+    if missing and add_now:
+        add_fields(client, table, fields)
 
-        table = client.get_table(table.reference)
-        table.schema = [bigquery.SchemaField.from_api_repr(f) for f in nested]
-        client.update_table(table, ["schema"])
+
+def merged_fields(have: list[dict], want: list[dict]) -> list[dict]:
+    """The table's columns ``have`` in its order, with the run's new columns (and new fields
+    inside its RECORDs, e.g. a new FORMAT key under call) after them: the table once the run's
+    columns are added, and the columns of the run's load files."""
+    by_name = {f["name"]: f for f in want}
+    merged = []
+    for field in have:
+        new = by_name.get(field["name"])
+        if new is not None and _kind(field) == "RECORD" and _kind(new) == "RECORD":
+            field = {**field, "fields": merged_fields(field["fields"], new["fields"])}
+        merged.append(field)
+    names = {f["name"] for f in have}
+    return merged + [f for f in want if f["name"] not in names]
+
+
+def add_fields(client, table, fields: list[dict]) -> list[dict] | None:
+    """Adds to ``table`` the columns of ``fields`` it lacks: top-level ones by DDL, fields inside
+    a RECORD by a schema patch (which DDL cannot do). Returns the schema before, or None if
+    nothing was missing."""
+    from google.cloud import bigquery
+
+    have = [f.to_api_repr() for f in table.schema]
+    merged = merged_fields(have, fields)
+    if merged == have:
+        return None
+    names = {f["name"] for f in have}
+    table_sql = f"`{table.project}.{table.dataset_id}.{table.table_id}`"
+    for field in fields:
+        if field["name"] not in names:
+            client.query(
+                f"ALTER TABLE {table_sql} ADD COLUMN IF NOT EXISTS {field['name']} {_ddl_type(field)}"
+            ).result()
+    current = client.get_table(table.reference)
+    if [f.to_api_repr() for f in current.schema] != merged:
+        current.schema = [bigquery.SchemaField.from_api_repr(f) for f in merged]
+        client.update_table(current, ["schema"])
+    return have
+
+
+def restore_fields(client, table_id: str, before: list[dict]) -> str:
+    """Undoes ``add_fields`` after a failed load: drops the columns it added, puts back the
+    RECORDs as they were. Returns what could not be undone ('' if all was)."""
+    from google.cloud import bigquery
+
+    table = client.get_table(table_id)
+    names = {f["name"] for f in before}
+    table_sql = f"`{table.project}.{table.dataset_id}.{table.table_id}`"
+    left = []
+    for field in table.schema:
+        if field.name not in names:
+            try:
+                client.query(f"ALTER TABLE {table_sql} DROP COLUMN IF EXISTS {field.name}").result()
+            except Exception:
+                left.append(field.name)
+    table = client.get_table(table_id)
+    kept = [f.to_api_repr() for f in table.schema]
+    if kept != [f for f in before if f["name"] in {k["name"] for k in kept}]:
+        try:
+            table.schema = [bigquery.SchemaField.from_api_repr(f) for f in before if f["name"] not in left]
+            client.update_table(table, ["schema"])
+        except Exception:
+            left += _nested_paths(kept, before)
+    return ", ".join(left)
+
+
+def _nested_paths(have: list[dict], before: list[dict]) -> list[str]:
+    """Fields inside RECORDs of ``have`` that ``before`` lacks, as record.field."""
+    old = {f["name"]: f for f in before}
+    paths = []
+    for field in have:
+        if field["name"] in old and _kind(field) == "RECORD":
+            names = {f["name"] for f in old[field["name"]].get("fields", [])}
+            paths += [f"{field['name']}.{f['name']}" for f in field["fields"] if f["name"] not in names]
+    return paths
 
 
 def _ddl_type(field: dict) -> str:
@@ -190,23 +255,6 @@ def _ddl_type(field: dict) -> str:
     else:
         inner = field["type"]
     return f"ARRAY<{inner}>" if field.get("mode") == "REPEATED" else inner
-
-
-def _with_new_nested_fields(have: list[dict], want: list[dict]) -> list[dict] | None:
-    """The table schema plus fields ``want`` adds inside existing RECORDs; None if none."""
-    changed = False
-    merged = []
-    by_name = {f["name"]: f for f in want}
-    for field in have:
-        target = by_name.get(field["name"])
-        if target is not None and field["type"] == "RECORD":
-            names = {f["name"] for f in field["fields"]}
-            extra = [f for f in target["fields"] if f["name"] not in names]
-            if extra:
-                field = {**field, "fields": field["fields"] + extra}
-                changed = True
-        merged.append(field)
-    return merged if changed else None
 
 
 def _missing_fields(have: list[dict], want: list[dict], table_id: str, prefix: str) -> list[str]:
