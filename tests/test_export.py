@@ -131,7 +131,11 @@ def test_round_trip_keeps_records_alleles_info_and_format_values(corpus_output, 
     valueless = VALUELESS.get(name, frozenset())
     expected = without_malformed(parsed(bcftools_view(source), valueless), out)
     exported = parsed(bcftools_view(vcf), valueless)
-    assert exported == expected
+    # Records loaded with their Number=A values matched to the ALTs (--allow_malformed_records;
+    # vcf_file.bcf's AC of 2 values for 305 ALTs) export as loaded: one value per ALT. Every
+    # other record round-trips.
+    matched = json.loads((out / "_manifest.json").read_text())["totals"]["number_a_values_matched"]
+    assert sum((expected - exported).values()) == sum((exported - expected).values()) == matched
 
 
 def test_regions_and_samples(corpus_output, tmp_path):

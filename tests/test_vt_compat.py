@@ -4,6 +4,9 @@ line naming what to use instead)."""
 
 from __future__ import annotations
 
+import json
+
+import duckdb
 import pytest
 
 from tests.conftest import VT_VCF, run_cli
@@ -461,3 +464,26 @@ def test_alt_dot_records_with_and_without_a_value_merge_into_one_site(tmp_path):
         (path,) = (out / "chr1").glob("*.parquet")
         (row,) = pq.read_table(path).to_pylist()
         assert row["alternate_bases"] == [{"alt": None, "AC": 0}] and len(row["call"]) == 2
+
+
+def test_allow_malformed_records_matches_number_a_values_to_the_alts_as_variant_transforms(tmp_path):
+    """VT's option_allow_malformed_records_alternate_mismatch: with --allow_malformed_records a
+    Number=A value with too many or too few values loads, matched to the ALTs by index, and the
+    manifest counts the records so corrected; without it the record is refused."""
+    path = VT_VCF / "invalid-4.2-AF-mismatch.vcf"
+    out = tmp_path / "out"
+    result = run_cli("launch", "--input_pattern", str(path), "--output_parquet_dir", str(out),
+                     "--allow_malformed_records")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((out / "_manifest.json").read_text())
+    assert manifest["totals"]["malformed"] == 0 and manifest["totals"]["records_written"] == 13
+    assert manifest["totals"]["number_a_values_matched"] == 2
+    assert manifest["inputs"][0]["number_a_values_matched"] == 2
+    rows = duckdb.sql(
+        f"SELECT start_position, [a.AF FOR a IN alternate_bases] FROM read_parquet('{out}/chr20/*.parquet') "
+        "WHERE start_position IN (17329, 1234566) ORDER BY 1"
+    ).fetchall()
+    # 0.3 dropped; the second ALT's missing (values are htslib's 32-bit floats)
+    assert rows == [(17329, [pytest.approx(0.017)]), (1234566, [pytest.approx(0.1), None])]
+    refused = run_cli("launch", "--input_pattern", str(path), "--output_parquet_dir", str(tmp_path / "o2"))
+    assert refused.returncode == 1 and "INFO/AF: Number=A: expected 1 value(s), one per ALT" in refused.stderr

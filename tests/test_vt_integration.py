@@ -18,7 +18,7 @@ from tests.conftest import VT_VCF
 
 # Issue 16 items still being built; this set is emptied as they land.
 NOT_YET = {
-    "incompatible_field_value", "infer_header_fields", "option_allow_malformed_records_alternate_mismatch",
+    "incompatible_field_value", "infer_header_fields",
     "valid_4_0_bz2", "valid_4_0_gz_1_based",
 }  # fmt: skip
 ALL_CASES = json.loads((Path(__file__).parent / "data" / "vt_small_tests.json").read_text())["cases"]
@@ -140,7 +140,7 @@ def test_variant_transforms_small_test(case, bq, tmp_path):
             job = bq.client.query(sql).result()
             rows = [tuple(row.values()) for row in job]
             got = one_row(rows, [f.name for f in job.schema])
-            if got != expected:
+            if got != pytest.approx(expected):  # VT writes decimals; Floats are htslib's 32-bit ones
                 failures.append(f"BQ {step['name']}: {query} -> {got} != {expected}")
             translated = parquet_sql(query, outs)
             if translated is not None:

@@ -119,7 +119,6 @@ def test_sample_id_is_gcp_variant_transforms_hash():
 @pytest.mark.parametrize(
     "record, field, value, reason",
     [
-        ("1\t100\t.\tA\tC,G\t.\t.\tAF=0.5\tGT\t0/1\t0/0", "INFO/AF", "0.5", "Number=A: expected 2 value(s)"),
         ("1\t100\t.\tA\tC\t.\t.\tDP=1,2\tGT\t0/1\t0/0", "INFO/DP", "1,2", "Number=1: expected 1 value"),
         ("1\t100\t.\tA\tC\t.\t.\tXX=1\tGT\t0/1\t0/0", "INFO/XX", "1", "not declared in any input header"),
         (
@@ -146,4 +145,20 @@ def test_malformed_records_name_line_field_and_value(write_vcf, record, field, v
         assert entry.value == value
     assert entry.raw == record
     with pytest.raises(VcfFormatError, match=f"{path}:14: {field}: .*--allow_malformed_records"):
+        read(path, allow=False)
+
+
+def test_number_a_values_are_matched_to_the_alts_with_allow_malformed_records(write_vcf):
+    """gcp-variant-transforms' rule: too few values get NULLs, extra ones are dropped; without
+    --allow_malformed_records the record is refused."""
+    path = write_vcf(
+        "bad.vcf",
+        HEADER
+        + "1\t100\t.\tA\tC,G\t.\t.\tAF=0.5\tGT\t0/1\t0/0\n"
+        + "1\t101\t.\tA\tC\t.\t.\tAF=0.25,0.75\tGT\t0/1\t0/0\n",
+    )
+    rows, bad = read(path)
+    assert bad == []
+    assert [[a["AF"] for a in r["alternate_bases"]] for r in rows] == [[0.5, None], [0.25]]
+    with pytest.raises(VcfFormatError, match=f"{path}:13: INFO/AF: Number=A: expected 2 value"):
         read(path, allow=False)

@@ -219,7 +219,8 @@ def test_error_in_a_later_chunk_names_its_line(tmp_path, monkeypatch):
     """A chunk pysam reads on its own still reports the line number in the whole file."""
     monkeypatch.setattr(reader, "_CHUNK_BYTES", 256)
     good = EDGE_RECORDS[5]
-    lines = [good] * 40 + ["\n" * 3 + good, EDGE_FALLBACKS[0]] + [good] * 10
+    bad = "1\t50\t.\tA\tC\t1\tPASS\tDP=1,2\tGT\t0/1\t0/1\t0/1"  # Number=1 count: malformed
+    lines = [good] * 40 + ["\n" * 3 + good, bad] + [good] * 10
     path = tmp_path / "edge.vcf"
     path.write_text(EDGE_HEADER + "\n".join(lines) + "\n")
     plan = plan_for(path, tmp_path, infer_headers=False)
@@ -227,10 +228,10 @@ def test_error_in_a_later_chunk_names_its_line(tmp_path, monkeypatch):
     bad_line = header_lines + 40 + 3 + 2  # 40 good, 3 blank lines, a good one, then the bad one
     _, malformed, count = read_all(plan, plan.splits[0], fast=True)
     assert count == 52
-    assert [(m.line, m.record, m.field) for m in malformed] == [(bad_line, 42, "INFO/AF")]
-    assert malformed[0].raw == EDGE_FALLBACKS[0]
+    assert [(m.line, m.record, m.field) for m in malformed] == [(bad_line, 42, "INFO/DP")]
+    assert malformed[0].raw == bad
     assert read_all(plan, plan.splits[0], fast=False)[1] == malformed
-    with pytest.raises(VcfFormatError, match=rf"edge.vcf:{bad_line}: INFO/AF: Number=A"):
+    with pytest.raises(VcfFormatError, match=rf"edge.vcf:{bad_line}: INFO/DP: Number=1"):
         read_all(plan, plan.splits[0], fast=True, allow_malformed=False)
 
 

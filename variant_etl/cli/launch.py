@@ -227,6 +227,12 @@ def _print_summary(plan, manifest: dict) -> None:
             where = f"{len(shard['files'])} file(s)" if plan.parquet else shard["bigquery_table"]
             rows = shard["rows"] or shard.get("bigquery_rows")
             print(f"  {shard['table_name_suffix']}: {rows} rows in {where}")
+    if totals.get("number_a_values_matched"):
+        print(
+            f"{totals['number_a_values_matched']} record(s) had more or fewer Number=A values than ALTs: "
+            "loaded with the values matched to the ALTs by index (--allow_malformed_records; "
+            "number_a_values_matched in the manifest)"
+        )
     if plan.parquet is not None:
         out = plan.parquet.output_dir
         print(f"output: {out}/  (manifest: {out}/{MANIFEST})")

@@ -94,6 +94,7 @@ def build_manifest(spec: CommitSpec, stats: list[Stat]) -> tuple[dict, list[tupl
     malformed_out = out or lookup_out  # where dead letters go: the variant output, else the lookup's
     reads: Counter = Counter()
     parsed: Counter = Counter()  # per input: records that became rows
+    matched: Counter = Counter()  # per input: of those, loaded with Number=A values matched by index
     routed: Counter = Counter()  # per shard: records ShardVariants sent to it
     malformed_by_input: Counter = Counter()
     dropped = 0
@@ -114,6 +115,8 @@ def build_manifest(spec: CommitSpec, stats: list[Stat]) -> tuple[dict, list[tupl
             reads[key] += value
         elif kind is Kind.PARSED:
             parsed[key] += value
+        elif kind is Kind.MATCHED:
+            matched[key] += value
         elif kind is Kind.ROUTED:
             routed[key] += value
         elif kind is Kind.DROPPED:
@@ -196,6 +199,7 @@ def build_manifest(spec: CommitSpec, stats: list[Stat]) -> tuple[dict, list[tupl
         "rows_written": sum(s["rows"] for s in shards),
         "malformed": sum(malformed_by_input.values()),
         "dropped_no_matching_shard": dropped,
+        "number_a_values_matched": sum(matched.values()),
     }
     sinks = {}
     if plan.parquet is not None:
@@ -235,6 +239,7 @@ def build_manifest(spec: CommitSpec, stats: list[Stat]) -> tuple[dict, list[tupl
                 "records_read": reads[path],
                 "records_parsed": parsed[path],
                 "malformed": malformed_by_input[path],
+                "number_a_values_matched": matched[path],
             }
             for path in plan.run.inputs
         ],

@@ -59,6 +59,7 @@ class ReadResult:
     """Filled in while reading: how many records the split held."""
 
     records_read: int = 0
+    records_corrected: int = 0  # loaded with Number=A values matched to ALTs (BatchBuilder)
 
 
 def read_split(
@@ -165,6 +166,7 @@ def _read_text(path, fmt, result, open_binary, byte_range, record_base, options)
                     **options,
                 )
                 records += part.records_read
+                result.records_corrected += part.records_corrected
             else:
                 records += batch.num_rows
                 if batch.num_rows:
@@ -225,6 +227,7 @@ def _read_pysam(
             one_based=one_based,
             sample_ids=sample_ids or None,
             file_index=file_index,
+            match_alt_values=allow_malformed,
         )
         pending: list[tuple[int, object, str | None]] = []  # (index, problem, text)
         index = -1
@@ -246,6 +249,7 @@ def _read_pysam(
                 entry = _entries(source, pending, open_binary, records_before, line_shift)[0]
                 raise VcfFormatError(entry.message() + MALFORMED_HINT)
         result.records_read = index + 1
+        result.records_corrected += builder.corrected
         batch = builder.flush()
         if batch is not None:
             yield batch

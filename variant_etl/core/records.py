@@ -53,8 +53,16 @@ class BatchBuilder:
         one_based: bool = False,
         sample_ids: tuple[int, ...] | None = None,
         file_index: int | None = None,
+        match_alt_values: bool = False,
     ):
         self.schema = schema
+        # --allow_malformed_records, as gcp-variant-transforms: a Number=A value of an
+        # alternate_bases field with too many or too few values is matched to the ALTs by index
+        # (extra values dropped, missing ones NULL) instead of making the record malformed;
+        # ``corrected`` counts those records, for the manifest.
+        self.match_alt_values = match_alt_values
+        self.corrected = 0
+        self._corrected = False  # of the record being added
         self.arrow_schema = schema.arrow_schema()
         if file_index is not None:  # merging: keep where each row came from
             self.arrow_schema = self.arrow_schema.append(pa.field(s.ORIGIN, pa.int64()))
@@ -119,6 +127,7 @@ class BatchBuilder:
         calls = self._calls(record) if self.schema.with_calls else None
         filters = list(record.filter.keys())
 
+        self.corrected += self._corrected  # the record is valid: from here on it is appended
         cols = self._cols
         cols[s.REFERENCE_NAME].append(chrom)
         cols[s.START_POSITION].append(pos if self.one_based else pos - 1)
@@ -164,12 +173,16 @@ class BatchBuilder:
         info_values: dict[str, object] = {c.name: None for c in self.schema.info_columns}
         alt_values: dict[str, list] = {c.name: [None] * n_alts for c in self.schema.alt_columns}
         moved_values: dict[str, object] = {c.name: None for c in self.schema.moved_info_columns}
+        corrected = False
         for key, value in record.info.items():
             if key in s.INFO_CONSUMED:
                 continue
             column = self._infos.get(key)
             if column is None:
                 raise MalformedRecord(f"INFO/{key}", value, _UNDECLARED)
+            if self.match_alt_values and key in self._alt_ids and n_alts:
+                value, changed = _matched_to_alts(value, n_alts)
+                corrected = corrected or changed
             value = _checked(column, value, n_alts, f"INFO/{key}")
             if key in self._alt_ids:
                 alt_values[column.name] = list(value)
@@ -177,6 +190,7 @@ class BatchBuilder:
                 moved_values[column.name] = value
             else:
                 info_values[column.name] = value
+        self._corrected = corrected
         return info_values, alt_values, moved_values
 
     def _calls(self, record) -> tuple[dict[str, list], dict[str, list]]:
@@ -293,6 +307,15 @@ class BatchBuilder:
         ]
         structs = pa.StructArray.from_arrays(children, fields=self.schema.call_fields())
         return pa.ListArray.from_arrays(pa.array(self._call_offsets, pa.int32()), structs)
+
+
+def _matched_to_alts(value, n_alts: int) -> tuple[tuple, bool]:
+    """A Number=A value as one value per ALT, by index: (values, whether any was added or
+    dropped). All-missing values stay as they are."""
+    values = value if value.__class__ is tuple else (value,)
+    if len(values) == n_alts or _all_missing(values):
+        return values, False
+    return (values + (None,) * n_alts)[:n_alts], True
 
 
 def _checked(column: FieldColumn, value, n_alts: int, where: str):

@@ -11,6 +11,9 @@ import enum
 class Kind(enum.Enum):
     READ = "read"  # key: input path; value: records read (malformed included)
     PARSED = "parsed"  # key: input path; value: records that became rows
+    # key: input path; value: records loaded with Number=A values matched to the ALTs by index
+    # (--allow_malformed_records: too many or too few values; BatchBuilder.match_alt_values)
+    MATCHED = "matched"
     ROUTED = "routed"  # key: shard suffix; value: records ShardVariants sent to the shard
     ROUTED_CALLS = "routed_calls"  # key: shard suffix; value: calls sent (sample-lookup rows)
     DROPPED = "dropped"  # key: ""; value: records no shard takes

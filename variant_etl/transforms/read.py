@@ -78,6 +78,8 @@ class _ReadSplitFn(beam.DoFn):
         progress.done(result.records_read)
         yield pvalue.TaggedOutput(COUNTS, Stat(Kind.READ, split.path, result.records_read))
         yield pvalue.TaggedOutput(COUNTS, Stat(Kind.PARSED, split.path, parsed))
+        if result.records_corrected:
+            yield pvalue.TaggedOutput(COUNTS, Stat(Kind.MATCHED, split.path, result.records_corrected))
 
 
 def _joined(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
