@@ -216,7 +216,7 @@ def test_both_readers_give_the_outcome(tmp_path, name):
         assert len(rows) + len(letters) == result.records_read
         readings.append((rows, letters))
         if isinstance(outcome, DeadLetter) and outcome.matched:
-            assert (len(rows), letters, result.records_corrected) == (outcome.rows + 1, [], 1)
+            assert (len(rows), letters, result.records_matched) == (outcome.rows + 1, [], 1)
         elif isinstance(outcome, DeadLetter):
             assert len(rows) == outcome.rows
             (letter,) = letters

@@ -61,13 +61,7 @@ from variant_etl.plan.rules import (
     check_table_names,
 )
 from variant_etl.sinks import tables
-from variant_etl.sinks.bigquery import (
-    LOOKUP_KINDS,
-    VARIANT_KINDS,
-    LoadToBigQuery,
-    WriteBigQueryRows,
-    table_fields,
-)
+from variant_etl.sinks.bigquery import LOOKUP_KINDS, VARIANT_KINDS, LoadToBigQuery, WriteBigQueryRows
 from variant_etl.sinks.commit import CommitOutput, WriteMalformed
 from variant_etl.sinks.parquet import WriteParquetFiles
 from variant_etl.transforms.annotate import Annotate
@@ -463,7 +457,7 @@ class WriteToBigQuery(_Output):
         )
         if self.options.write_method == "FILE_LOADS":
             suffixes = [s.suffix for s in context.spec.sharding.shards]
-            run_id, fields = context.spec.run.run_id, table_fields(schema)
+            run_id, fields = context.spec.run.run_id, bigquery_fields(schema)
             written = written | f"LoadTo{prefix}" >> LoadToBigQuery(
                 self.options, suffixes, kinds=kinds, run_id=run_id, fields=fields
             )

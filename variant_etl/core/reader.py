@@ -59,7 +59,7 @@ class ReadResult:
     """Filled in while reading: how many records the split held."""
 
     records_read: int = 0
-    records_corrected: int = 0  # loaded with Number=A values matched to ALTs (BatchBuilder)
+    records_matched: int = 0  # loaded with Number=A values matched to the ALTs (BatchBuilder)
 
 
 def read_split(
@@ -166,7 +166,7 @@ def _read_text(path, fmt, result, open_binary, byte_range, record_base, options)
                     **options,
                 )
                 records += part.records_read
-                result.records_corrected += part.records_corrected
+                result.records_matched += part.records_matched
             else:
                 records += batch.num_rows
                 if batch.num_rows:
@@ -249,7 +249,7 @@ def _read_pysam(
                 entry = _entries(source, pending, open_binary, records_before, line_shift)[0]
                 raise VcfFormatError(entry.message() + MALFORMED_HINT)
         result.records_read = index + 1
-        result.records_corrected += builder.corrected
+        result.records_matched += builder.matched
         batch = builder.flush()
         if batch is not None:
             yield batch

@@ -59,10 +59,9 @@ class BatchBuilder:
         # --allow_malformed_records, as gcp-variant-transforms: a Number=A value of an
         # alternate_bases field with too many or too few values is matched to the ALTs by index
         # (extra values dropped, missing ones NULL) instead of making the record malformed;
-        # ``corrected`` counts those records, for the manifest.
+        # ``matched`` counts those records, for the manifest.
         self.match_alt_values = match_alt_values
-        self.corrected = 0
-        self._corrected = False  # of the record being added
+        self.matched = 0
         self.arrow_schema = schema.arrow_schema()
         if file_index is not None:  # merging: keep where each row came from
             self.arrow_schema = self.arrow_schema.append(pa.field(s.ORIGIN, pa.int64()))
@@ -123,11 +122,11 @@ class BatchBuilder:
             # there is no ALT to put it under, so it gets an alternate_bases entry of its own,
             # whose alt is NULL (export writes ALT '.' and the value back).
             alts, n_alts = (None,), 1
-        info_values, alt_values, moved_values = self._info_values(record, n_alts)
+        info_values, alt_values, moved_values, matched = self._info_values(record, n_alts)
         calls = self._calls(record) if self.schema.with_calls else None
         filters = list(record.filter.keys())
 
-        self.corrected += self._corrected  # the record is valid: from here on it is appended
+        self.matched += matched  # the record is valid: from here on it is appended
         cols = self._cols
         cols[s.REFERENCE_NAME].append(chrom)
         cols[s.START_POSITION].append(pos if self.one_based else pos - 1)
@@ -169,11 +168,13 @@ class BatchBuilder:
                     return True
         return False
 
-    def _info_values(self, record, n_alts: int) -> tuple[dict, dict, dict]:
+    def _info_values(self, record, n_alts: int) -> tuple[dict, dict, dict, bool]:
+        """(top-level, alternate_bases and moved INFO values, whether Number=A values were
+        matched to the ALTs)."""
         info_values: dict[str, object] = {c.name: None for c in self.schema.info_columns}
         alt_values: dict[str, list] = {c.name: [None] * n_alts for c in self.schema.alt_columns}
         moved_values: dict[str, object] = {c.name: None for c in self.schema.moved_info_columns}
-        corrected = False
+        matched = False
         for key, value in record.info.items():
             if key in s.INFO_CONSUMED:
                 continue
@@ -182,7 +183,7 @@ class BatchBuilder:
                 raise MalformedRecord(f"INFO/{key}", value, _UNDECLARED)
             if self.match_alt_values and key in self._alt_ids and n_alts:
                 value, changed = _matched_to_alts(value, n_alts)
-                corrected = corrected or changed
+                matched = matched or changed
             value = _checked(column, value, n_alts, f"INFO/{key}")
             if key in self._alt_ids:
                 alt_values[column.name] = list(value)
@@ -190,8 +191,7 @@ class BatchBuilder:
                 moved_values[column.name] = value
             else:
                 info_values[column.name] = value
-        self._corrected = corrected
-        return info_values, alt_values, moved_values
+        return info_values, alt_values, moved_values, matched
 
     def _calls(self, record) -> tuple[dict[str, list], dict[str, list]]:
         n_alts = len(record.alts or ())

@@ -29,11 +29,6 @@ VARIANT_KINDS = (Kind.BQ_FILE, Kind.BQ_LOADED)
 LOOKUP_KINDS = (Kind.LOOKUP_BQ_FILE, Kind.LOOKUP_BQ_LOADED)
 
 
-def table_fields(schema: pa.Schema) -> list[dict]:
-    """The BigQuery columns of the rows (the hidden ``_`` columns are not written)."""
-    return bigquery_fields([f for f in schema if not f.name.startswith("_")])
-
-
 class _WriteAvroFn(beam.DoFn):
     """Sharded VariantBatches -> Avro load files, one per (shard, file key)."""
 
@@ -44,7 +39,7 @@ class _WriteAvroFn(beam.DoFn):
         self._kind = kind
 
     def setup(self):
-        self._fields = table_fields(self._schema)
+        self._fields = bigquery_fields(self._schema)
         self._parsed: dict[str, dict] = {}  # shard -> Avro schema of its load files
 
     def _avro(self, shard: str) -> dict:

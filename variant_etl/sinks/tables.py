@@ -228,9 +228,10 @@ def restore_fields(client, table_id: str, before: list[dict]) -> str:
                 left.append(field.name)
     table = client.get_table(table_id)
     kept = [f.to_api_repr() for f in table.schema]
-    if kept != [f for f in before if f["name"] in {k["name"] for k in kept}]:
+    if kept != before:  # fields added inside RECORDs (and what a DROP left in the schema)
+        undropped = [f for f in kept if f["name"] in left]
         try:
-            table.schema = [bigquery.SchemaField.from_api_repr(f) for f in before if f["name"] not in left]
+            table.schema = [bigquery.SchemaField.from_api_repr(f) for f in before + undropped]
             client.update_table(table, ["schema"])
         except Exception:
             left += _nested_paths(kept, before)

@@ -78,8 +78,8 @@ class _ReadSplitFn(beam.DoFn):
         progress.done(result.records_read)
         yield pvalue.TaggedOutput(COUNTS, Stat(Kind.READ, split.path, result.records_read))
         yield pvalue.TaggedOutput(COUNTS, Stat(Kind.PARSED, split.path, parsed))
-        if result.records_corrected:
-            yield pvalue.TaggedOutput(COUNTS, Stat(Kind.MATCHED, split.path, result.records_corrected))
+        if result.records_matched:
+            yield pvalue.TaggedOutput(COUNTS, Stat(Kind.MATCHED, split.path, result.records_matched))
 
 
 def _joined(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
