@@ -154,10 +154,6 @@ def test_beam_options_still_pass_in_both_forms():
             "--merge_bucket_size only applies with --variant_merge_strategy MOVE_TO_CALLS or "
             "MERGE_WITH_NON_VARIANTS (got NONE)",
         ),
-        (
-            ["--allow_incompatible_records", "--representative_header_file", VCF],
-            "--allow_incompatible_records has no effect with --representative_header_file",
-        ),
         (  # already checked by the plan
             ["--copy_quality_to_calls"],
             "--copy_quality_to_calls only apply with --variant_merge_strategy MOVE_TO_CALLS (got NONE)",

@@ -65,6 +65,26 @@ def report(args: argparse.Namespace, _beam_args: list[str]) -> int:
     return 0
 
 
+def preprocess(args: argparse.Namespace, _beam_args: list[str]) -> int:
+    from variant_etl.plan.preprocess import preprocess as run_preprocess
+
+    found = run_preprocess(
+        args.input_pattern,
+        args.input_file,
+        report_path=args.report_path,
+        resolved_headers_path=args.resolved_headers_path,
+        report_all_conflicts=args.report_all_conflicts,
+    )
+    counts = [f"{len(found.conflicts):,} header conflict(s)"]
+    if found.inferred is not None:
+        counts.append(f"{len(found.inferred):,} inferred definition(s)")
+        counts.append(f"{len(found.malformed):,} malformed record(s)")
+    print(f"report: {args.report_path}: {', '.join(counts)}")
+    if args.resolved_headers_path:
+        print(f"resolved headers: {args.resolved_headers_path} (for launch --representative_header_file)")
+    return 0
+
+
 def plan(args: argparse.Namespace, _beam_args: list[str]) -> int:
     from variant_etl.cli.planning import make_plan_of, print_plan
 
@@ -83,6 +103,7 @@ _COMMANDS = {
     "export": export,
     "query": query,
     "report": report,
+    "preprocess": preprocess,
     "plan": plan,
     "launch": launch,
 }

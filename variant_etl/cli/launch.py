@@ -233,6 +233,12 @@ def _print_summary(plan, manifest: dict) -> None:
             "loaded with the values matched to the ALTs by index (--allow_malformed_records; "
             "number_a_values_matched in the manifest)"
         )
+    if totals.get("several_values_cast_to_first"):
+        print(
+            f"{totals['several_values_cast_to_first']} record(s) had several values for a Number=1 "
+            "number: loaded with the first (--allow_incompatible_records; several_values_cast_to_first "
+            "in the manifest)"
+        )
     if plan.parquet is not None:
         out = plan.parquet.output_dir
         print(f"output: {out}/  (manifest: {out}/{MANIFEST})")

@@ -58,6 +58,25 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         command = commands.add_parser(name, help=helptext)
         _add_pipeline_options(command)
+    preprocess = commands.add_parser(
+        "preprocess",
+        help="report header conflicts (and inferred definitions, malformed records) before a load, "
+        "as gcp-variant-transforms' vcf_to_bq_preprocess",
+    )
+    preprocess.add_argument(
+        "--input_pattern", action="append", default=[], help="glob of VCF/BCF files; may be repeated"
+    )
+    preprocess.add_argument("--input_file", help="a file listing one input pattern per line")
+    preprocess.add_argument("--report_path", required=True, help="the TSV report to write")
+    preprocess.add_argument(
+        "--resolved_headers_path",
+        help="also write a VCF header with the resolved definitions (for --representative_header_file)",
+    )
+    preprocess.add_argument(
+        "--report_all_conflicts", **ON_OFF,
+        help="also read every record: the definitions --infer_headers would add or correct, and the "
+        "malformed records",
+    )  # fmt: skip
     report = commands.add_parser("report", help="write an HTML report of a Parquet output (rows per shard)")
     report.add_argument("--input_parquet_dir", required=True, help="a directory written by launch")
     report.add_argument("--output", help="the HTML file to write (default: <input_parquet_dir>/_report.html)")

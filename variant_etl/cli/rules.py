@@ -22,6 +22,15 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     """Our options, and the rest for Beam. Before any work: an option neither we nor Beam know
     is an error (Beam would drop it without a word), and so is one the others make pointless."""
     args, rest = build_parser().parse_known_args(argv)
+    if args.command == "preprocess":  # VT's ran on Beam: its Beam options are known, and unused
+        _check_beam_args(rest, ours=[], beam=True)
+        if rest:
+            print(
+                f"warning: {' '.join(rest)}: Beam options are ignored: preprocess reads the inputs in "
+                "this process",
+                file=sys.stderr,
+            )
+        return args, []
     if args.command in ("validate-config", "export", "query", "report"):  # no pipeline: no Beam option
         _check_beam_args(rest, ours=[], beam=False)
         if args.command == "export":
@@ -178,9 +187,4 @@ def _check_combinations(args: argparse.Namespace, given: set[str]) -> None:
         raise VariantEtlError(
             "--merge_bucket_size only applies with --variant_merge_strategy MOVE_TO_CALLS or "
             "MERGE_WITH_NON_VARIANTS (got NONE). Hint: add one of them, or remove --merge_bucket_size."
-        )
-    if "--allow_incompatible_records" in given and args.representative_header_file:
-        raise VariantEtlError(
-            "--allow_incompatible_records has no effect with --representative_header_file (whose "
-            "definitions are used for every input: no headers are merged). Hint: remove one of them."
         )

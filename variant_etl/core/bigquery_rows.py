@@ -3,13 +3,15 @@
 BigQuery refuses NULL inside a REPEATED field, so missing values inside lists
 (`AD=.,5`) are replaced, never dropped (dropping would shift the values of a
 Number=R/A/G field onto the wrong alleles): numbers by --null_numeric_value_replacement
-(default -2147483648), strings by '.' (VCF's own missing value). NULL scalars stay NULL.
+(default -2147483648), strings by '.' (VCF's own missing value). A list whose every value is
+missing (`HQ=.,.`) becomes empty, as gcp-variant-transforms writes it. NULL scalars stay NULL.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -28,6 +30,8 @@ def without_nulls_in_lists(array: pa.Array, numeric: int, *, in_list: bool = Fal
         else:
             values = array.values.slice(offsets[0].as_py(), offsets[-1].as_py() - offsets[0].as_py())
             offsets = pc.subtract(offsets, offsets[0])
+        if values.null_count and not (pa.types.is_list(values.type) or pa.types.is_struct(values.type)):
+            offsets, values = _all_missing_as_empty(offsets, values)
         items = without_nulls_in_lists(values, numeric, in_list=True)
         return pa.ListArray.from_arrays(offsets, items, type=data_type)
     if pa.types.is_struct(data_type):
@@ -41,6 +45,21 @@ def without_nulls_in_lists(array: pa.Array, numeric: int, *, in_list: bool = Fal
     if pa.types.is_boolean(data_type):
         return pc.fill_null(array, False)
     return pc.fill_null(array, pa.scalar(numeric).cast(data_type))
+
+
+def _all_missing_as_empty(offsets: pa.Array, values: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Lists whose every value is missing (`HQ=.,.`) become empty, as gcp-variant-transforms
+    writes them: nothing to replace, and no value can shift onto another allele."""
+    bounds = np.asarray(offsets.to_numpy(zero_copy_only=False), dtype=np.int64)
+    valid = np.concatenate([[0], np.cumsum(values.is_valid().to_numpy(zero_copy_only=False))])
+    lengths = np.diff(bounds)
+    empty = (valid[bounds[1:]] - valid[bounds[:-1]] == 0) & (lengths > 0)
+    if not empty.any():
+        return offsets, values
+    lengths[empty] = 0
+    kept = np.repeat(~empty, np.diff(bounds))
+    new_offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]), pa.int32())
+    return new_offsets, values.filter(pa.array(kept))
 
 
 def bigquery_rows(batch: pa.RecordBatch, numeric: int) -> list[dict]:

@@ -240,6 +240,28 @@ def _check_samples(samples: tuple[str, ...], path: str, lineno: int) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
+class Resolution:
+    """A definition used that is not what every header declares: the files disagree, or
+    --infer_headers defined or corrected it from the values."""
+
+    kind: str  # "INFO" or "FORMAT"
+    field: FieldDef  # the definition used
+    # each definition the headers give (Number and Type), with the files giving it
+    declared: tuple[tuple[FieldDef, tuple[str, ...]], ...]
+    why: str
+    inferred: bool = False  # by --infer_headers, from the records' values
+
+    def describe(self) -> str:
+        """One line: 'INFO/AF: Number=A,Type=Integer -> Number=.,Type=Float (why)'."""
+        declared = [f"Number={f.number},Type={f.type}" for f, _ in self.declared]
+        if len(self.declared) > 1:
+            declared = [f"{d} in {len(paths)} file(s)" for d, (_, paths) in zip(declared, self.declared)]
+        used = f"Number={self.field.number},Type={self.field.type}"
+        declared_text = " or ".join(declared) or "not declared"
+        return f"{self.kind}/{self.field.id}: {declared_text} -> {used} ({self.why})"
+
+
+@dataclasses.dataclass(frozen=True)
 class MergedHeader:
     """The union of all input headers: one schema for every file."""
 
@@ -247,40 +269,61 @@ class MergedHeader:
     formats: dict[str, FieldDef]
     samples: tuple[str, ...]
     has_samples: bool
+    resolutions: tuple[Resolution, ...] = ()  # definitions used that not every header gives
 
 
 def merge_headers(headers: list[VcfHeader], *, allow_incompatible: bool = False) -> MergedHeader:
-    """Merges field definitions: equal kept, Integer+Float -> Float, else an error (or, with
-    ``allow_incompatible``, the widest definition: see ``_resolve``)."""
-    infos: dict[str, tuple[FieldDef, str]] = {}
-    formats: dict[str, tuple[FieldDef, str]] = {}
-    samples: dict[str, None] = {}
-    for header in headers:
-        for kind, mine, theirs in (("INFO", infos, header.infos), ("FORMAT", formats, header.formats)):
-            for field_id, field in theirs.items():
-                if field_id not in mine:
-                    mine[field_id] = (field, header.path)
-                else:
-                    first, first_path = mine[field_id]
-                    merged = _merge_field(kind, first, first_path, field, header.path, allow_incompatible)
-                    mine[field_id] = (merged, first_path)
-        samples.update(dict.fromkeys(header.samples))
+    """Merges field definitions: equal kept, Integer+Float -> Float, else an error naming the
+    first conflict (or, with ``allow_incompatible``, the widest definition: see ``_resolve``).
+    Every field the files define differently is listed in ``resolutions``."""
+    merged: dict[str, dict[str, FieldDef]] = {"INFO": {}, "FORMAT": {}}
+    resolutions = []
+    for kind in ("INFO", "FORMAT"):
+        # per field: each distinct (Number, Type), its first definition and the files giving it
+        seen: dict[str, dict[tuple[str, str], tuple[FieldDef, list[str]]]] = {}
+        for header in headers:
+            for field_id, field in (header.infos if kind == "INFO" else header.formats).items():
+                variants = seen.setdefault(field_id, {})
+                variants.setdefault((field.number, field.type), (field, []))[1].append(header.path)
+        for field_id, variants in seen.items():
+            (first, first_paths), *others = variants.values()
+            result = first
+            for other, paths in others:
+                result = _merge_field(kind, result, first_paths[0], other, paths[0], allow_incompatible)
+            merged[kind][field_id] = dataclasses.replace(result, description=first.description)
+            if others:
+                declared = tuple((f, tuple(paths)) for f, paths in variants.values())
+                resolutions.append(Resolution(kind, merged[kind][field_id], declared, "the files disagree"))
+    samples = dict.fromkeys(name for header in headers for name in header.samples)
     return MergedHeader(
-        infos={k: v[0] for k, v in infos.items()},
-        formats={k: v[0] for k, v in formats.items()},
+        infos=merged["INFO"],
+        formats=merged["FORMAT"],
         samples=tuple(samples),
         has_samples=bool(samples),
+        resolutions=tuple(resolutions),
     )
 
 
 def representative_header(representative: VcfHeader, headers: list[VcfHeader]) -> MergedHeader:
     """--representative_header_file: its definitions for every input; samples from the inputs."""
     samples = dict.fromkeys(name for header in headers for name in header.samples)
+    resolutions = []
+    for kind, used in (("INFO", representative.infos), ("FORMAT", representative.formats)):
+        for field_id, field in used.items():
+            own: dict[tuple[str, str], tuple[FieldDef, list[str]]] = {}
+            for header in headers:
+                theirs = (header.infos if kind == "INFO" else header.formats).get(field_id)
+                if theirs is not None and (theirs.number, theirs.type) != (field.number, field.type):
+                    own.setdefault((theirs.number, theirs.type), (theirs, []))[1].append(header.path)
+            if own:
+                declared = tuple((f, tuple(paths)) for f, paths in own.values())
+                resolutions.append(Resolution(kind, field, declared, "--representative_header_file"))
     return MergedHeader(
         infos=dict(representative.infos),
         formats=dict(representative.formats),
         samples=tuple(samples),
         has_samples=bool(samples),
+        resolutions=tuple(resolutions),
     )
 
 

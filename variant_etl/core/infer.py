@@ -1,21 +1,28 @@
 """--infer_headers: definitions for INFO and FORMAT fields used but not declared,
 and corrections of declared ones that the values contradict.
 
-One extra pass over the record text of every input. For each undeclared key:
-Type is Flag when it never carries a value, Integer when every value is an
-integer, Float when every value is a number, String otherwise; Number is 0 for a
-flag, 1 when no value ever has more than one item, '.' otherwise.
+One extra pass over the record text of every input. For each undeclared key, as
+gcp-variant-transforms infers it: Type is Flag when it never carries a value,
+Integer when every value is an integer, Float when every value is a number,
+String otherwise; Number is 0 for a flag, '.' for an INFO key with values, and
+for a FORMAT key 1 when no value ever has more than one item, '.' otherwise.
 
-For a declared key: Integer values that are not all integers make it Float;
-numeric values that are not all numbers make it String; a Number=1 key with
-several values becomes Number='.'.
+For a declared key (as gcp-variant-transforms' inference): Integer values that
+are not all integers make it Float; numeric values that are not all numbers make
+it String; a Number=1 key with several values, or a Number=A/R/G key whose value
+counts do not match the record's alleles, becomes Number='.' (a list of any
+length, a top-level column).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 
-from variant_etl.core.header import FieldDef
+from variant_etl.core.header import FieldDef, Resolution
+from variant_etl.core.records import genotype_count
+
+_COUNTED = ("A", "R", "G")
 
 
 @dataclasses.dataclass
@@ -24,30 +31,63 @@ class _Seen:
     integer: bool = True
     number: bool = True
     single: bool = True
+    # Number=A, R, G: whether every value had as many items as the record's alleles ask for
+    fits: dict = dataclasses.field(default_factory=lambda: dict.fromkeys(_COUNTED, True))
 
-    def add(self, value: str | None) -> None:
+    def add(self, value: str | None, n_alts: int, ploidy: int | None = None) -> None:
         if value is None:
             return
         self.flag = False
         items = value.split(",")
         if len(items) > 1:
             self.single = False
+        present = False
         for item in items:
             if item in (".", ""):
                 continue
+            present = True
             if self.integer and not _is_int(item):
                 self.integer = False
             if self.number and not self.integer and not _is_float(item):
                 self.number = False
+        if present:
+            n = len(items)
+            # ALT '.' with one Number=A value loads (the value of a monomorphic site)
+            self.fits["A"] &= n == n_alts or (n_alts == 0 and n == 1)
+            self.fits["R"] &= n == n_alts + 1
+            ploidies = (ploidy,) if ploidy else (1, 2)
+            self.fits["G"] &= n in {genotype_count(n_alts + 1, p) for p in ploidies}
 
-    def definition(self, field_id: str, *, allow_flag: bool) -> FieldDef:
+    def definition(self, field_id: str, *, info: bool) -> FieldDef:
         description = "Inferred by variant_etl --infer_headers"
-        if self.flag and allow_flag:
+        if self.flag and info:
             return FieldDef(field_id, "0", "Flag", description)
         field_type = "Integer" if self.integer else "Float" if self.number else "String"
         if self.flag:  # a FORMAT key that never had a value
             field_type = "String"
-        return FieldDef(field_id, "1" if self.single else ".", field_type, description)
+        # an INFO key with values is a list, as gcp-variant-transforms infers it (and so its
+        # tables have it); a FORMAT key a list only if some value has several items
+        number = "." if info or not self.single else "1"
+        return FieldDef(field_id, number, field_type, description)
+
+    def corrected(self, field: FieldDef) -> tuple[FieldDef, list[str]]:
+        """The declared definition, or the one its values need; and why it changed."""
+        field_type, number, why = field.type, field.number, []
+        if field_type == "Integer" and not self.integer:
+            field_type = "Float" if self.number else "String"
+            why.append("values that are not integers")
+        elif field_type == "Float" and not self.number:
+            field_type = "String"
+            why.append("values that are not numbers")
+        if number == "1" and not self.single:
+            number = "."
+            why.append("several values")
+        elif number in _COUNTED and not self.fits[number]:
+            number = "."
+            why.append(f"value counts that do not match Number={field.number}")
+        if not why:
+            return field, why
+        return FieldDef(field.id, number, field_type, field.description), why
 
 
 def _is_int(text: str) -> bool:
@@ -79,51 +119,50 @@ class FieldInference:
         columns = line.rstrip("\r\n").split("\t")
         if len(columns) < 8:
             return  # malformed; the reader reports it
+        n_alts = 0 if columns[4] in (".", "") else columns[4].count(",") + 1
         if columns[7] not in (".", ""):
             for entry in columns[7].split(";"):
                 key, eq, value = entry.partition("=")
                 if key:
-                    self._infos.setdefault(key, _Seen()).add(value if eq else None)
+                    self._infos.setdefault(key, _Seen()).add(value if eq else None, n_alts)
         if len(columns) > 9:
             keys = columns[8].split(":")
+            gt_at = keys.index("GT") if "GT" in keys else None
+            samples = [sample.split(":") for sample in columns[9:]]
+            ploidies = [_ploidy(parts, gt_at) for parts in samples]
             for index, key in enumerate(keys):
                 if key == "GT" and "GT" in self._declared_formats:
                     continue
                 seen = self._formats.setdefault(key, _Seen())
-                for sample in columns[9:]:
-                    parts = sample.split(":")
+                for parts, ploidy in zip(samples, ploidies):
                     if index < len(parts):
-                        seen.add(parts[index])
+                        seen.add(parts[index], n_alts, ploidy)
 
-    def definitions(self) -> tuple[dict[str, FieldDef], dict[str, FieldDef]]:
-        """Definitions for undeclared keys, and corrected ones for declared keys."""
-        infos = {
-            k: _corrected(self._declared_infos[k], s)
-            if k in self._declared_infos
-            else s.definition(k, allow_flag=True)
-            for k, s in sorted(self._infos.items())
-        }
-        formats = {}
-        for k, s in sorted(self._formats.items()):
-            if k in self._declared_formats:
-                formats[k] = _corrected(self._declared_formats[k], s)
-            elif k == "GT":
-                formats[k] = FieldDef(k, "1", "String", "Genotype")
-            else:
-                formats[k] = s.definition(k, allow_flag=False)
-        changed_infos = {k: f for k, f in infos.items() if self._declared_infos.get(k) != f}
-        changed_formats = {k: f for k, f in formats.items() if self._declared_formats.get(k) != f}
-        return changed_infos, changed_formats
+    def resolutions(self) -> list[Resolution]:
+        """A definition for each undeclared key, and a corrected one for each declared key
+        whose values contradict it."""
+        found = []
+        for kind, seen, declared in (
+            ("INFO", self._infos, self._declared_infos),
+            ("FORMAT", self._formats, self._declared_formats),
+        ):
+            for key, values in sorted(seen.items()):
+                if key in declared:
+                    field, why = values.corrected(declared[key])
+                    if why:
+                        reason = "the records have " + " and ".join(why)
+                        found.append(Resolution(kind, field, ((declared[key], ()),), reason, inferred=True))
+                elif kind == "FORMAT" and key == "GT":
+                    genotype = FieldDef(key, "1", "String", "Genotype")
+                    found.append(Resolution(kind, genotype, (), "the genotype", inferred=True))
+                else:
+                    field = values.definition(key, info=kind == "INFO")
+                    found.append(Resolution(kind, field, (), "inferred from the values", inferred=True))
+        return found
 
 
-def _corrected(field: FieldDef, seen: _Seen) -> FieldDef:
-    field_type, number = field.type, field.number
-    if field_type == "Integer" and not seen.integer:
-        field_type = "Float" if seen.number else "String"
-    elif field_type == "Float" and not seen.number:
-        field_type = "String"
-    if number == "1" and not seen.single:
-        number = "."
-    if (field_type, number) == (field.type, field.number):
-        return field
-    return FieldDef(field.id, number, field_type, field.description)
+def _ploidy(parts: list[str], gt_at: int | None) -> int | None:
+    """The call's ploidy, from its GT ('0/1': 2); None without one, or for a lone '.'."""
+    if gt_at is None or gt_at >= len(parts) or parts[gt_at] in (".", ""):
+        return None
+    return len(re.split(r"[/|]", parts[gt_at].lstrip("/|")))

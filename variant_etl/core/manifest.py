@@ -95,6 +95,7 @@ def build_manifest(spec: CommitSpec, stats: list[Stat]) -> tuple[dict, list[tupl
     reads: Counter = Counter()
     parsed: Counter = Counter()  # per input: records that became rows
     matched: Counter = Counter()  # per input: of those, loaded with Number=A values matched by index
+    cast: Counter = Counter()  # per input: of those, loaded with a Number=1 number's first value
     routed: Counter = Counter()  # per shard: records ShardVariants sent to it
     malformed_by_input: Counter = Counter()
     dropped = 0
@@ -117,6 +118,8 @@ def build_manifest(spec: CommitSpec, stats: list[Stat]) -> tuple[dict, list[tupl
             parsed[key] += value
         elif kind is Kind.MATCHED:
             matched[key] += value
+        elif kind is Kind.CAST:
+            cast[key] += value
         elif kind is Kind.ROUTED:
             routed[key] += value
         elif kind is Kind.DROPPED:
@@ -200,6 +203,7 @@ def build_manifest(spec: CommitSpec, stats: list[Stat]) -> tuple[dict, list[tupl
         "malformed": sum(malformed_by_input.values()),
         "dropped_no_matching_shard": dropped,
         "number_a_values_matched": sum(matched.values()),
+        "several_values_cast_to_first": sum(cast.values()),
     }
     sinks = {}
     if plan.parquet is not None:
@@ -240,6 +244,7 @@ def build_manifest(spec: CommitSpec, stats: list[Stat]) -> tuple[dict, list[tupl
                 "records_parsed": parsed[path],
                 "malformed": malformed_by_input[path],
                 "number_a_values_matched": matched[path],
+                "several_values_cast_to_first": cast[path],
             }
             for path in plan.run.inputs
         ],

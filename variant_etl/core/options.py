@@ -38,6 +38,9 @@ class ReadOptions:
 
     one_based: bool = False  # start_position is POS as written instead of 0-based
     allow_malformed_records: bool = False  # dead letters instead of a failed run
+    # a Number=1 number written with several values keeps the first (the plan sets it from
+    # --allow_incompatible_records)
+    cast_values: bool = False
     batch_rows: int = 10_000  # rows of an Arrow batch (fewer for many samples: the plan decides)
     split_bytes: int = 64 * 2**20  # uncompressed VCFs above this are read in parallel ranges
     # Whole files are read together, up to this many and this many bytes on disk a group.

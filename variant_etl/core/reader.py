@@ -60,6 +60,7 @@ class ReadResult:
 
     records_read: int = 0
     records_matched: int = 0  # loaded with Number=A values matched to the ALTs (BatchBuilder)
+    records_cast: int = 0  # loaded with a Number=1 number's first value of several (BatchBuilder)
 
 
 def read_split(
@@ -70,6 +71,7 @@ def read_split(
     allow_malformed: bool,
     batch_rows: int,
     result: ReadResult,
+    cast_values: bool = False,
     open_binary: OpenBinary = _open_local,
     extra_header_lines: tuple[str, ...] = (),
     sample_ids: tuple[int, ...] | None = None,
@@ -84,7 +86,8 @@ def read_split(
     whose message names file, line, field and value. With ``file_index`` (merging),
     batches carry a hidden ``_origin`` column: file index and record number (``record_base``
     + the record's index in this split). ``byte_range`` reads the lines of an uncompressed
-    file that start in [start, end).
+    file that start in [start, end). ``cast_values`` (--allow_incompatible_records): a
+    Number=1 number written with several values keeps the first.
 
     Text inputs are parsed chunk by chunk by the vectorized ``TextParser``; a chunk it
     cannot reproduce exactly (and BCF, and ``fast=False``) is read by pysam.
@@ -93,6 +96,7 @@ def read_split(
         schema=schema,
         one_based=one_based,
         allow_malformed=allow_malformed,
+        cast_values=cast_values,
         batch_rows=batch_rows,
         extra_header_lines=extra_header_lines,
         sample_ids=sample_ids,
@@ -167,6 +171,7 @@ def _read_text(path, fmt, result, open_binary, byte_range, record_base, options)
                 )
                 records += part.records_read
                 result.records_matched += part.records_matched
+                result.records_cast += part.records_cast
             else:
                 records += batch.num_rows
                 if batch.num_rows:
@@ -205,6 +210,7 @@ def _read_pysam(
     *,
     one_based: bool,
     allow_malformed: bool,
+    cast_values: bool,
     batch_rows: int,
     result: ReadResult,
     open_binary: OpenBinary,
@@ -228,6 +234,7 @@ def _read_pysam(
             sample_ids=sample_ids or None,
             file_index=file_index,
             match_alt_values=allow_malformed,
+            cast_values=cast_values,
         )
         pending: list[tuple[int, object, str | None]] = []  # (index, problem, text)
         index = -1
@@ -250,6 +257,7 @@ def _read_pysam(
                 raise VcfFormatError(entry.message() + MALFORMED_HINT)
         result.records_read = index + 1
         result.records_matched += builder.matched
+        result.records_cast += builder.cast
         batch = builder.flush()
         if batch is not None:
             yield batch

@@ -54,6 +54,7 @@ class BatchBuilder:
         sample_ids: tuple[int, ...] | None = None,
         file_index: int | None = None,
         match_alt_values: bool = False,
+        cast_values: bool = False,
     ):
         self.schema = schema
         # --allow_malformed_records, as gcp-variant-transforms: a Number=A value of an
@@ -62,6 +63,10 @@ class BatchBuilder:
         # ``matched`` counts those records, for the manifest.
         self.match_alt_values = match_alt_values
         self.matched = 0
+        # --allow_incompatible_records, as gcp-variant-transforms: a number field declared
+        # Number=1 (or 0) that has several values keeps the first; ``cast`` counts those records.
+        self.cast_values = cast_values
+        self.cast = 0
         self.arrow_schema = schema.arrow_schema()
         if file_index is not None:  # merging: keep where each row came from
             self.arrow_schema = self.arrow_schema.append(pa.field(s.ORIGIN, pa.int64()))
@@ -122,11 +127,13 @@ class BatchBuilder:
             # there is no ALT to put it under, so it gets an alternate_bases entry of its own,
             # whose alt is NULL (export writes ALT '.' and the value back).
             alts, n_alts = (None,), 1
-        info_values, alt_values, moved_values, matched = self._info_values(record, n_alts)
+        info_values, alt_values, moved_values, matched, cast = self._info_values(record, n_alts)
         calls = self._calls(record) if self.schema.with_calls else None
         filters = list(record.filter.keys())
 
-        self.matched += matched  # the record is valid: from here on it is appended
+        # the record is valid: from here on it is appended
+        self.matched += matched
+        self.cast += cast or (calls is not None and calls[2])
         cols = self._cols
         cols[s.REFERENCE_NAME].append(chrom)
         cols[s.START_POSITION].append(pos if self.one_based else pos - 1)
@@ -144,7 +151,7 @@ class BatchBuilder:
             self._alt_info[name].extend(values)
         self._alt_offsets.append(len(self._alts))
         if calls is not None:
-            call_cols, field_cols = calls
+            call_cols, field_cols, _ = calls
             for name, values in call_cols.items():
                 self._call[name].extend(values)
             for name, values in field_cols.items():
@@ -168,13 +175,13 @@ class BatchBuilder:
                     return True
         return False
 
-    def _info_values(self, record, n_alts: int) -> tuple[dict, dict, dict, bool]:
+    def _info_values(self, record, n_alts: int) -> tuple[dict, dict, dict, bool, bool]:
         """(top-level, alternate_bases and moved INFO values, whether Number=A values were
-        matched to the ALTs)."""
+        matched to the ALTs, whether a value was cast to its single number)."""
         info_values: dict[str, object] = {c.name: None for c in self.schema.info_columns}
         alt_values: dict[str, list] = {c.name: [None] * n_alts for c in self.schema.alt_columns}
         moved_values: dict[str, object] = {c.name: None for c in self.schema.moved_info_columns}
-        matched = False
+        matched = cast = False
         for key, value in record.info.items():
             if key in s.INFO_CONSUMED:
                 continue
@@ -184,6 +191,8 @@ class BatchBuilder:
             if self.match_alt_values and key in self._alt_ids and n_alts:
                 value, changed = _matched_to_alts(value, n_alts)
                 matched = matched or changed
+            if self.cast_values and _several_for_one(column.field, value):
+                value, cast = value[0], True
             value = _checked(column, value, n_alts, f"INFO/{key}")
             if key in self._alt_ids:
                 alt_values[column.name] = list(value)
@@ -191,9 +200,10 @@ class BatchBuilder:
                 moved_values[column.name] = value
             else:
                 info_values[column.name] = value
-        return info_values, alt_values, moved_values, matched
+        return info_values, alt_values, moved_values, matched, cast
 
-    def _calls(self, record) -> tuple[dict[str, list], dict[str, list]]:
+    def _calls(self, record) -> tuple[dict[str, list], dict[str, list], bool]:
+        """(call columns, FORMAT columns, whether a value was cast to its single number)."""
         n_alts = len(record.alts or ())
         present = list(record.format.keys())
         for key in present:
@@ -212,6 +222,7 @@ class BatchBuilder:
             for k in present
             if k in self._formats
         ]
+        cast = False
         gt_at = present.index("GT") if "GT" in present else None
         ps_at = present.index("PS") if "PS" in present else None
         for index, sample in enumerate(record.samples.values()):
@@ -239,6 +250,8 @@ class BatchBuilder:
                 value = sample[column.field.id]
                 if value is not None and (convert is not None or column.field.number in _COUNTED):
                     where = f"FORMAT/{column.field.id} of {self.samples[index]}"
+                    if self.cast_values and _several_for_one(column.field, value):
+                        value, cast = value[0], True
                     if convert is not None:
                         value = convert(value, where)
                     else:
@@ -253,7 +266,7 @@ class BatchBuilder:
             s.GENOTYPE: genotypes,
             s.PHASESET: phasesets,
         }
-        return call_cols, field_cols
+        return call_cols, field_cols, cast
 
     def flush(self) -> pa.RecordBatch | None:
         """Returns the rows added since the last flush, or None if there are none."""
@@ -307,6 +320,16 @@ class BatchBuilder:
         ]
         structs = pa.StructArray.from_arrays(children, fields=self.schema.call_fields())
         return pa.ListArray.from_arrays(pa.array(self._call_offsets, pa.int32()), structs)
+
+
+def _several_for_one(field, value) -> bool:
+    """A number (or flag) declared Number=1 or 0 that has several values."""
+    return (
+        value.__class__ is tuple
+        and len(value) > 1
+        and not field.is_list
+        and field.type not in ("String", "Character")
+    )
 
 
 def _matched_to_alts(value, n_alts: int) -> tuple[tuple, bool]:

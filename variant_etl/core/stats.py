@@ -14,6 +14,9 @@ class Kind(enum.Enum):
     # key: input path; value: records loaded with Number=A values matched to the ALTs by index
     # (--allow_malformed_records: too many or too few values; BatchBuilder.match_alt_values)
     MATCHED = "matched"
+    # key: input path; value: records loaded with a Number=1 number's first value of several
+    # (--allow_incompatible_records; BatchBuilder.cast_values)
+    CAST = "cast"
     ROUTED = "routed"  # key: shard suffix; value: records ShardVariants sent to the shard
     ROUTED_CALLS = "routed_calls"  # key: shard suffix; value: calls sent (sample-lookup rows)
     DROPPED = "dropped"  # key: ""; value: records no shard takes

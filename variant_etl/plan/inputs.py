@@ -121,7 +121,7 @@ def plan_source(
     max_samples = max((len(h.samples) for h in parsed), default=0)
     # Keep a batch near a million values, whether they are sites or calls.
     batch_rows = max(100, min(read.batch_rows, 1_000_000 // max(1, max_samples)))
-    read = dataclasses.replace(read, batch_rows=batch_rows)
+    read = dataclasses.replace(read, batch_rows=batch_rows, cast_values=headers.allow_incompatible_records)
     with_path = headers.sample_name_encoding == "WITH_FILE_PATH"
     splits = []
     for index, h in enumerate(parsed):
@@ -226,9 +226,14 @@ def _with_inferred_fields(merged: MergedHeader, inputs: tuple[str, ...]) -> Merg
                 inference.add_line(line)
         except (OSError, EOFError) as err:
             raise VcfFormatError(f"{path}: cannot be read to infer headers ({err})") from None
-    infos, formats = inference.definitions()
-    if infos or formats:
-        found = [f"INFO/{k} ({f.type}, Number={f.number})" for k, f in infos.items()]
-        found += [f"FORMAT/{k} ({f.type}, Number={f.number})" for k, f in formats.items()]
-        logging.getLogger(__name__).warning("--infer_headers: inferred %s", ", ".join(found))
-    return dataclasses.replace(merged, infos={**merged.infos, **infos}, formats={**merged.formats, **formats})
+    found = inference.resolutions()
+    if found:
+        logging.getLogger(__name__).warning("--infer_headers: %s", "; ".join(r.describe() for r in found))
+    infos = {r.field.id: r.field for r in found if r.kind == "INFO"}
+    formats = {r.field.id: r.field for r in found if r.kind == "FORMAT"}
+    return dataclasses.replace(
+        merged,
+        infos={**merged.infos, **infos},
+        formats={**merged.formats, **formats},
+        resolutions=merged.resolutions + tuple(found),
+    )

@@ -23,6 +23,7 @@ def describe(plan: Plan, estimate: PlanEstimate | None = None) -> dict:
             }
             for s in plan.sharding.shards
         ],
+        "header_resolutions": [_resolution(r) for r in plan.merged.resolutions],
         "splits": len(plan.splits),
         "read_groups": len({split.group for split in plan.splits}),
         "region_splits": len(plan.region_splits),
@@ -53,6 +54,24 @@ def describe(plan: Plan, estimate: PlanEstimate | None = None) -> dict:
     described["estimated_rows_dropped"] = round(estimate.dropped)
     described["estimates_count"] = estimate.counts
     return described
+
+
+def _resolution(resolution) -> dict:
+    """A definition used that not every header gives, and which files give what."""
+    return {
+        "field": f"{resolution.kind}/{resolution.field.id}",
+        "used": {"number": resolution.field.number, "type": resolution.field.type},
+        "declared": [
+            {"number": f.number, "type": f.type, "file_count": len(paths), "files": list(paths[:SHOWN_FILES])}
+            for f, paths in resolution.declared
+        ],
+        "why": resolution.why,
+        "inferred": resolution.inferred,
+    }
+
+
+SHOWN_FILES = 5  # files named per definition (gcp-variant-transforms' preprocessor's number)
+SHOWN_RESOLUTIONS = 10  # header resolutions listed by the text plan; JSON lists all
 
 
 def plan_json(plan: Plan, estimate: PlanEstimate | None = None) -> str:
@@ -90,7 +109,15 @@ def plan_text(plan: Plan, estimate: PlanEstimate) -> str:
         read += f"; merged in place: {len(plan.region_splits):,} window(s) of {plan.merge.bucket_size:,} bp"
     elif plan.merge.strategy != "NONE":
         read += f"; merged through a shuffle in buckets of {plan.merge.bucket_size:,} bp"
-    lines += ["", read, "", f"shards (estimated rows: {estimate.counts})"]
+    lines += ["", read]
+    resolutions = plan.merged.resolutions
+    if resolutions:
+        lines += ["", f"header definitions used that not every header gives ({len(resolutions):,})"]
+        lines += [f"  {r.describe()}" for r in resolutions[:SHOWN_RESOLUTIONS]]
+        if len(resolutions) > SHOWN_RESOLUTIONS:
+            more = len(resolutions) - SHOWN_RESOLUTIONS
+            lines.append(f"  ... and {more:,} more (plan --format json lists them)")
+    lines += ["", f"shards (estimated rows: {estimate.counts})"]
     rows = [("suffix", "regions", "partitions of start_position", "estimated rows")]
     for shard, estimated in zip(plan.sharding.shards, estimate.shard_rows):
         spec = shard.partitioning

@@ -59,6 +59,7 @@ class _ReadSplitFn(beam.DoFn):
             self._schema,
             one_based=self._options.one_based,
             allow_malformed=self._options.allow_malformed_records,
+            cast_values=self._options.cast_values,
             batch_rows=self._options.batch_rows,
             result=result,
             open_binary=open_binary,
@@ -80,6 +81,8 @@ class _ReadSplitFn(beam.DoFn):
         yield pvalue.TaggedOutput(COUNTS, Stat(Kind.PARSED, split.path, parsed))
         if result.records_matched:
             yield pvalue.TaggedOutput(COUNTS, Stat(Kind.MATCHED, split.path, result.records_matched))
+        if result.records_cast:
+            yield pvalue.TaggedOutput(COUNTS, Stat(Kind.CAST, split.path, result.records_cast))
 
 
 def _joined(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
