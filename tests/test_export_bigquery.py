@@ -205,3 +205,25 @@ def test_merged_output_through_bigquery_is_the_parquet_export(bq, tmp_path):
     # which can leave a FORMAT key out of a record
     assert parsed(bq_text) == parsed(parquet_text)
     assert "GT:GQ:DP:HQ:NS:AF:QUAL:FT\t0|0:48:1:51,51:2:0.5:10:q10" in from_bq.read_text()
+
+
+def test_hom_ref_calls_come_back_as_0_0(bq, tmp_path):
+    """--move_hom_ref_calls: the tables keep only the sample of each 0/0 call (as
+    gcp-variant-transforms' hom_ref_call); export writes it back as 0/0, like the Parquet export."""
+    out = tmp_path / "out"
+    loaded = bq.launch(
+        "homref", VT_VCF / "valid-4.0.vcf", extra=("--move_hom_ref_calls", "--output_parquet_dir", str(out))
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    rows = bq.query(f"SELECT COUNT(*) AS n FROM `{bq.dataset}.homref__chr20` t, t.hom_ref_call AS h")
+    assert rows == [(6,)]  # 14370: NA00001; 17330: NA00001, NA00003; 1230237: all three
+    vcf = tmp_path / "from_bq.vcf.gz"
+    assert export_table(bq, "homref", vcf).returncode == 0
+    from_parquet = tmp_path / "from_parquet.vcf"
+    assert (
+        run_cli("export", "--input_parquet_dir", str(out), "--output_vcf", str(from_parquet)).returncode == 0
+    )
+    assert gzip.decompress(vcf.read_bytes()).decode() == all_missing_as_absent(from_parquet.read_text())
+    with pysam.VariantFile(str(vcf)) as back:
+        genotypes = {r.pos: [s["GT"] for s in r.samples.values()] for r in back if r.pos == 1230237}
+    assert genotypes == {1230237: [(0, 0), (0, 0), (0, 0)]}

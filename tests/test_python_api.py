@@ -460,3 +460,17 @@ def test_a_users_transform_that_reroutes_rows_to_an_unknown_shard_fails_with_a_c
                 | WriteToParquet(str(tmp_path / "o"))
             )
     assert not (tmp_path / "o" / "_SUCCESS").exists()
+
+
+def test_move_hom_ref_calls_in_a_pipeline_gives_the_output_of_launch(tmp_path):
+    """MoveHomRefCalls between ReadVcf and the writer: the writer's schema gets hom_ref_call, and
+    the output is launch --move_hom_ref_calls's, byte for byte."""
+    launched, out = tmp_path / "launched", tmp_path / "out"
+    source = str(VT_VCF / "valid-4.0.vcf")
+    assert cli_main(["launch", "--input_pattern", source, "--output_parquet_dir", str(launched),
+                     "--move_hom_ref_calls", "--no_progress"]) == 0  # fmt: skip
+    with beam.Pipeline() as p:
+        p | ReadVcf(source) | variant_etl.MoveHomRefCalls() | WriteToParquet(str(out))
+    assert parquet_bytes(out) == parquet_bytes(launched)
+    moved = duckdb.sql(f"SELECT sum(len(hom_ref_call)) FROM read_parquet('{out}/*/*.parquet')").fetchall()
+    assert moved == [(6,)]

@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 
 import duckdb
+import pysam
 import pytest
 
-from tests.conftest import VT_VCF, run_cli
+from tests.conftest import REAL, VT_VCF, run_cli
 from variant_etl.cli.parser import VT_ABSENT, VT_IGNORED
 from variant_etl.cli.rules import parse_args
 from variant_etl.core.errors import VariantEtlError
@@ -487,3 +488,58 @@ def test_allow_malformed_records_matches_number_a_values_to_the_alts_as_variant_
     assert rows == [(17329, [pytest.approx(0.017)]), (1234566, [pytest.approx(0.1), None])]
     refused = run_cli("launch", "--input_pattern", str(path), "--output_parquet_dir", str(tmp_path / "o2"))
     assert refused.returncode == 1 and "INFO/AF: Number=A: expected 1 value(s), one per ALT" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    "source",
+    [REAL / "cyvcf2" / "test.vcf.gz", REAL / "vcfpy" / "example-4.1-ploidy.vcf"],
+    ids=lambda p: p.name,
+)
+def test_move_hom_ref_calls_as_variant_transforms(tmp_path, source):
+    """Each call pysam reads as all reference alleles (0/0, 0|0, haploid 0) is in hom_ref_call
+    (sample_id and name) and not in call; the others are in call as without the option; the
+    sample-lookup layout has a row per remaining call; export writes the moved ones as 0/0."""
+    import pyarrow.parquet as pq
+
+    out, lookup = tmp_path / "out", tmp_path / "lookup"
+    result = run_cli(
+        "launch", "--input_pattern", str(source), "--output_parquet_dir", str(out), "--include_call_name",
+        "--move_hom_ref_calls", "True", "--sample_lookup_parquet_dir", str(lookup),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    plain = tmp_path / "plain"
+    assert (
+        run_cli("launch", "--input_pattern", str(source), "--output_parquet_dir", str(plain)).returncode == 0
+    )
+    query = "SELECT * FROM read_parquet('{}/*/*.parquet') ORDER BY reference_name, start_position, reference_bases"
+    rows, plain_rows = (duckdb.sql(query.format(d)).to_arrow_table().to_pylist() for d in (out, plain))
+    with pysam.VariantFile(str(source)) as f:
+        records = sorted(f, key=lambda r: (r.chrom, r.pos - 1, r.ref))
+        names = list(f.header.samples)
+    assert len(rows) == len(records) == len(plain_rows)
+    moved_total = 0
+    for row, plain_row, record in zip(rows, plain_rows, records):
+        hom_ref = [
+            n for n in names if record.samples[n]["GT"] and all(a == 0 for a in record.samples[n]["GT"])
+        ]
+        assert [c["name"] for c in row["hom_ref_call"]] == hom_ref
+        assert [c["name"] for c in row["call"]] == [n for n in names if n not in hom_ref]
+        kept = {c["sample_id"] for c in row["call"]}
+        assert [c for c in plain_row["call"] if c["sample_id"] in kept] == [
+            {k: v for k, v in c.items() if k != "name"} for c in row["call"]
+        ]
+        moved_total += len(hom_ref)
+    assert moved_total > 0
+    schema = pq.read_schema(next(out.glob("*/*.parquet")))
+    assert schema.names.index("hom_ref_call") == schema.names.index("call") - 1
+    assert str(schema.field("hom_ref_call").type.value_type) == "struct<sample_id: int64, name: string>"
+    lookup_rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{lookup}/*/*.parquet')").fetchall()[0][0]
+    assert lookup_rows == sum(len(r["call"]) for r in rows)
+    exported = tmp_path / "back.vcf"
+    assert run_cli("export", "--input_parquet_dir", str(out), "--output_vcf", str(exported)).returncode == 0
+    with pysam.VariantFile(str(exported)) as back:
+        for record, original in zip(back, sorted(records, key=lambda r: (r.chrom, r.pos))):
+            for name in names:
+                gt = original.samples[name]["GT"]
+                if gt and all(a == 0 for a in gt):
+                    assert record.samples[name]["GT"] == (0, 0)

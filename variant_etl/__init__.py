@@ -24,6 +24,7 @@ _PUBLIC = {
     "MergeVariants": "variant_etl.api",
     "AnnotateVariants": "variant_etl.api",
     "OmitEmptySampleCalls": "variant_etl.api",
+    "MoveHomRefCalls": "variant_etl.api",
     "ShardVariants": "variant_etl.api",
     "WriteToParquet": "variant_etl.api",
     "WriteToBigQuery": "variant_etl.api",

@@ -31,6 +31,7 @@ import pyarrow as pa
 from variant_etl.core import merge as merge_core
 from variant_etl.core.annotations import Annotations, plan_annotations
 from variant_etl.core.bigquery_tables import parse_output_table
+from variant_etl.core.calls import with_hom_ref_column
 from variant_etl.core.errors import VariantEtlError
 from variant_etl.core.manifest import CommitSpec
 from variant_etl.core.options import (
@@ -65,7 +66,7 @@ from variant_etl.sinks.bigquery import LOOKUP_KINDS, VARIANT_KINDS, LoadToBigQue
 from variant_etl.sinks.commit import CommitOutput, WriteMalformed
 from variant_etl.sinks.parquet import WriteParquetFiles
 from variant_etl.transforms.annotate import Annotate
-from variant_etl.transforms.calls import OmitEmptyCalls
+from variant_etl.transforms.calls import MoveHomRefs, OmitEmptyCalls
 from variant_etl.transforms.coders import VariantBatch
 from variant_etl.transforms.merge import MergeBuckets
 from variant_etl.transforms.read import ReadSplits
@@ -77,6 +78,7 @@ __all__ = [
     "AnnotateVariants",
     "MergeVariants",
     "OmitEmptySampleCalls",
+    "MoveHomRefCalls",
     "ReadVcf",
     "ShardVariants",
     "WriteOutputs",
@@ -488,6 +490,7 @@ class _Lineage:
     reads: list[ReadVcf]
     merges: list[MergeVariants]
     annotations: list[AnnotateVariants]
+    hom_refs: list[MoveHomRefCalls]
     shards: list[ShardVariants]
     foreign: bool
 
@@ -502,7 +505,22 @@ class OmitEmptySampleCalls(beam.PTransform):
         return batches | "Omit" >> OmitEmptyCalls()
 
 
-_STAGES = (ReadVcf, MergeVariants, AnnotateVariants, OmitEmptySampleCalls, ShardVariants)
+@beam.typehints.with_input_types(VariantBatch)
+@beam.typehints.with_output_types(VariantBatch)
+class MoveHomRefCalls(beam.PTransform):
+    """Moves each homozygous-reference call (``0/0``, ``0|0``, ``0``) out of ``call`` into a
+    ``hom_ref_call`` column that keeps its sample_id (and name), as gcp-variant-transforms'
+    ``--move_hom_ref_calls``: a cohort's reference calls take a few bytes each. Their FORMAT
+    values are dropped; ``export`` writes them back as ``0/0``."""
+
+    def output_schema(self, schema: pa.Schema) -> pa.Schema:
+        return with_hom_ref_column(schema)
+
+    def expand(self, batches):
+        return batches | "Move" >> MoveHomRefs()
+
+
+_STAGES = (ReadVcf, MergeVariants, AnnotateVariants, OmitEmptySampleCalls, MoveHomRefCalls, ShardVariants)
 
 
 def _lineage(pcoll: beam.PCollection) -> _Lineage:
@@ -531,6 +549,7 @@ def _lineage(pcoll: beam.PCollection) -> _Lineage:
         reads=[s for s in stages if isinstance(s, ReadVcf)],
         merges=[s for s in stages if isinstance(s, MergeVariants)],
         annotations=[s for s in stages if isinstance(s, AnnotateVariants)],
+        hom_refs=[s for s in stages if isinstance(s, MoveHomRefCalls)],
         shards=[s for s in stages if isinstance(s, ShardVariants)],
         foreign=foreign,
     )
@@ -591,8 +610,9 @@ class WriteOutputs(beam.PTransform):
                 f"{self._name()}: its input must come from one ReadVcf (found {len(lineage.reads)}). "
                 "Hint: read all inputs with one ReadVcf([pattern, ...])."
             )
-        for stages, what in ((lineage.shards, "ShardVariants"), (lineage.annotations, "AnnotateVariants"),
-                             (lineage.merges, "MergeVariants")):  # fmt: skip
+        once = ((lineage.shards, "ShardVariants"), (lineage.annotations, "AnnotateVariants"),
+                (lineage.merges, "MergeVariants"), (lineage.hom_refs, "MoveHomRefCalls"))  # fmt: skip
+        for stages, what in once:
             if len(stages) > 1:
                 raise VariantEtlError(f"{self._name()}: its input comes through {len(stages)} {what}")
         read = lineage.reads[0]
@@ -606,6 +626,8 @@ class WriteOutputs(beam.PTransform):
         schema = read.output_schema
         if lineage.annotations:
             schema = lineage.annotations[0].output_schema(schema)
+        if lineage.hom_refs:
+            schema = lineage.hom_refs[0].output_schema(schema)
         merge_strategy = lineage.merges[0].options.strategy if lineage.merges else source.merge.strategy
         run = dataclasses.replace(
             source.run_info(self._run_id, self._started_at), merge_strategy=merge_strategy

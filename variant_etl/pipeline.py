@@ -9,6 +9,7 @@ import apache_beam as beam
 
 from variant_etl.api import (
     AnnotateVariants,
+    MoveHomRefCalls,
     OmitEmptySampleCalls,
     ReadVcf,
     ShardVariants,
@@ -32,6 +33,8 @@ def build(
         batches = batches | "AnnotateVariants" >> AnnotateVariants(planned=plan.annotations)
     if plan.omit_empty_sample_calls:
         batches = batches | "OmitEmptySampleCalls" >> OmitEmptySampleCalls()
+    if plan.move_hom_ref_calls:
+        batches = batches | "MoveHomRefCalls" >> MoveHomRefCalls()
     sharded = batches | "ShardVariants" >> ShardVariants(plan.sharding)
     outputs = []
     for options, lookup in ((plan.parquet, False), (plan.sample_lookup, True)):

@@ -193,6 +193,10 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
         help="leave out of call the calls with no allele known and no FORMAT value (./.)",
     )  # fmt: skip
     headers.add_argument(
+        "--move_hom_ref_calls", **ON_OFF,
+        help="move 0/0 calls out of call into hom_ref_call (their sample_id and name; FORMAT values dropped)",
+    )  # fmt: skip
+    headers.add_argument(
         "--sample_name_encoding", choices=SAMPLE_NAME_ENCODINGS, default=HeaderOptions.sample_name_encoding,
         help="WITH_FILE_PATH: call.sample_id also hashes the file path (same name, different people)",
     )  # fmt: skip
@@ -362,9 +366,6 @@ VT_ABSENT = {
     "--infer_annotation_types": (
         ON_OFF, "annotation sub-fields are not typed from their values yet (they load as strings)",
         "cast them in SQL, e.g. CAST(x AS FLOAT64)",
-    ),
-    "--move_hom_ref_calls": (
-        ON_OFF, "a hom_ref_call column is not supported yet", "select calls with genotype [0, 0] in SQL"
     ),
 }  # fmt: skip
 

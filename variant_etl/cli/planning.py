@@ -75,6 +75,7 @@ def make_plan_of(args: argparse.Namespace):
         sample_lookup_bigquery=_sample_lookup_bigquery_options(args, bigquery),
         take_over=args.take_over,
         omit_empty_sample_calls=args.omit_empty_sample_calls,
+        move_hom_ref_calls=args.move_hom_ref_calls,
         annotations=AnnotationOptions(
             annotation_fields=tuple(_names(args.annotation_fields)),
             annotate_with=args.annotate_with,

@@ -15,7 +15,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from variant_etl.core.partitioning import MAX_RANGE_END, RangePartitioning, partitioning_for
-from variant_etl.core.schema import CALL, END_POSITION, REFERENCE_NAME, SAMPLE_ID, START_POSITION
+from variant_etl.core.schema import (
+    CALL,
+    END_POSITION,
+    HOM_REF_CALL,
+    REFERENCE_NAME,
+    SAMPLE_ID,
+    START_POSITION,
+)
 
 # sample ids are farmhash fingerprints modulo 2^63: the whole non-negative int64 range
 PARTITIONING: RangePartitioning = partitioning_for(MAX_RANGE_END, column=SAMPLE_ID)
@@ -33,6 +40,8 @@ def lookup_schema(variant_schema: pa.Schema) -> pa.Schema:
     """The variant columns, with ``sample_id`` and a single ``call`` struct in place of the list."""
     fields = []
     for field in variant_schema:
+        if field.name == HOM_REF_CALL:  # --move_hom_ref_calls: those calls have no row here
+            continue
         if field.name == CALL:
             call = field.type.value_type
             fields.append(pa.field(SAMPLE_ID, call.field(SAMPLE_ID).type))
@@ -62,7 +71,7 @@ def explode_calls(rows: pa.RecordBatch | pa.Table) -> pa.Table:
     parents = pc.list_parent_indices(calls)
     flat = pc.list_flatten(calls)  # StructArray, one item per call
     sample_ids = flat.flatten()[flat.type.get_field_index(SAMPLE_ID)]
-    variants = table.drop_columns([CALL]).take(parents)
+    variants = table.drop_columns([CALL]).take(parents)  # (hom_ref_call is not in the schema)
     columns = []
     for field in schema:
         if field.name == SAMPLE_ID:

@@ -37,6 +37,7 @@ NAMES = "names"
 QUALITY = "quality"
 FILTER = "filter"
 CALL = "call"
+HOM_REF_CALL = "hom_ref_call"  # --move_hom_ref_calls: sample_id (and name) of the 0/0 calls
 SAMPLE_ID = "sample_id"
 CALL_NAME = "name"
 GENOTYPE = "genotype"

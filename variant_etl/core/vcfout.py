@@ -57,6 +57,8 @@ class VcfFormatter:
         if s.CALL in names:
             call_type = table_schema.field(s.CALL).type.value_type
             call_names = {call_type.field(i).name for i in range(call_type.num_fields)}
+        # --move_hom_ref_calls kept only the sample of a 0/0 call: it is written back as 0/0
+        self._hom_ref = dict.fromkeys(call_names) | {s.GENOTYPE: [0, 0]}
         self._info: list[_Field] = []
         for field in header.infos.values():
             if field.id in s.INFO_CONSUMED:
@@ -114,7 +116,10 @@ class VcfFormatter:
             self._info_text(row, pos, ref, alts),
         ]
         if self._samples:
-            columns += self._calls(row.get(s.CALL) or [])
+            calls = row.get(s.CALL) or []
+            if row.get(s.HOM_REF_CALL):
+                calls = calls + [self._hom_ref | {s.SAMPLE_ID: c[s.SAMPLE_ID]} for c in row[s.HOM_REF_CALL]]
+            columns += self._calls(calls)
         return "\t".join(columns)
 
     def _info_text(self, row: dict, pos: int, ref: str, alts: list[dict]) -> str:

@@ -68,6 +68,7 @@ def make_plan(
     sample_lookup_bigquery: BigQueryOptions | None = None,
     take_over: str | None = None,
     omit_empty_sample_calls: bool = False,
+    move_hom_ref_calls: bool = False,
 ) -> Plan:
     headers = headers or HeaderOptions(infer_headers=infer_headers)
     schema_options = schema_options or SchemaOptions()
@@ -110,6 +111,7 @@ def make_plan(
         bigquery=bigquery,
         annotations=planned_annotations,
         omit_empty_sample_calls=omit_empty_sample_calls,
+        move_hom_ref_calls=move_hom_ref_calls,
         sample_lookup=sample_lookup,
         sample_lookup_bigquery=sample_lookup_bigquery,
     )

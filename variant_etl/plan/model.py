@@ -9,6 +9,7 @@ import dataclasses
 from apache_beam.io.filesystems import FileSystems
 
 from variant_etl.core.annotations import Annotations
+from variant_etl.core.calls import with_hom_ref_column
 from variant_etl.core.estimate import RecordEstimate
 from variant_etl.core.header import MergedHeader, VcfHeader, run_header_lines
 from variant_etl.core.options import BigQueryOptions, MergeOptions, ParquetOptions, ReadOptions
@@ -83,6 +84,7 @@ class Plan:
     bigquery: BigQueryOptions | None = None
     annotations: Annotations | None = None  # --annotation_fields, --annotate_with
     omit_empty_sample_calls: bool = False  # calls with no allele and no FORMAT value left out
+    move_hom_ref_calls: bool = False  # 0/0 calls moved to hom_ref_call (sample ids only)
     # The sample-lookup layout (one row per call, docs/sample_lookup.md): a Parquet directory
     # and/or a second set of BigQuery tables.
     sample_lookup: ParquetOptions | None = None
@@ -111,9 +113,12 @@ class Plan:
     sizes = property(lambda self: self.source.sizes)
 
     def output_schema(self):
-        """The columns written: the parsed ones, plus the annotations under alternate_bases."""
-        parsed = self.schema.arrow_schema()
-        return parsed if self.annotations is None else self.annotations.output_schema(parsed)
+        """The columns written: the parsed ones, plus the annotations under alternate_bases and
+        (--move_hom_ref_calls) hom_ref_call."""
+        schema = self.schema.arrow_schema()
+        if self.annotations is not None:
+            schema = self.annotations.output_schema(schema)
+        return with_hom_ref_column(schema) if self.move_hom_ref_calls else schema
 
     @property
     def has_sample_lookup(self) -> bool:
