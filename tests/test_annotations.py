@@ -193,6 +193,11 @@ def test_clinvar_fields_by_exact_allele(tmp_path):
         (("--annotate_with", str(CLINVAR), "--annotate_fields", "NOPE"), "defines no INFO NOPE"),
         (("--annotate_with", str(SPLIT_VEP), "--annotate_fields", "X"), "has no .tbi/.csi index"),
         (("--annotate_with", "gs://bucket/clinvar.vcf.gz", "--annotate_fields", "X"), "must be a local file"),
+        (("--infer_annotation_types",), "--infer_annotation_types only applies with --annotation_fields"),
+        (
+            ("--minimal_vep_alt_matching", "true"),
+            "--minimal_vep_alt_matching only applies with --annotation_fields",
+        ),
     ],
 )
 def test_annotation_option_errors(tmp_path, extra, message):
@@ -242,3 +247,84 @@ def test_annotations_after_merging(tmp_path, write_vcf):
     alts = found[100]["alternate_bases"]
     assert [[a["Consequence"] for a in alt["CSQ"]] for alt in alts] == [["ins", "ins"], ["del"]]
     assert found[100]["CSQ"] == ["X|other|G3"]
+
+
+MINIMAL = """\
+##fileformat=VCFv4.2
+##INFO=<ID=CSQ,Number=.,Type=String,Description="Consequence annotations from Ensembl VEP. Format: Allele|Consequence">
+##contig=<ID=1>
+#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO
+1\t100\t.\tAT\tTT,A\t.\t.\tCSQ=T|snv,-|del
+1\t200\t.\tCT\tCTT,TT\t.\t.\tCSQ=T|either
+1\t300\t.\tGAC\tGTC\t.\t.\tCSQ=T|mnv,GTC|written
+"""
+
+
+def test_minimal_vep_alt_matching_places_vep_minimal_alleles(tmp_path, write_vcf):
+    """VEP --minimal writes each ALT without what it shares with REF (AT>TT is 'T', AT>A '-');
+    gcp-variant-transforms' --minimal_vep_alt_matching places them, unless two ALTs of the
+    record have the same form (CT>CTT and CT>TT are both 'T'): such a string stays top-level."""
+    vcf = write_vcf("minimal.vcf", MINIMAL)
+    placed = {}
+    for name, extra in (("plain", ()), ("minimal", ("--minimal_vep_alt_matching", "true"))):
+        launch(tmp_path / name, vcf, extra=("--annotation_fields", "CSQ", *extra))
+        placed[name] = {
+            row["start_position"] + 1: (
+                [[a["Consequence"] for a in alt["CSQ"] or []] for alt in row["alternate_bases"]],
+                row["CSQ"],
+            )
+            for row in rows(tmp_path / name)
+        }
+    assert placed["plain"] == {
+        100: ([[], []], ["T|snv", "-|del"]),
+        200: ([[], []], ["T|either"]),
+        300: ([["written"]], ["T|mnv"]),
+    }
+    assert placed["minimal"] == {
+        100: ([["snv"], ["del"]], None),
+        200: ([[], []], ["T|either"]),  # ambiguous
+        300: ([["mnv", "written"]], None),  # in the order written
+    }
+
+
+def test_infer_annotation_types_types_sub_fields_from_their_values(tmp_path):
+    """As gcp-variant-transforms' --infer_annotation_types: a sub-field whose every value is an
+    integer is Integer, a number Float, else String; the values are pysam's strings, typed."""
+    out = tmp_path / "typed"
+    launch(out, SPLIT_VEP, extra=("--annotation_fields", "CSQ", "--infer_annotation_types"))
+    names = split_names(SPLIT_VEP, "CSQ")
+    described = (
+        duckdb.sql(f"SELECT alternate_bases[1].CSQ[1] AS c FROM read_parquet('{out}/*/*.parquet') LIMIT 0")
+        .to_arrow_table()
+        .schema.field("c")
+        .type
+    )
+    types = {described.field(i).name: str(described.field(i).type) for i in range(described.num_fields)}
+    assert types["STRAND"] == "int64" and types["ALLELE_NUM"] == "int64" and types["HGNC_ID"] == "int64"
+    assert types["gnomAD_AF"] == "double" and types["AF"] == "double"
+    assert types["allele"] == "string" and types["SIFT"] == "string" and types["DISTANCE"] == "string"
+    strings = annotation_strings(SPLIT_VEP, "CSQ")
+    checked = 0
+    for row in rows(out):
+        key = (row["reference_name"], row["start_position"] + 1, row["reference_bases"],
+               tuple(a["alt"] for a in row["alternate_bases"]))  # fmt: skip
+        ours = [a for alt in row["alternate_bases"] for a in alt["CSQ"] or []]
+        theirs = [dict(zip(names, s.split("|"))) for s in strings[key]]
+        assert len(ours) == len(theirs)
+        for typed, text in zip(ours, theirs):
+            for column, name in zip(typed, names):
+                value = text[name]
+                if types[column] == "int64":
+                    assert typed[column] == (int(value) if value else None)
+                elif types[column] == "double":
+                    assert typed[column] == (float(value) if value else None)
+                    checked += bool(value)
+    assert checked > 100
+    # export writes the numbers back (in their shortest form)
+    back = tmp_path / "back.vcf"
+    assert run_cli("export", "--input_parquet_dir", str(out), "--output_vcf", str(back)).returncode == 0
+    exported = annotation_strings(back, "CSQ")
+    for key, texts in strings.items():
+        for ours, theirs in zip(exported[key], texts):
+            for a, b in zip(ours.split("|"), theirs.split("|")):
+                assert a == b or float(a) == float(b)

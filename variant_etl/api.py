@@ -29,7 +29,7 @@ import apache_beam as beam
 import pyarrow as pa
 
 from variant_etl.core import merge as merge_core
-from variant_etl.core.annotations import Annotations, plan_annotations
+from variant_etl.core.annotations import Annotations
 from variant_etl.core.bigquery_tables import parse_output_table
 from variant_etl.core.calls import with_hom_ref_column
 from variant_etl.core.errors import VariantEtlError
@@ -37,6 +37,7 @@ from variant_etl.core.manifest import CommitSpec
 from variant_etl.core.options import (
     DEFAULT_SHARDING_CONFIG,
     NULL_NUMERIC_VALUE_REPLACEMENT,
+    AnnotationOptions,
     BigQueryOptions,
     HeaderOptions,
     MergeOptions,
@@ -51,7 +52,7 @@ from variant_etl.core.sample_lookup import lookup_schema
 from variant_etl.core.schema import bigquery_fields, field_descriptions
 from variant_etl.core.sharding import ShardingConfig, load_sharding_config
 from variant_etl.plan import new_run_id, plan_source, started_now
-from variant_etl.plan.inputs import local_file
+from variant_etl.plan.inputs import source_annotations
 from variant_etl.plan.model import SourcePlan
 from variant_etl.plan.rules import (
     check_dirs_apart,
@@ -230,6 +231,9 @@ class AnnotateVariants(beam.PTransform):
       annotation_fields: INFO fields holding annotation strings (``CSQ``, ``ANN``): each
         becomes ``alternate_bases[].<ID>[]`` with one column per sub-field.
       annotate_with: a local, indexed VCF whose ``annotate_fields`` (INFO IDs) are copied.
+      infer_annotation_types: type each sub-field of ``annotation_fields`` Integer or Float when
+        every value of it is one (one extra pass over the records), as gcp-variant-transforms.
+      minimal_vep_alt_matching: match annotation alleles written by VEP ``--minimal`` too.
 
     The fields are checked against the headers of the ``ReadVcf`` before it when applied.
     """
@@ -240,6 +244,8 @@ class AnnotateVariants(beam.PTransform):
         *,
         annotate_with: str | None = None,
         annotate_fields: Sequence[str] = (),
+        infer_annotation_types: bool = False,
+        minimal_vep_alt_matching: bool = False,
         planned: Annotations | None = None,  # launch: checked at plan time
     ):
         super().__init__()
@@ -247,7 +253,10 @@ class AnnotateVariants(beam.PTransform):
             raise VariantEtlError("AnnotateVariants: give annotation_fields and/or annotate_with")
         if annotate_fields and not annotate_with:
             raise VariantEtlError("AnnotateVariants: annotate_fields only apply with annotate_with")
-        self._asked = (tuple(annotation_fields), annotate_with, tuple(annotate_fields))
+        self._asked = AnnotationOptions(
+            tuple(annotation_fields), annotate_with, tuple(annotate_fields),
+            infer_annotation_types=infer_annotation_types, minimal_vep_alt_matching=minimal_vep_alt_matching,
+        )  # fmt: skip
         self.planned = planned
 
     def output_schema(self, parsed: pa.Schema) -> pa.Schema:
@@ -261,14 +270,7 @@ class AnnotateVariants(beam.PTransform):
             )
         source = reads[0].source
         if self.planned is None:
-            fields, path, copied = self._asked
-            self.planned = plan_annotations(
-                source.merged.infos,
-                [c.name for c in source.schema.alt_columns],
-                list(fields),
-                local_file(path, "--annotate_with") if path else None,
-                list(copied),
-            )
+            self.planned = source_annotations(source, self._asked)
         return batches | "Annotate" >> Annotate(self.planned, one_based=source.read.one_based)
 
 

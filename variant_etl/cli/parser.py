@@ -214,6 +214,15 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
         "--annotate_fields", nargs="+", default=[], metavar="INFO_ID",
         help="INFO fields of --annotate_with to copy (space- or comma-separated), e.g. CLNSIG,CLNREVSTAT",
     )  # fmt: skip
+    annotations.add_argument(
+        "--infer_annotation_types", **ON_OFF,
+        help="type each sub-field of --annotation_fields Integer or Float when every value is one "
+        "(one extra pass over the records)",
+    )  # fmt: skip
+    annotations.add_argument(
+        "--minimal_vep_alt_matching", **ON_OFF,
+        help="also match annotation alleles as VEP --minimal writes them (REF/ALT difference)",
+    )  # fmt: skip
     merging = parser.add_argument_group("merging")
     merging.add_argument(
         "--variant_merge_strategy", choices=MERGE_STRATEGIES, default=MergeOptions.strategy,
@@ -358,14 +367,6 @@ VT_ABSENT = {
         ON_OFF, "gcp-variant-transforms ran VEP on Google Cloud Life Sciences, which has been shut down",
         "run VEP on the VCFs first and load them with --annotation_fields CSQ, or copy the fields of an "
         "annotated VCF with --annotate_with FILE.vcf.gz --annotate_fields ID,...",
-    ),
-    "--minimal_vep_alt_matching": (
-        ON_OFF, "VEP --minimal allele matching is not supported yet",
-        "run VEP with --allele_number (its ALLELE_NUM is used to match each ALT)",
-    ),
-    "--infer_annotation_types": (
-        ON_OFF, "annotation sub-fields are not typed from their values yet (they load as strings)",
-        "cast them in SQL, e.g. CAST(x AS FLOAT64)",
     ),
 }  # fmt: skip
 

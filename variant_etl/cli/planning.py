@@ -79,6 +79,8 @@ def make_plan_of(args: argparse.Namespace):
         annotations=AnnotationOptions(
             annotation_fields=tuple(_names(args.annotation_fields)),
             annotate_with=args.annotate_with,
+            infer_annotation_types=args.infer_annotation_types,
+            minimal_vep_alt_matching=args.minimal_vep_alt_matching,
             annotate_fields=tuple(_names(args.annotate_fields)),
         ),
     )

@@ -136,6 +136,8 @@ _NEEDS = {
     "--bigquery_write_method": ("--output_table", "it says how rows are written to BigQuery"),
     "--null_numeric_value_replacement": ("--output_table", "it stands for missing numbers in BigQuery lists"),
     "--annotate_fields": ("--annotate_with", "it names the fields copied from the annotation file"),
+    "--infer_annotation_types": ("--annotation_fields", "it types the sub-fields of annotation strings"),
+    "--minimal_vep_alt_matching": ("--annotation_fields", "it places the annotations of VEP --minimal"),
     "--overwrite": (_PARQUET, "it replaces what the Parquet output directory holds"),
     "--take_over": (_PARQUET, "it claims the Parquet output directories from a run that died"),
     "--parquet_compression": (_PARQUET, "it sets how the Parquet files are compressed"),
@@ -147,6 +149,7 @@ _NEEDED_VALUE = {
     "--output_parquet_dir": " DIR",
     "--sample_lookup_parquet_dir": " DIR",
     "--annotate_with": " FILE.vcf.gz",
+    "--annotation_fields": " CSQ",
 }
 
 

@@ -44,6 +44,8 @@ class SplitField:
     names: tuple[str, ...]  # sub-field names as the header lists them
     columns: tuple[str, ...]  # their column names
     exact_alleles: bool  # SnpEff writes the ALT as it is; VEP drops a first base all alleles share
+    # per sub-field: String, or (--infer_annotation_types) Integer or Float when every value is one
+    types: tuple[str, ...] = ()
 
     @property
     def allele_index(self) -> int | None:
@@ -54,7 +56,47 @@ class SplitField:
         return self.names.index(ALLELE_NUM) if ALLELE_NUM in self.names else None
 
     def arrow_type(self) -> pa.DataType:
-        return pa.list_(pa.struct([pa.field(c, pa.string()) for c in self.columns]))
+        types = self.types or ("String",) * len(self.columns)
+        return pa.list_(pa.struct([pa.field(c, _ARROW_TYPES[t]) for c, t in zip(self.columns, types)]))
+
+
+_ARROW_TYPES = {"String": pa.string(), "Integer": pa.int64(), "Float": pa.float64()}
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
+class AnnotationTypes:
+    """--infer_annotation_types, as gcp-variant-transforms: a sub-field whose every value (in
+    every input) is an integer is Integer, else a number Float, else String; empty values do not
+    count, and a sub-field with none stays String."""
+
+    def __init__(self, fields: list[SplitField]):
+        self._fields = {f.id: f for f in fields}
+        # per field: for each sub-field, [seen a value, all integers, all numbers]
+        self._seen = {f.id: [[False, True, True] for _ in f.names] for f in fields}
+
+    def add(self, field_id: str, value: str) -> None:
+        """One INFO value of annotation strings (``a|b|c,d|e|f``)."""
+        seen = self._seen[field_id]
+        for annotation in value.split(","):
+            parts = annotation.split("|")
+            if len(parts) != len(seen):
+                continue  # not an annotation of this format: it stays a string anyway
+            for state, part in zip(seen, parts):
+                if not part:
+                    continue
+                state[0] = True
+                if state[1] and not _INTEGER.fullmatch(part):
+                    state[1] = False
+                if state[2] and not state[1] and not _FLOAT.fullmatch(part):
+                    state[2] = False
+
+    def typed(self, field: SplitField) -> SplitField:
+        types = []
+        for column, (seen, integer, number) in zip(field.columns, self._seen[field.id]):
+            numeric = seen and column != ALLELE and (integer or number)
+            types.append(("Integer" if integer else "Float") if numeric else "String")
+        return dataclasses.replace(field, types=tuple(types))
 
 
 def split_field(field: FieldDef) -> SplitField:
@@ -162,6 +204,9 @@ class Annotations:
     split: tuple[SplitField, ...] = ()
     lookup_path: str | None = None
     lookup: tuple[LookupField, ...] = ()
+    # --minimal_vep_alt_matching: an annotation allele no rule places is matched to the ALT whose
+    # REF/ALT difference it is (VEP --minimal), when exactly one ALT of the record has it
+    minimal_alt_matching: bool = False
 
     def alternate_bases_fields(self) -> list[pa.Field]:
         fields = [pa.field(f.column, f.arrow_type()) for f in self.split]
@@ -271,7 +316,9 @@ class Annotator:
         fields = list(alt_values.type)
         columns = {}
         for field in self._annotations.split:
-            per_alt, unmatched = _split(batch.column(field.column), field, alleles)
+            per_alt, unmatched = _split(
+                batch.column(field.column), field, alleles, self._annotations.minimal_alt_matching
+            )
             children.append(per_alt)
             fields.append(pa.field(field.column, per_alt.type))
             columns[field.column] = unmatched
@@ -378,7 +425,7 @@ def _info_value(record, field: FieldDef, alt_index: int):
     return [value] if field.number not in ("0", "1") else value
 
 
-def _split(column: pa.Array, field: SplitField, alleles: _Alleles):
+def _split(column: pa.Array, field: SplitField, alleles: _Alleles, minimal: bool = False):
     """(a list of annotation records per ALT, the strings matching no ALT per row)."""
     alt_offsets = alleles.offsets
     n_alts = int(alt_offsets[-1])
@@ -393,6 +440,9 @@ def _split(column: pa.Array, field: SplitField, alleles: _Alleles):
         todo = np.flatnonzero(whole & (alt_number < 0))
         if len(todo):
             alt_number[todo] = _by_allele(parts, todo, field, alleles, row_of)
+        todo = np.flatnonzero(whole & (alt_number < 0))
+        if minimal and len(todo):
+            alt_number[todo] = _by_minimal_allele(parts, todo, field, alleles, row_of)
     elif field.allele_num_index is None:  # no allele to match: only a single ALT can be meant
         single = (alt_offsets[row_of + 1] - alt_offsets[row_of]) == 1
         alt_number = np.where(whole & single, alt_offsets[row_of], -1)
@@ -400,10 +450,12 @@ def _split(column: pa.Array, field: SplitField, alleles: _Alleles):
     matched = matched[np.argsort(alt_number[matched], kind="stable")]
     taken = pc.take(parts, pa.array(matched, pa.int64()))
     subfields = []
+    struct = field.arrow_type().value_type
     for k in range(len(field.names)):
         values = pc.list_element(taken, k) if len(matched) else pa.array([], pa.string())
-        subfields.append(pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values))
-    records = pa.StructArray.from_arrays(subfields, names=list(field.columns))
+        values = pc.if_else(pc.equal(values, ""), pa.scalar(None, pa.string()), values)
+        subfields.append(values.cast(struct.field(k).type))  # typed: every value was checked
+    records = pa.StructArray.from_arrays(subfields, fields=list(struct))
     counts = np.bincount(alt_number[matched], minlength=n_alts)
     per_alt = _lists(counts, records)
     unmatched = np.flatnonzero(alt_number < 0)
@@ -430,6 +482,37 @@ def _by_allele_num(parts, whole, index: int, row_of, alt_offsets) -> np.ndarray:
     in_range = (numbers >= 1) & (numbers <= alt_offsets[row + 1] - alt_offsets[row])
     out[rows[in_range]] = alt_offsets[row[in_range]] + numbers[in_range] - 1
     return out
+
+
+def minimal_allele(ref: str, alt: str) -> str:
+    """What VEP --minimal writes for one ALT: the ALT without the bases it shares with REF at
+    the start, then at the end ('-' when nothing is left)."""
+    lead = 0
+    while lead < min(len(ref), len(alt)) and ref[lead] == alt[lead]:
+        lead += 1
+    trail = 0
+    while trail + lead < min(len(ref), len(alt)) and ref[-1 - trail] == alt[-1 - trail]:
+        trail += 1
+    return alt[lead : len(alt) - trail] or "-"
+
+
+def _by_minimal_allele(parts, todo, field: SplitField, alleles: _Alleles, row_of) -> np.ndarray:
+    """--minimal_vep_alt_matching: the ALT number of each annotation string in ``todo`` whose
+    allele is the minimal form of exactly one ALT of its record, or -1 (none, or ambiguous:
+    REF C, ALTs CT and T are both 'T')."""
+    refs = alleles.refs.to_pylist()
+    forms = [
+        minimal_allele(refs[row], alt) if alt is not None and not alt.startswith(("<", "*")) else None
+        for row, alt in zip(alleles.alt_row.tolist(), alleles.alts.to_pylist())
+    ]
+    keys = _row_keys(alleles.alt_row, pa.array(forms, pa.string())).to_pylist()
+    first: dict[str, int] = {}
+    for number, key in enumerate(keys):
+        if key is not None:
+            first[key] = -2 if key in first else number  # -2: more than one ALT
+    allele = pc.list_element(pc.take(parts, pa.array(todo, pa.int64())), field.allele_index)
+    wanted = _row_keys(row_of[todo], allele).to_pylist()
+    return np.array([max(first.get(key, -1), -1) for key in wanted], dtype=np.int64)
 
 
 def _by_allele(parts, todo, field: SplitField, alleles: _Alleles, row_of) -> np.ndarray:

@@ -83,6 +83,10 @@ class AnnotationOptions:
     annotation_fields: tuple[str, ...] = ()
     annotate_with: str | None = None
     annotate_fields: tuple[str, ...] = ()
+    # gcp-variant-transforms' options for annotation_fields: sub-fields typed from their values
+    # (one extra pass over the records), and VEP --minimal allele matching
+    infer_annotation_types: bool = False
+    minimal_vep_alt_matching: bool = False
 
     def __bool__(self) -> bool:
         return bool(self.annotation_fields or self.annotate_with)

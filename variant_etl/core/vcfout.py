@@ -191,11 +191,20 @@ def _is_annotation_list(data_type: pa.DataType) -> bool:
 def _annotation_strings(alts: list[dict], unmatched: list[str] | None, column: str) -> list[str]:
     """The annotation strings of a record: those of each ALT in order, then those of none."""
     strings = [
-        "|".join("" if v is None else v for v in annotation.values())
+        "|".join(_annotation_text(v) for v in annotation.values())
         for alt in alts
         for annotation in alt[column] or ()
     ]
     return strings + list(unmatched or ())
+
+
+def _annotation_text(value) -> str:
+    """A sub-field as text; typed ones (--infer_annotation_types) in their shortest form."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value) if value != int(value) or abs(value) >= 1e15 else str(int(value))
+    return str(value)
 
 
 def _line_id(line: str) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime
 import uuid
 
-from variant_etl.core.annotations import plan_annotations
 from variant_etl.core.options import (
     DEFAULT_SHARDING_CONFIG,
     AnnotationOptions,
@@ -24,7 +23,7 @@ from variant_etl.core.options import (
 )
 from variant_etl.core.sharding import load_sharding_config
 from variant_etl.plan.estimate import estimate_input, estimate_plan
-from variant_etl.plan.inputs import expand_inputs, local_file, plan_source
+from variant_etl.plan.inputs import expand_inputs, plan_source, source_annotations
 from variant_etl.plan.model import Plan, PlanEstimate, SourcePlan
 from variant_etl.plan.render import human_bytes, plan_json, plan_text
 from variant_etl.plan.rules import (
@@ -93,13 +92,7 @@ def make_plan(
     source = plan_source(
         input_patterns, input_file, read=read, headers=headers, schema_options=schema_options, merge=merge
     )
-    planned_annotations = plan_annotations(
-        source.merged.infos,
-        [c.name for c in source.schema.alt_columns],
-        list(annotations.annotation_fields),
-        local_file(annotations.annotate_with, "--annotate_with") if annotations.annotate_with else None,
-        list(annotations.annotate_fields),
-    )
+    planned_annotations = source_annotations(source, annotations)
     if sample_lookup is not None or sample_lookup_bigquery is not None:
         check_sample_lookup_has_samples(source, sample_lookup is not None)
     return Plan(

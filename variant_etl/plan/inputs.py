@@ -10,6 +10,7 @@ import re
 
 from apache_beam.io.filesystems import FileSystems
 
+from variant_etl.core.annotations import Annotations, AnnotationTypes, plan_annotations
 from variant_etl.core.bgzf import block_starts, is_bgzf
 from variant_etl.core.errors import SchemaError, VcfFormatError
 from variant_etl.core.header import (
@@ -21,11 +22,17 @@ from variant_etl.core.header import (
     representative_header,
 )
 from variant_etl.core.infer import FieldInference
-from variant_etl.core.options import HeaderOptions, MergeOptions, ReadOptions, SchemaOptions
+from variant_etl.core.options import (
+    AnnotationOptions,
+    HeaderOptions,
+    MergeOptions,
+    ReadOptions,
+    SchemaOptions,
+)
 from variant_etl.core.records import sample_id
 from variant_etl.core.regions import SIDECAR_SUFFIXES, RegionFile, RegionSplit, index_of, plan_region_splits
 from variant_etl.core.schema import build_schema
-from variant_etl.core.source import detect_format, read_header, record_lines
+from variant_etl.core.source import detect_format, open_source, read_header, record_lines
 from variant_etl.core.splits import ReadSplit
 from variant_etl.filesystems import Prefetch, open_binary
 from variant_etl.plan.model import SourcePlan
@@ -237,3 +244,48 @@ def _with_inferred_fields(merged: MergedHeader, inputs: tuple[str, ...]) -> Merg
         formats={**merged.formats, **formats},
         resolutions=merged.resolutions + tuple(found),
     )
+
+
+def source_annotations(source: SourcePlan, options: AnnotationOptions) -> Annotations | None:
+    """The annotations ``options`` ask for, checked against the source's headers; with
+    ``infer_annotation_types``, their sub-fields typed from one pass over the records."""
+    planned = plan_annotations(
+        source.merged.infos,
+        [c.name for c in source.schema.alt_columns],
+        list(options.annotation_fields),
+        local_file(options.annotate_with, "--annotate_with") if options.annotate_with else None,
+        list(options.annotate_fields),
+    )
+    if planned is None:
+        return None
+    if options.infer_annotation_types and planned.split:
+        types = AnnotationTypes(list(planned.split))
+        for path in source.inputs:
+            for field_id, value in _info_values(path, [f.id for f in planned.split]):
+                types.add(field_id, value)
+        planned = dataclasses.replace(planned, split=tuple(types.typed(f) for f in planned.split))
+    return dataclasses.replace(planned, minimal_alt_matching=options.minimal_vep_alt_matching)
+
+
+def _info_values(path: str, ids: list[str]):
+    """(INFO ID, value as written) of the given IDs in every record of a VCF or BCF."""
+    if detect_format(path, open_binary) == "bcf":
+        with open_source(path, open_binary) as source:
+            for record in source.records():
+                if isinstance(record, Exception):
+                    continue  # the load reports it
+                for field_id in ids:
+                    value = record.info.get(field_id)
+                    if value is not None:
+                        yield field_id, ",".join(value) if isinstance(value, tuple) else value
+        return
+    wanted = {f"{field_id}=": field_id for field_id in ids}
+    try:
+        for line in record_lines(path, open_binary):
+            info = line.split("\t", 8)[7] if line.count("\t") >= 7 else ""
+            for entry in info.split(";"):
+                key, eq, value = entry.partition("=")
+                if eq and key + "=" in wanted:
+                    yield key, value.rstrip("\r\n")
+    except (OSError, EOFError) as err:
+        raise VcfFormatError(f"{path}: cannot be read to infer annotation types ({err})") from None
