@@ -162,10 +162,21 @@ def test_append_to_tables_variant_transforms_made(bq):
     from variant_etl.core.sharding import load_sharding_config
 
     sharding = load_sharding_config(bundled_config(DEFAULT_SHARDING_CONFIG))
-    tables = {shard.suffix: VT_VARIANTS_4_0 for shard in sharding.shards} | {"sample_info": VT_SAMPLE_INFO}
-    for suffix, fields in tables.items():
+    tables = {f"vt__{s.suffix}": VT_VARIANTS_4_0 for s in sharding.shards} | {
+        "vt__sample_info": VT_SAMPLE_INFO
+    }
+    # VT's --sample_lookup_optimized_output_table (libs/partitioning.py): the variant columns,
+    # call.sample_id copied before call, and call one record (NULLABLE) instead of a list
+    call = next(f for f in VT_VARIANTS_4_0 if f["name"] == "call")
+    samples = [f for f in VT_VARIANTS_4_0 if f["name"] != "call"]
+    samples[samples.index(next(f for f in samples if f["name"] == "NS")) : 0] = [
+        call["fields"][0],
+        {**call, "mode": "NULLABLE"},
+    ]
+    tables |= {f"vt_samples__{s.suffix}": samples for s in sharding.shards}
+    for name, fields in tables.items():
         schema = [bigquery.SchemaField.from_api_repr(f) for f in fields]
-        bq.client.create_table(bigquery.Table(f"test-project.{bq.dataset}.vt__{suffix}", schema=schema))
+        bq.client.create_table(bigquery.Table(f"test-project.{bq.dataset}.{name}", schema=schema))
     # what VT loaded before: one row of its sample_info
     bq.client.insert_rows_json(
         f"test-project.{bq.dataset}.vt__sample_info",
@@ -178,9 +189,20 @@ def test_append_to_tables_variant_transforms_made(bq):
             }
         ],
     )
-    result = bq.launch("vt", VT_VCF / "valid-4.0.vcf", extra=("--append", "True"))
+    lookup = f"test-project:{bq.dataset}.vt_samples"
+    result = bq.launch(
+        "vt",
+        VT_VCF / "valid-4.0.vcf",
+        extra=("--append", "True", "--sample_lookup_optimized_output_table", lookup),
+    )
     assert result.returncode == 0, result.stderr
     assert bq.query(f"SELECT COUNT(*) FROM {bq.dataset}.vt__chr20")[0] == (4,)
+    # VT's option_append_to_table_sample_optimized expects 3 and 12 rows for valid-4.0.vcf
+    assert bq.query(f"SELECT COUNT(*) FROM {bq.dataset}.vt_samples__chr19")[0] == (3,)
+    assert bq.query(f"SELECT COUNT(*) FROM {bq.dataset}.vt_samples__chr20")[0] == (12,)
+    assert bq.query(
+        f"SELECT COUNT(*) FROM {bq.dataset}.vt_samples__chr20 WHERE sample_id = call.sample_id AND DP IS NOT NULL"
+    )[0] == (12,)
     info = bq.query(f"SELECT sample_name, ingestion_datetime FROM {bq.dataset}.vt__sample_info ORDER BY 1")
     assert [name for name, _ in info] == ["NA00001", "NA00002", "NA00003", "OLD"]
     assert all(when is not None for _, when in info)
@@ -299,36 +321,63 @@ def test_omit_empty_sample_calls_leaves_out_the_calls_that_say_nothing(tmp_path)
 
 def test_positions_beyond_2_31_load_as_htslib_reads_them(tmp_path):
     """htslib reads POS beyond 2^31 in text VCF (large plant and amphibian genomes); both our
-    readers load it exactly. INFO integers beyond 32 bits (INFO/END among them), which htslib
-    reads as missing, are still refused with a clear message."""
+    readers load it exactly, and INFO/END beyond 32 bits too (htslib keeps it as the record's end
+    when POS is beyond 2^31 as well; we keep it whatever POS is). Other INFO integers beyond 32
+    bits, which htslib reads as missing, are still refused with a clear message."""
     import pyarrow.parquet as pq
     import pysam
+
+    from tests.core.test_textparse import plan_for, read_all
 
     vcf = tmp_path / "big.vcf"
     head = (
         "##fileformat=VCFv4.3\n##contig=<ID=1,length=5000000000>\n"
         '##INFO=<ID=END,Number=1,Type=Integer,Description="End">\n'
+        '##INFO=<ID=SVLEN,Number=1,Type=Integer,Description="Length">\n'
         "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
     )
-    vcf.write_text(head + "1\t3000000000\t.\tA\tC\t.\t.\t.\n1\t4000000010\t.\tACG\tA\t.\t.\t.\n")
+    records = (
+        "1\t100\t.\tA\t<DEL>\t.\t.\tEND=3000000100\n"
+        "1\t3000000000\t.\tA\tC\t.\t.\t.\n"
+        "1\t3000000000\t.\tA\t<DEL>\t.\t.\tEND=3000000100;SVLEN=-100\n"
+        "1\t4000000010\t.\tACG\tA\t.\t.\t.\n"
+    )
+    vcf.write_text(head + records)
     result = run_cli("launch", "--input_pattern", str(vcf), "--output_parquet_dir", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     (path,) = (tmp_path / "out" / "chr1").glob("*.parquet")
     rows = pq.read_table(path, columns=["start_position", "end_position"]).to_pylist()
     with pysam.VariantFile(str(vcf)) as f:
-        expected = [{"start_position": r.pos - 1, "end_position": r.stop} for r in f]
+        stops = [(r.pos - 1, r.stop) for r in f]
+    expected = [
+        (99, 3000000100),
+        (2999999999, 3000000000),
+        (2999999999, 3000000100),
+        (4000000009, 4000000012),
+    ]
+    assert [(r["start_position"], r["end_position"]) for r in rows] == expected
+    assert stops[1:] == expected[1:]  # htslib's, but for the first: an END it reads as missing
+    plan = plan_for(vcf, tmp_path / "plan")
+    for fast in (True, False):  # the vectorized parser and the pysam reader agree
+        table, letters, _ = read_all(plan, plan.splits[0], fast=fast)
+        assert (
+            not letters
+            and list(zip(table["start_position"].to_pylist(), table["end_position"].to_pylist())) == expected
+        )
+    exported = tmp_path / "back.vcf"
     assert (
-        rows
-        == expected
-        == [
-            {"start_position": 2999999999, "end_position": 3000000000},
-            {"start_position": 4000000009, "end_position": 4000000012},
-        ]
+        run_cli(
+            "export", "--input_parquet_dir", str(tmp_path / "out"), "--output_vcf", str(exported)
+        ).returncode
+        == 0
     )
-    vcf.write_text(head + "1\t3000000000\t.\tA\t<DEL>\t.\t.\tEND=3000000100\n")
+    assert [
+        line.split("\t")[7] for line in exported.read_text().splitlines() if not line.startswith("#")
+    ] == ["END=3000000100", ".", "END=3000000100;SVLEN=-100", "."]
+    vcf.write_text(head + "1\t3000000000\t.\tA\t<DEL>\t.\t.\tSVLEN=-3000000000\n")
     result = run_cli("launch", "--input_pattern", str(vcf), "--output_parquet_dir", str(tmp_path / "o2"))
-    assert result.returncode == 2 or result.returncode == 1
-    assert "INFO/END: Type=Integer: expected 32-bit integers" in result.stderr
+    assert result.returncode == 1
+    assert "INFO/SVLEN: Type=Integer: expected 32-bit integers" in result.stderr
 
 
 # --- bq_to_vcf's options on export --------------------------------------------------------

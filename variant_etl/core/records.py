@@ -103,14 +103,15 @@ class BatchBuilder:
         self._call_filter: list = []
         self._origin: list[int] = []
 
-    def add(self, record, index: int = 0) -> None:
-        """Validates and appends one pysam VariantRecord (``index``: its number in the file)."""
+    def add(self, record, index: int = 0, end: int | None = None) -> None:
+        """Validates and appends one pysam VariantRecord (``index``: its number in the file;
+        ``end``: its INFO/END where htslib cannot hold it, beyond 32 bits)."""
         try:
-            self._add(record, index)
+            self._add(record, index, end)
         except UnicodeDecodeError as err:  # pysam decodes each string as it is read
             raise MalformedRecord("record", "", f"holds bytes that are not UTF-8 ({err.reason})") from None
 
-    def _add(self, record, index: int) -> None:
+    def _add(self, record, index: int, end: int | None) -> None:
         # Everything is read (and decoded) before anything is appended.
         chrom, ref, ident = record.chrom, record.ref, record.id
         pos = record.pos
@@ -137,7 +138,7 @@ class BatchBuilder:
         cols = self._cols
         cols[s.REFERENCE_NAME].append(chrom)
         cols[s.START_POSITION].append(pos if self.one_based else pos - 1)
-        cols[s.END_POSITION].append(record.stop)
+        cols[s.END_POSITION].append(record.stop if end is None else end)
         cols[s.REFERENCE_BASES].append(ref)
         cols[s.NAMES].append(ident.split(";") if ident else [])
         cols[s.QUALITY].append(record.qual)

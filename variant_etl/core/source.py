@@ -34,7 +34,7 @@ from variant_etl.core.header import (
     parse_header,
     with_extra_lines,
 )
-from variant_etl.core.limits import HTSLIB_INT32_MIN, INT32_MAX
+from variant_etl.core.limits import HTSLIB_INT32_MIN, INT32_MAX, MAX_POS
 from variant_etl.core.records import MalformedRecord
 
 OpenBinary = Callable[[str], BinaryIO]
@@ -196,6 +196,8 @@ class VcfSource:
         self._feeder_error: BaseException | None = None
         # record index -> the value htslib would silently read as missing (found by the feeder)
         self._overflows: dict[int, MalformedRecord] = {}
+        # record index -> its INFO/END beyond 32 bits, which htslib reads as missing: the end
+        self.long_ends: dict[int, int] = {}
         self._stop = threading.Event()
         read_fd, self._write_fd = os.pipe()
         self._read_fd = read_fd
@@ -297,7 +299,9 @@ class VcfSource:
         else:
             records += chunk.count(b"\n")
         if _LONG_NUMBER.search(chunk):  # rare: look closer before htslib sees it
-            self._overflows.update(self._integers.overflows(chunk, records - chunk.count(b"\n")))
+            overflows, ends = self._integers.overflows(chunk, records - chunk.count(b"\n"))
+            self._overflows.update(overflows)
+            self.long_ends.update(ends)
         out.write(chunk)
         return records
 
@@ -391,28 +395,34 @@ _INTEGER = re.compile(r"[+-]?\d+")
 
 class _IntegerFields:
     """Finds Integer INFO/FORMAT values beyond 32 bits, which htslib reads as missing (with
-    only a warning on stderr): they make their record malformed instead."""
+    only a warning on stderr): they make their record malformed instead, but for INFO/END, the
+    end of a record on a chromosome longer than 2^31 (kept, up to htslib's largest position)."""
 
     def __init__(self, header: VcfHeader):
         self._info = {k for k, f in header.infos.items() if f.type == "Integer"}
         self._format = {k for k, f in header.formats.items() if f.type == "Integer"}
         self._samples = header.samples
 
-    def overflows(self, chunk: bytes, first_index: int) -> dict[int, MalformedRecord]:
-        found = {}
+    def overflows(self, chunk: bytes, first_index: int) -> tuple[dict[int, MalformedRecord], dict[int, int]]:
+        """(record index -> the first overflow, record index -> its long INFO/END)."""
+        found, ends = {}, {}
         for offset, line in enumerate(chunk.split(b"\n")[:-1]):
             if _LONG_NUMBER.search(line):
-                problem = self._first_overflow(line.decode("utf-8", errors="replace").split("\t"))
+                columns = line.decode("utf-8", errors="replace").split("\t")
+                end = _long_end(columns)
+                if end is not None:
+                    ends[first_index + offset] = end
+                problem = self._first_overflow(columns, skip_end=end is not None)
                 if problem is not None:
                     found[first_index + offset] = problem
-        return found
+        return found, ends
 
-    def _first_overflow(self, columns: list[str]) -> MalformedRecord | None:
+    def _first_overflow(self, columns: list[str], *, skip_end: bool) -> MalformedRecord | None:
         values = []
         if len(columns) > 7:
             for entry in columns[7].split(";"):
                 key, _, text = entry.partition("=")
-                if key in self._info:
+                if key in self._info and not (skip_end and key == "END"):
                     values.append((f"INFO/{key}", text))
         if len(columns) > 9:
             keys = columns[8].split(":")
@@ -427,6 +437,19 @@ class _IntegerFields:
                         field, text, f"Type=Integer: expected 32-bit integers ({_INT32[0]} to {_INT32[1]})"
                     )
         return None
+
+
+def _long_end(columns: list[str]) -> int | None:
+    """The record's INFO/END if it is beyond 32 bits, at most htslib's largest position and not
+    before POS; else None."""
+    if len(columns) < 8 or not columns[1].isdigit():
+        return None
+    for entry in columns[7].split(";"):
+        key, _, text = entry.partition("=")
+        if key == "END" and text.isdigit():
+            end = int(text)
+            return end if INT32_MAX < end <= MAX_POS and end >= int(columns[1]) else None
+    return None
 
 
 def truncated(path: str, err: BaseException) -> VcfFormatError:

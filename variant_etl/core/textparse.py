@@ -179,8 +179,9 @@ class TextParser:
                 _require(self._end_ok and with_value.all(), "END")
                 result.end_rows = rows
                 result.end_values = _integers(values.take(pa.array(rows))).to_numpy(zero_copy_only=False)
-                # htslib reads an END beyond 32 bits as missing: pysam's reader refuses it
-                _require(bool(np.all(result.end_values <= _INT_MAX)), "END beyond 32 bits")
+                # an END beyond 32 bits (a chromosome longer than 2^31) is kept, as far as htslib
+                # can place a record
+                _require(bool(np.all(result.end_values <= MAX_POS)), "END beyond htslib's positions")
                 continue
             _require(key in self._infos, f"INFO/{key} not parsed here")
             if key == "SVLEN":
