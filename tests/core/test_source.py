@@ -190,17 +190,28 @@ def test_headers_htslib_refuses_are_refused_by_read_header(write_vcf, header):
 
 
 @pytest.mark.parametrize(
-    "line, problem",
+    "line, long, problem",
     [
-        ("1\t5\t.\tA\tC\t.\t.\tN=2147483648\tGT:AD\t0/1:1,2\t0/0", ("INFO/N", "2147483648")),
-        ("1\t5\t.\tA\tC\t.\t.\tN=-2147483641\tGT:AD\t0/1:1,2\t0/0", ("INFO/N", "-2147483641")),
-        ("1\t5\t.\tA\tC\t.\t.\tN=1\tGT:AD\t0/1:1,2\t0/0:3,99999999999", ("FORMAT/AD of S2", "3,99999999999")),
-        ("1\t5\t.\tA\tC\t.\t.\tN=2147483647;CSQ=ENSG00000026486\tGT:AD\t0/1:1,-2147483640\t0/0", None),
-        ("1\t5\t.\tA\tC\t.\t.\tS=12345678901\tGT:AD\t0/1:1,2\t0/0", None),  # a String
-        ("1\t2147483648\t.\tA\tC\t.\t.\t.\tGT\t0/1\t0/1", None),  # POS has its own check
+        ("1\t5\t.\tA\tC\t.\t.\tN=2147483648\tGT:AD\t0/1:1,2\t0/0", ({"N": (2147483648,)}, {}), None),
+        ("1\t5\t.\tA\tC\t.\t.\tN=-2147483641\tGT:AD\t0/1:1,2\t0/0", ({"N": (-2147483641,)}, {}), None),
+        (
+            "1\t5\t.\tA\tC\t.\t.\tN=1\tGT:AD\t0/1:1,2\t0/0:3,99999999999",
+            ({}, {("AD", 1): (3, 99999999999)}),
+            None,
+        ),
+        ("1\t5\t.\tA\tC\t.\t.\tN=2147483647;CSQ=ENSG00000026486\tGT:AD\t0/1:1,-2147483640\t0/0", None, None),
+        ("1\t5\t.\tA\tC\t.\t.\tS=12345678901\tGT:AD\t0/1:1,2\t0/0", None, None),  # a String
+        ("1\t2147483648\t.\tA\tC\t.\t.\t.\tGT\t0/1\t0/1", None, None),  # POS has its own check
+        (
+            "1\t5\t.\tA\tC\t.\t.\tN=99999999999999999999\tGT\t0/1\t0/1",
+            None,
+            ("INFO/N", "99999999999999999999"),
+        ),
     ],
 )
-def test_integers_htslib_would_read_as_missing_are_malformed(write_vcf, line, problem):
+def test_integers_htslib_would_read_as_missing_are_kept_as_written(write_vcf, line, long, problem):
+    """htslib reads an Integer beyond 32 bits as missing: the source keeps the written values for
+    the record (LongIntegers); beyond 64 bits, the record is malformed."""
     header = (
         '##fileformat=VCFv4.2\n##INFO=<ID=N,Number=1,Type=Integer,Description="d">\n'
         '##INFO=<ID=S,Number=1,Type=String,Description="d">\n##INFO=<ID=CSQ,Number=.,Type=String,Description="d">\n'
@@ -211,4 +222,6 @@ def test_integers_htslib_would_read_as_missing_are_malformed(write_vcf, line, pr
     path = write_vcf("ints.vcf", header + "1\t1\t.\tA\tC\t.\t.\t.\tGT\t0/1\t0/1\n" + line + "\n")
     with open_source(path) as source:
         found = [(r.field, r.value) for r in source.records() if isinstance(r, MalformedRecord)]
+        kept = {i: (v.info, v.format) for i, v in source.long_integers.items()}
     assert found == ([problem] if problem else [])
+    assert kept == ({1: long} if long else {})

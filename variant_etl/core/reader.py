@@ -244,7 +244,7 @@ def _read_pysam(
                 text = None
             else:
                 try:
-                    builder.add(record, record_base + index, source.long_ends.pop(index, None))
+                    builder.add(record, record_base + index, source.long_integers.pop(index, None))
                 except MalformedRecord as err:
                     problem, text = err, record_text(record)
                 else:

@@ -103,15 +103,16 @@ class BatchBuilder:
         self._call_filter: list = []
         self._origin: list[int] = []
 
-    def add(self, record, index: int = 0, end: int | None = None) -> None:
+    def add(self, record, index: int = 0, long=None) -> None:
         """Validates and appends one pysam VariantRecord (``index``: its number in the file;
-        ``end``: its INFO/END where htslib cannot hold it, beyond 32 bits)."""
+        ``long``: its Integer values beyond 32 bits, which htslib reads as missing, as written:
+        core/source.py's LongIntegers)."""
         try:
-            self._add(record, index, end)
+            self._add(record, index, long)
         except UnicodeDecodeError as err:  # pysam decodes each string as it is read
             raise MalformedRecord("record", "", f"holds bytes that are not UTF-8 ({err.reason})") from None
 
-    def _add(self, record, index: int, end: int | None) -> None:
+    def _add(self, record, index: int, long) -> None:
         # Everything is read (and decoded) before anything is appended.
         chrom, ref, ident = record.chrom, record.ref, record.id
         pos = record.pos
@@ -128,8 +129,8 @@ class BatchBuilder:
             # there is no ALT to put it under, so it gets an alternate_bases entry of its own,
             # whose alt is NULL (export writes ALT '.' and the value back).
             alts, n_alts = (None,), 1
-        info_values, alt_values, moved_values, matched, cast = self._info_values(record, n_alts)
-        calls = self._calls(record) if self.schema.with_calls else None
+        info_values, alt_values, moved_values, matched, cast = self._info_values(record, n_alts, long)
+        calls = self._calls(record, long) if self.schema.with_calls else None
         filters = list(record.filter.keys())
 
         # the record is valid: from here on it is appended
@@ -138,7 +139,7 @@ class BatchBuilder:
         cols = self._cols
         cols[s.REFERENCE_NAME].append(chrom)
         cols[s.START_POSITION].append(pos if self.one_based else pos - 1)
-        cols[s.END_POSITION].append(record.stop if end is None else end)
+        cols[s.END_POSITION].append(record.stop if long is None or long.end is None else long.end)
         cols[s.REFERENCE_BASES].append(ref)
         cols[s.NAMES].append(ident.split(";") if ident else [])
         cols[s.QUALITY].append(record.qual)
@@ -176,14 +177,17 @@ class BatchBuilder:
                     return True
         return False
 
-    def _info_values(self, record, n_alts: int) -> tuple[dict, dict, dict, bool, bool]:
+    def _info_values(self, record, n_alts: int, long=None) -> tuple[dict, dict, dict, bool, bool]:
         """(top-level, alternate_bases and moved INFO values, whether Number=A values were
         matched to the ALTs, whether a value was cast to its single number)."""
         info_values: dict[str, object] = {c.name: None for c in self.schema.info_columns}
         alt_values: dict[str, list] = {c.name: [None] * n_alts for c in self.schema.alt_columns}
         moved_values: dict[str, object] = {c.name: None for c in self.schema.moved_info_columns}
         matched = cast = False
-        for key, value in record.info.items():
+        items = record.info.items()
+        if long is not None and long.info:  # values htslib read as missing, as written
+            items = {**dict(items), **long.info}.items()
+        for key, value in items:
             if key in s.INFO_CONSUMED:
                 continue
             column = self._infos.get(key)
@@ -203,7 +207,7 @@ class BatchBuilder:
                 info_values[column.name] = value
         return info_values, alt_values, moved_values, matched, cast
 
-    def _calls(self, record) -> tuple[dict[str, list], dict[str, list], bool]:
+    def _calls(self, record, long=None) -> tuple[dict[str, list], dict[str, list], bool]:
         """(call columns, FORMAT columns, whether a value was cast to its single number)."""
         n_alts = len(record.alts or ())
         present = list(record.format.keys())
@@ -249,6 +253,8 @@ class BatchBuilder:
             ploidy = len(gt) if gt and gt != (None,) else None
             for column, values, convert in present_columns:
                 value = sample[column.field.id]
+                if long is not None and (column.field.id, index) in long.format:
+                    value = long.format[(column.field.id, index)]
                 if value is not None and (convert is not None or column.field.number in _COUNTED):
                     where = f"FORMAT/{column.field.id} of {self.samples[index]}"
                     if self.cast_values and _several_for_one(column.field, value):

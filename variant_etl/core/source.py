@@ -34,7 +34,7 @@ from variant_etl.core.header import (
     parse_header,
     with_extra_lines,
 )
-from variant_etl.core.limits import HTSLIB_INT32_MIN, INT32_MAX, MAX_POS
+from variant_etl.core.limits import HTSLIB_INT32_MIN, INT32_MAX, INT64_MAX, INT64_MIN, MAX_POS
 from variant_etl.core.records import MalformedRecord
 
 OpenBinary = Callable[[str], BinaryIO]
@@ -196,8 +196,8 @@ class VcfSource:
         self._feeder_error: BaseException | None = None
         # record index -> the value htslib would silently read as missing (found by the feeder)
         self._overflows: dict[int, MalformedRecord] = {}
-        # record index -> its INFO/END beyond 32 bits, which htslib reads as missing: the end
-        self.long_ends: dict[int, int] = {}
+        # record index -> its Integer values beyond 32 bits, which htslib reads as missing
+        self.long_integers: dict[int, LongIntegers] = {}
         self._stop = threading.Event()
         read_fd, self._write_fd = os.pipe()
         self._read_fd = read_fd
@@ -299,9 +299,9 @@ class VcfSource:
         else:
             records += chunk.count(b"\n")
         if _LONG_NUMBER.search(chunk):  # rare: look closer before htslib sees it
-            overflows, ends = self._integers.overflows(chunk, records - chunk.count(b"\n"))
-            self._overflows.update(overflows)
-            self.long_ends.update(ends)
+            malformed, long = self._integers.scan(chunk, records - chunk.count(b"\n"))
+            self._overflows.update(malformed)
+            self.long_integers.update(long)
         out.write(chunk)
         return records
 
@@ -393,63 +393,77 @@ _INT32 = (HTSLIB_INT32_MIN, INT32_MAX)
 _INTEGER = re.compile(r"[+-]?\d+")
 
 
+@dataclasses.dataclass
+class LongIntegers:
+    """A record's Integer values beyond 32 bits, as written: htslib reads them as missing (with
+    only a warning on stderr), our INT64 columns hold them. ``end``: its INFO/END, the end of a
+    record on a chromosome longer than 2^31."""
+
+    end: int | None = None
+    info: dict[str, tuple] = dataclasses.field(default_factory=dict)
+    format: dict[tuple[str, int], tuple] = dataclasses.field(default_factory=dict)  # (key, sample)
+
+
 class _IntegerFields:
-    """Finds Integer INFO/FORMAT values beyond 32 bits, which htslib reads as missing (with
-    only a warning on stderr): they make their record malformed instead, but for INFO/END, the
-    end of a record on a chromosome longer than 2^31 (kept, up to htslib's largest position)."""
+    """Finds the records with Integer INFO/FORMAT values beyond 32 bits (LongIntegers), and those
+    with a value beyond 64 bits, or an END before POS or beyond htslib's positions (malformed)."""
 
     def __init__(self, header: VcfHeader):
         self._info = {k for k, f in header.infos.items() if f.type == "Integer"}
         self._format = {k for k, f in header.formats.items() if f.type == "Integer"}
         self._samples = header.samples
 
-    def overflows(self, chunk: bytes, first_index: int) -> tuple[dict[int, MalformedRecord], dict[int, int]]:
-        """(record index -> the first overflow, record index -> its long INFO/END)."""
-        found, ends = {}, {}
+    def scan(self, chunk: bytes, first_index: int) -> tuple[dict[int, MalformedRecord], dict]:
+        """(record index -> why it is malformed, record index -> its long values)."""
+        malformed, found = {}, {}
         for offset, line in enumerate(chunk.split(b"\n")[:-1]):
             if _LONG_NUMBER.search(line):
-                columns = line.decode("utf-8", errors="replace").split("\t")
-                end = _long_end(columns)
-                if end is not None:
-                    ends[first_index + offset] = end
-                problem = self._first_overflow(columns, skip_end=end is not None)
-                if problem is not None:
-                    found[first_index + offset] = problem
-        return found, ends
+                try:
+                    long = self._long_values(line.decode("utf-8", errors="replace").split("\t"))
+                except MalformedRecord as err:
+                    malformed[first_index + offset] = err
+                else:
+                    if long is not None:
+                        found[first_index + offset] = long
+        return malformed, found
 
-    def _first_overflow(self, columns: list[str], *, skip_end: bool) -> MalformedRecord | None:
-        values = []
+    def _long_values(self, columns: list[str]) -> LongIntegers | None:
+        long = LongIntegers()
         if len(columns) > 7:
             for entry in columns[7].split(";"):
                 key, _, text = entry.partition("=")
-                if key in self._info and not (skip_end and key == "END"):
-                    values.append((f"INFO/{key}", text))
+                if key in self._info:
+                    values = _values(text, f"INFO/{key}")
+                    if values is not None:
+                        long.info[key] = values
         if len(columns) > 9:
             keys = columns[8].split(":")
-            for name, column in zip(self._samples, columns[9:]):
+            for number, (name, column) in enumerate(zip(self._samples, columns[9:])):
                 for key, text in zip(keys, column.split(":")):
                     if key in self._format:
-                        values.append((f"FORMAT/{key} of {name}", text))
-        for field, text in values:
-            for value in text.split(","):
-                if _INTEGER.fullmatch(value) and not _INT32[0] <= int(value) <= _INT32[1]:
-                    return MalformedRecord(
-                        field, text, f"Type=Integer: expected 32-bit integers ({_INT32[0]} to {_INT32[1]})"
-                    )
-        return None
+                        values = _values(text, f"FORMAT/{key} of {name}")
+                        if values is not None:
+                            long.format[(key, number)] = values
+        if "END" in long.info:
+            end = long.info.pop("END")[0]
+            if end is None or end > MAX_POS or not columns[1].isdigit() or end < int(columns[1]):
+                raise MalformedRecord("INFO/END", end, f"expected a position from POS to {MAX_POS}")
+            long.end = end
+        return long if long.end is not None or long.info or long.format else None
 
 
-def _long_end(columns: list[str]) -> int | None:
-    """The record's INFO/END if it is beyond 32 bits, at most htslib's largest position and not
-    before POS; else None."""
-    if len(columns) < 8 or not columns[1].isdigit():
+def _values(text: str, field: str) -> tuple | None:
+    """The integers of a value ('.' as None) if one is beyond 32 bits, else None."""
+    items = text.split(",")
+    if not any(_INTEGER.fullmatch(v) and not _INT32[0] <= int(v) <= _INT32[1] for v in items):
         return None
-    for entry in columns[7].split(";"):
-        key, _, text = entry.partition("=")
-        if key == "END" and text.isdigit():
-            end = int(text)
-            return end if INT32_MAX < end <= MAX_POS and end >= int(columns[1]) else None
-    return None
+    if not all(v == "." or _INTEGER.fullmatch(v) for v in items):
+        return None  # not integers: the reader says why
+    values = tuple(None if v == "." else int(v) for v in items)
+    if any(v is not None and not INT64_MIN <= v <= INT64_MAX for v in values):
+        why = f"Type=Integer: expected 64-bit integers ({INT64_MIN} to {INT64_MAX})"
+        raise MalformedRecord(field, text, why)
+    return values
 
 
 def truncated(path: str, err: BaseException) -> VcfFormatError:

@@ -23,14 +23,13 @@ import pyarrow.csv as pacsv
 
 from variant_etl.core import schema as s
 from variant_etl.core.header import FieldDef
-from variant_etl.core.limits import HTSLIB_INT32_MIN, INT32_MAX, MAX_POS
+from variant_etl.core.limits import MAX_POS
 from variant_etl.core.records import genotype_count, sample_id
 from variant_etl.core.schema import VariantSchema
 
 _SITE_COLUMNS = ("CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO")
 # INFO/FORMAT integers as htslib reads them (32 bits; beyond, it reads missing with a warning:
 # refused here, in both readers, rather than lost).
-_INT_MIN, _INT_MAX = HTSLIB_INT32_MIN, INT32_MAX
 _STRING_TYPES = ("String", "Character")
 _FILTER_NAME = re.compile(r"[0-9A-Za-z_.-]+")
 # Contig names as VCF 4.3 allows them
@@ -411,10 +410,7 @@ def _typed(text: pa.Array, field_type: str) -> pa.Array:
     _require(_no_empty(text), "empty value")
     numbers = _dot_as_null(text)
     if field_type == "Integer":
-        values = _integers(numbers)
-        if values.null_count < len(values):
-            _require(pc.min(values).as_py() >= _INT_MIN and pc.max(values).as_py() <= _INT_MAX, "int32")
-        return values
+        return _integers(numbers)  # beyond 32 bits too, as the pysam path (core/source.py)
     return _floats(numbers)
 
 
