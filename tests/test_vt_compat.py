@@ -68,6 +68,24 @@ def test_a_false_value_asks_for_nothing_that_needs_another_option():
         parsed("--append", "true")
 
 
+def test_every_variant_transforms_option_is_an_option_of_its_command_and_documented():
+    """VT's options of vcf_to_bq, vcf_to_bq_preprocess and bq_to_vcf (tests/data/vt_options.json,
+    from VT's options/variant_transform_options.py): each is an option of launch, preprocess or
+    export (same, alias, warned or refused) and named in the migration doc."""
+    from pathlib import Path
+
+    from variant_etl.cli.parser import build_parser
+
+    listed = json.loads((Path(__file__).parent / "data" / "vt_options.json").read_text())["options"]
+    (commands,) = [a for a in build_parser()._actions if a.dest == "command"]
+    doc = (Path(__file__).parent.parent / "docs" / "migrating_from_gcp_variant_transforms.md").read_text()
+    for command, options in listed.items():
+        ours = {name for action in commands.choices[command]._actions for name in action.option_strings}
+        assert not [o for o in options if o not in ours], command
+        assert not [o for o in options if f"`{o}`" not in doc], command
+    assert sum(map(len, listed.values())) == 57
+
+
 def test_renamed_options_are_aliases():
     assert parsed("--infer_undefined_headers", "true").infer_headers is True
     args = parsed("--output_table", TABLE, "--keep_intermediate_avro_files")
