@@ -100,7 +100,11 @@ def timed(command: list[str], out: Path) -> tuple[float, int, int]:
         shutil.rmtree(out) if out.is_dir() else out.unlink()
     result = subprocess.run(["/usr/bin/time", "-f", "@@%e %M", *command], capture_output=True, text=True)
     if result.returncode != 0:
-        lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("@@")]
+        lines = [
+            line
+            for line in result.stderr.splitlines()
+            if line.strip() and not line.startswith(("@@", "Command exited with"))
+        ]
         raise RuntimeError(lines[-1][:200] if lines else f"exit {result.returncode}")
     wall, rss = result.stderr.rsplit("@@", 1)[1].split()
     return float(wall), int(rss), _bytes(out)

@@ -70,8 +70,8 @@ def main(src: str, dst: str, batch: int = 20_000) -> None:
             genotypes.append(v.genotype.array()[:, :-1])  # alleles; the last column is phasing
             for f in formats:
                 values = v.format(f["ID"])
-                if values is None:
-                    values = np.full((n_samples, 1), np.nan)
+                if values is None:  # not in this record: one missing value per sample
+                    values = np.full((n_samples, 1), np.nan if f["Type"] == "Float" else -(2**31))
                 format_values[f["ID"]].append(values)
         if len(sites["chrom"]) >= batch:
             flush()
