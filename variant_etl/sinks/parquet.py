@@ -50,14 +50,42 @@ def _is_sorted(table: pa.Table) -> bool:
     return bool(np.all((step > 0) | ((step == 0) & (np.diff(ends) >= 0))))
 
 
-# Positions grow along a file: delta-encoded they take a few bits a row (7% of a sites-only
-# output of gen_vcf.py), where a dictionary of distinct positions does not help.
+# Positions grow along a file: delta-encoded they take a few bits a row, where a dictionary of
+# distinct positions does not help. Floats are byte-stream-split (their bytes of each rank
+# together), which zstd compresses better than a dictionary of mostly distinct values. The rest
+# is dictionary-encoded where that pays (pyarrow falls back to plain where it does not).
 _DELTA = {"start_position": "DELTA_BINARY_PACKED", "end_position": "DELTA_BINARY_PACKED"}
+
+
+def _leaf_paths(name: str, data_type: pa.DataType):
+    """(Parquet column, Arrow type) of each leaf of an Arrow field ('call.list.element.DP'):
+    what use_dictionary and column_encoding name."""
+    if pa.types.is_list(data_type) or pa.types.is_large_list(data_type):
+        yield from _leaf_paths(f"{name}.list.element", data_type.value_type)
+    elif pa.types.is_struct(data_type):
+        for child in data_type:
+            yield from _leaf_paths(f"{name}.{child.name}", child.type)
+    else:
+        yield name, data_type
+
+
+def _encodings(schema: pa.Schema) -> tuple[dict[str, str], list[str]]:
+    """(column -> its encoding, the columns dictionary-encoded)."""
+    encodings, dictionary = {}, []
+    for field in schema:
+        for path, data_type in _leaf_paths(field.name, field.type):
+            if path in _DELTA:
+                encodings[path] = _DELTA[path]
+            elif pa.types.is_floating(data_type):
+                encodings[path] = "BYTE_STREAM_SPLIT"
+            else:
+                dictionary.append(path)
+    return encodings, dictionary
 
 
 def write_parquet(table: pa.Table, path: str, options: ParquetOptions) -> None:
     compression = None if options.compression == "none" else options.compression
-    encodings = {name: encoding for name, encoding in _DELTA.items() if name in table.column_names}
+    encodings, dictionary = _encodings(table.schema)
     with FileSystems.create(path) as sink:
         pq.write_table(
             table,
@@ -65,7 +93,7 @@ def write_parquet(table: pa.Table, path: str, options: ParquetOptions) -> None:
             compression=compression,
             row_group_size=options.row_group_rows,
             write_statistics=True,
-            use_dictionary=[name for name in table.column_names if name not in encodings],
+            use_dictionary=dictionary,
             column_encoding=encodings or None,
         )
 
