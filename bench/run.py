@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -35,6 +36,7 @@ PEERS = {
     "vcf2parquet": "vcf2parquet_to_parquet.py",
 }
 SAMPLE_PEERS = ("bio2zarr (VCF Zarr)",)  # only where there are samples: its format is per call
+TIMEOUT = 900.0  # seconds a tool may take on one case (oxbow's wide-FORMAT path takes longer)
 
 
 def generate(name: str, variants: int, samples: int, seed: int = 42) -> Path:
@@ -98,7 +100,17 @@ def timed(command: list[str], out: Path) -> tuple[float, int, int]:
     """Wall seconds, peak RSS (KB) and bytes written to ``out``, via GNU time."""
     if out.exists():
         shutil.rmtree(out) if out.is_dir() else out.unlink()
-    result = subprocess.run(["/usr/bin/time", "-f", "@@%e %M", *command], capture_output=True, text=True)
+    process = subprocess.Popen(
+        ["/usr/bin/time", "-f", "@@%e %M", *command],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        _, stderr = process.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)  # the tool too, not only GNU time
+        process.communicate()
+        raise RuntimeError(f"not done after {TIMEOUT:.0f} s (stopped)") from None
+    result = subprocess.CompletedProcess(command, process.returncode, "", stderr)
     if result.returncode != 0:
         lines = [
             line
