@@ -230,3 +230,89 @@ def test_merged_output_comes_back_per_file(tmp_path):
     header = gzip.decompress(vcf.read_bytes()).decode()
     assert '##FORMAT=<ID=AF,Number=A,Type=Float,Description="Allele Frequency">' in header
     assert "##INFO=<ID=AF," not in header and "##FORMAT=<ID=FT," in header
+
+
+@pytest.fixture(scope="module")
+def overlapping_output(tmp_path_factory):
+    """Three files on the same sites, not merged (the second a copy of the first under other
+    sample names: equal records at every site; the third shifted by one base), each read in
+    byte ranges (a file key each: 3 to 15 overlapping files a shard), in small row groups; the
+    residual shard holds many contigs in each file."""
+    from tests.conftest import generate_vcf
+
+    root = tmp_path_factory.mktemp("overlapping")
+    first = generate_vcf(root / "a.vcf", 3000, 2)
+    text = first.read_text()
+    (root / "b.vcf").write_text(text.replace("SAMPLE", "OTHER"))
+    shifted = [_shift(line) for line in text.replace("SAMPLE", "THIRD").splitlines()]
+    (root / "c.vcf").write_text("\n".join(shifted) + "\n")
+    out = root / "out"
+    result = run_cli(
+        "launch", "--input_pattern", str(root / "*.vcf"), "--output_parquet_dir", str(out),
+        "--parquet_row_group_size", "300", "--read_split_bytes", "200000",
+        "--sharding_config_path", str(TESTDATA / "vt" / "sharding_configs" / "residual_at_end.yaml"),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return root, out
+
+
+def _shift(line: str) -> str:
+    if line.startswith("#"):
+        return line
+    chrom, pos, rest = line.split("\t", 2)
+    return f"{chrom}\t{int(pos) + 1}\t{rest}"
+
+
+def test_overlapping_files_are_merged_in_order_in_small_batches(overlapping_output, monkeypatch):
+    """The streamed order (each contig's runs of rows merged as they are read, a few rows at a
+    time) is a full sort by contig (header order), position, end, REF, ALTs, file and row: as
+    DuckDB sorts all the rows at once."""
+    import duckdb
+    import pyarrow as pa
+
+    from variant_etl.outputs import export, scan
+    from variant_etl.outputs.selection import select
+
+    _, out = overlapping_output
+    selection = select(str(out), [], [])
+    header = export._run_header(str(out))
+    assert len(selection.files) > 10 and any("all_remaining" in f for f in selection.files)
+    monkeypatch.setattr(scan, "VALUES_IN_FLIGHT", 1)  # 16 rows a batch
+    batches = list(scan.ordered_batches(selection.files, header.contigs, selection.regions))
+    assert max(len(b) for b in batches) <= 16
+    streamed = pa.Table.from_batches(batches)
+    columns = ["reference_name", "start_position", "end_position", "reference_bases", "names"]
+    expected = duckdb.execute(
+        f"SELECT {', '.join(columns)}, [c.sample_id FOR c IN call] AS ids "
+        "FROM read_parquet(?, filename = true, file_row_number = true) "
+        "ORDER BY list_position(?, reference_name) NULLS LAST, reference_name, start_position, end_position, "
+        "reference_bases, array_to_string([a.alt FOR a IN alternate_bases], ','), "
+        "list_position(?, filename), file_row_number",
+        [list(selection.files), list(header.contigs), list(selection.files)],
+    ).fetchall()
+    ids = [[c["sample_id"] for c in calls] for calls in streamed.column("call").to_pylist()]
+    assert list(zip(*[streamed.column(c).to_pylist() for c in columns], ids)) == [tuple(r) for r in expected]
+    assert streamed.num_rows == 9000
+
+
+def test_export_of_overlapping_files_is_sorted_and_indexed(overlapping_output, tmp_path):
+    root, out = overlapping_output
+    vcf = tmp_path / "all.vcf.gz"
+    assert run_cli("export", "--input_parquet_dir", str(out), "--output_vcf", str(vcf)).returncode == 0
+    expected = sum((parsed(bcftools_view(root / f"{n}.vcf")) for n in "abc"), Counter())
+    with pysam.VariantFile(str(vcf)) as exported:
+        contigs = list(exported.header.contigs)
+        keys = [(contigs.index(r.chrom), r.pos) for r in exported]
+        assert keys == sorted(keys) and len(keys) == 9000
+        # the index finds every record of a contig, the copies of a site together
+        assert len(list(exported.fetch("chr2"))) == sum(1 for k in keys if contigs[k[0]] == "chr2")
+    assert parsed(bcftools_view(vcf)) == expected  # every record, each sample's values
+    assert oct(vcf.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

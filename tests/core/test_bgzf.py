@@ -60,3 +60,24 @@ def test_plain_gzip_is_not_bgzf(tmp_path):
     path.write_bytes(gzip.compress(b"a\nb\n"))
     with open(path, "rb") as raw:
         assert not is_bgzf(raw)
+
+
+def test_written_blocks_are_bgzf_that_gzip_and_htslib_read(tmp_path):
+    import gzip
+    import os
+
+    from variant_etl.core.bgzf import EOF_BLOCK, compress
+
+    text = b"".join(b"chr1\t%d\t.\tA\tC\t.\t.\tDP=%d\n" % (i, i % 97) for i in range(40_000))
+    data = text + os.urandom(200_000)  # incompressible bytes too
+    path = tmp_path / "t.gz"
+    path.write_bytes(compress(data) + EOF_BLOCK)
+    assert gzip.decompress(path.read_bytes()) == data
+    with pysam.BGZFile(str(path), "rb") as reader:
+        assert reader.read() == data
+    with open(path, "rb") as raw:
+        assert is_bgzf(raw)
+        starts = block_starts(raw, path.stat().st_size, 1)  # every block
+    sizes = [b - a for a, b in zip(starts, starts[1:] + [path.stat().st_size])]
+    assert max(sizes) <= 65536 and len(starts) == -(-len(data) // 0xFF00) + 1  # + the EOF block
+    assert compress(b"") == b""

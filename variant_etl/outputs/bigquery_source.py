@@ -55,7 +55,7 @@ def read_tables(
     *,
     project: str | None,
     null_numeric_value: int,
-    batch_rows: int,
+    batch_values: int,
     by_start: bool = False,
 ) -> TableRows:
     from google.api_core import exceptions
@@ -92,7 +92,9 @@ def read_tables(
     def batches() -> Iterator[pa.RecordBatch]:
         try:
             job = client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params))
-            for batch in job.result(page_size=batch_rows).to_arrow_iterable():
+            # pages of about batch_values calls: a page of 10,000 rows of 2,500 samples is 2.5 GB
+            page_rows = max(16, min(10_000, batch_values // max(len(samples), 1)))
+            for batch in job.result(page_size=page_rows).to_arrow_iterable():
                 if batch.num_rows:
                     yield from_bigquery_rows(batch, null_numeric_value)
         except exceptions.GoogleAPICallError as err:

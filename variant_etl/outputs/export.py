@@ -3,22 +3,27 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pyarrow as pa
 import pysam
 
+from variant_etl.core import bgzf
 from variant_etl.core.errors import OutputError, VariantEtlError
 from variant_etl.core.header import DEFAULT_FILEFORMAT, VcfHeader, parse_header
 from variant_etl.core.layout import HEADER
 from variant_etl.core.options import NULL_NUMERIC_VALUE_REPLACEMENT
 from variant_etl.core.vcfout import VcfFormatter
 from variant_etl.outputs import storage
-from variant_etl.outputs.selection import Selection, arrow_reader, choose_samples, sample_table, select
+from variant_etl.outputs.scan import VALUES_IN_FLIGHT, ordered_batches
+from variant_etl.outputs.selection import choose_samples, sample_table, select
 
-BATCH_ROWS = 10_000
+THREADS = 2  # batches formatted and compressed at once
 
 
 def export_vcf(
@@ -61,7 +66,7 @@ def export_vcf(
                 if null_numeric_value_replacement is None
                 else null_numeric_value_replacement
             ),
-            batch_rows=BATCH_ROWS,
+            batch_values=VALUES_IN_FLIGHT,
             by_start=regions_by_start_position,
         )
         header, samples, schema, batches, one_based = (
@@ -71,8 +76,9 @@ def export_vcf(
         selection = select(input_parquet_dir, regions, names, by_start=regions_by_start_position)
         header = _run_header(input_parquet_dir)
         samples = choose_samples(sample_table(input_parquet_dir).to_pylist(), selection.sample_ids)
-        reader = _sorted_rows(selection, header) if selection.files else None
-        schema, batches, one_based = (reader.schema if reader else None), (reader or ()), selection.one_based
+        schema = storage.read_schema(selection.files[0]) if selection.files else None
+        batches = ordered_batches(selection.files, header.contigs, selection.regions)
+        one_based = selection.one_based
     written = write_vcf(header, samples, schema, batches, output_vcf, one_based=one_based)
     return written, len(samples)
 
@@ -87,60 +93,63 @@ def write_vcf(
     one_based: bool,
 ) -> int:
     """Writes the header and the rows (sorted as the file is to be indexed); ``schema`` is
-    that of the rows (None: there are none)."""
+    that of the rows (None: there are none). Batches are formatted (and their text compressed)
+    two at a time in threads (the Arrow kernels and libdeflate release the GIL), a bounded
+    number ahead of the file."""
     storage.local_target(path, "--output_vcf")
     compressed = path.endswith(".gz")
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise OutputError(f"--output_vcf {path}: {directory} is not a directory")
-    written = 0
     formatter = VcfFormatter(header, schema, samples, one_based=one_based) if schema is not None else None
-    with tempfile.NamedTemporaryFile(
-        "w", dir=directory, suffix=".vcf", delete=False, encoding="utf-8"
-    ) as out:
+    encode = bgzf.compress if compressed else bytes
+
+    def piece(batch: pa.RecordBatch) -> bytes:
+        return encode(_text(formatter.text(batch)))
+
+    written = 0
+    with tempfile.NamedTemporaryFile("wb", dir=directory, suffix=".part", delete=False) as out:
         try:
-            out.write("\n".join(_header_lines(header, samples, formatter)) + "\n")
-            for batch in batches:
-                for line in formatter.lines(batch):
-                    out.write(line + "\n")
-                written += batch.num_rows
+            out.write(encode("\n".join(_header_lines(header, samples, formatter)).encode() + b"\n"))
+            with ThreadPoolExecutor(THREADS) as pool:
+                pending: collections.deque = collections.deque()
+                for batch in batches:
+                    written += batch.num_rows
+                    pending.append(pool.submit(piece, batch))
+                    if len(pending) > THREADS:
+                        out.write(pending.popleft().result())
+                while pending:
+                    out.write(pending.popleft().result())
+            if compressed:
+                out.write(bgzf.EOF_BLOCK)
         except BaseException:
+            out.close()
             os.unlink(out.name)
             raise
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(out.name, 0o666 & ~umask)  # as an open() of the path would have made it
+        os.replace(out.name, path)
         if compressed:
-            pysam.tabix_compress(out.name, path, force=True)
             try:
                 pysam.tabix_index(path, preset="vcf", force=True)
             except OSError:  # positions beyond 2^29 need a CSI index
                 pysam.tabix_index(path, preset="vcf", force=True, csi=True)
-        else:
-            os.replace(out.name, path)
-    finally:
-        if os.path.exists(out.name):
-            os.unlink(out.name)
+    except BaseException:
+        for name in (out.name, path):
+            if os.path.exists(name):
+                os.unlink(name)
+        raise
     return written
 
 
-def _sorted_rows(selection: Selection, header: VcfHeader):
-    """The selected rows as Arrow batches, in the header's contig order, then by position."""
-    import duckdb
-
-    connection = duckdb.connect()
-    source, files = storage.shard_scan(connection, selection.files)
-    names = arrow_reader(connection.execute(f"SELECT * FROM {source} LIMIT 0", files), 1).schema.names
-    select_list = ", ".join(f"{selection.call_filter()} AS call" if n == "call" else f'"{n}"' for n in names)
-    numbered, files = storage.shard_scan(connection, selection.files, numbered=True)
-    query = (
-        f"SELECT {select_list} FROM {numbered} WHERE {selection.where} "
-        "ORDER BY list_position(?, reference_name) NULLS LAST, reference_name, start_position, end_position, "
-        # records at one position: by alleles, as the BigQuery export does (bigquery_export.py),
-        # then as they are in the output (DuckDB's sort is not stable)
-        "reference_bases, coalesce(array_to_string([a.alt for a in alternate_bases], ','), ''), "
-        "list_position(?, filename), file_row_number"
-    )
-    result = connection.execute(query, [*files, *selection.params, list(header.contigs), *files])
-    return arrow_reader(result, BATCH_ROWS)
+def _text(lines: pa.Array) -> memoryview:
+    """The text of a string array of lines (its data buffer, between its first and last offset)."""
+    if len(lines) == 0:
+        return memoryview(b"")
+    offsets = np.frombuffer(lines.buffers()[1], np.int32, len(lines) + 1, lines.offset * 4)
+    return memoryview(lines.buffers()[2])[offsets[0] : offsets[-1]]
 
 
 def _run_header(input_dir: str) -> VcfHeader:

@@ -22,6 +22,7 @@ class Selection:
     params: tuple
     sample_ids: tuple[int, ...] | None  # None: every sample
     manifest: dict
+    regions: tuple = ()  # region_bounds of --genomic_regions (none: every variant)
 
     @property
     def one_based(self) -> bool:
@@ -44,7 +45,8 @@ def select(
         os.path.join(input_dir, entry["path"]) for shard in manifest["shards"] for entry in shard["files"]
     )
     clauses, params = [], []
-    for contig, bounds in region_bounds(regions, one_based=one_based(manifest), by_start=by_start):
+    bounds_list = region_bounds(regions, one_based=one_based(manifest), by_start=by_start)
+    for contig, bounds in bounds_list:
         if bounds is None:
             clauses.append("reference_name = ?")
             params.append(contig)
@@ -55,7 +57,7 @@ def select(
             params += [contig, *bounds]
     where = " OR ".join(clauses) if clauses else "TRUE"
     sample_ids = _sample_ids(input_dir, sample_names) if sample_names else None
-    return Selection(files, where, tuple(params), sample_ids, manifest)
+    return Selection(files, where, tuple(params), sample_ids, manifest, tuple(bounds_list))
 
 
 _ANY = -(2**63)

@@ -69,6 +69,14 @@ def read_table(path: str):
     return pq.read_table(name, filesystem=filesystem)
 
 
+def parquet_file(path: str):
+    """A Parquet file, opened for reading (its metadata read)."""
+    import pyarrow.parquet as pq
+
+    filesystem, name = _filesystem(path)
+    return pq.ParquetFile(filesystem.open_input_file(name))
+
+
 def read_schema(path: str):
     import pyarrow.parquet as pq
 

@@ -1,0 +1,221 @@
+"""The selected rows of a Parquet output in VCF order, a bounded batch at a time (what
+``export`` writes): contigs in the header's order, then by position, records at one position
+by end, REF and ALTs, then by file and row (a total order, so the text is the same every time).
+
+Every file of an output is sorted by contig name, then position (sinks/parquet.py), so each
+contig is one run of rows in each file that holds it. The runs of a contig are merged as they
+are read, however many files hold it: each run yields batches in position order, and the rows
+that start before the smallest last start buffered by any run still being read are sorted and
+given out. Memory holds about one batch per run, whatever the output's size (no sort of the
+whole output, which took 18.6 GB for 10,000 variants x 2,500 samples in DuckDB).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from variant_etl.core import schema as s
+from variant_etl.outputs import storage
+
+# Values (calls, or rows where there are none) in the batches of all runs read together:
+# bounds the memory of a merge (about 100 bytes a call decoded).
+VALUES_IN_FLIGHT = 250_000
+MAX_BATCH_ROWS = 10_000
+
+# (last start, end after, first start) of a region: selection.region_bounds
+Bounds = tuple[int, int, int]
+
+
+@dataclasses.dataclass
+class _Run:
+    """The rows of one contig in one file: [first, last) of its rows, in position order."""
+
+    file_index: int
+    path: str
+    first: int
+    last: int
+    row_groups: list[tuple[int, int]]  # (row group, its first row) overlapping the run
+
+
+def ordered_batches(
+    files: Sequence[str],
+    contig_order: Sequence[str],
+    regions: Sequence[tuple[str, Bounds | None]],
+    columns: Sequence[str] | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """The rows of ``files`` (an output's shard files, in the manifest's order) that overlap
+    ``regions`` (selection.region_bounds; none: every row), in VCF order; ``columns``: those
+    to read (default all)."""
+    wanted: dict[str, list[Bounds] | None] = {}
+    for contig, bounds in regions:
+        if bounds is None or wanted.get(contig, []) is None:
+            wanted[contig] = None
+        else:
+            wanted.setdefault(contig, []).append(bounds)
+    runs: dict[str, list[_Run]] = {}
+    for index, path in enumerate(files):
+        for contig, run in _runs(index, path):
+            if not regions or contig in wanted:
+                runs.setdefault(contig, []).append(run)
+    position = {contig: i for i, contig in enumerate(contig_order)}
+    for contig in sorted(runs, key=lambda c: (position.get(c, len(position)), c)):
+        yield from _merged(runs[contig], wanted.get(contig), columns)
+
+
+def _runs(index: int, path: str) -> Iterator[tuple[str, _Run]]:
+    """(contig, its run) of each contig in the file."""
+    parquet = storage.parquet_file(path)
+    metadata = parquet.metadata
+    found: dict[str, _Run] = {}
+    start = 0
+    for group in range(metadata.num_row_groups):
+        names = parquet.read_row_group(group, columns=[s.REFERENCE_NAME]).column(0)
+        rows = len(names)
+        ends = pc.run_end_encode(names.combine_chunks()) if rows else None
+        if ends is not None:
+            boundaries = np.concatenate([[0], np.asarray(ends.run_ends)])
+            for i, contig in enumerate(ends.values.to_pylist()):
+                first, last = start + int(boundaries[i]), start + int(boundaries[i + 1])
+                run = found.get(contig)
+                if run is None or run.last != first:  # a new run (a file out of order: another run)
+                    if run is not None:
+                        yield contig, run
+                    run = found[contig] = _Run(index, path, first, last, [])
+                run.last = last
+                if not run.row_groups or run.row_groups[-1][0] != group:
+                    run.row_groups.append((group, start))
+        start += rows
+    yield from found.items()
+
+
+def _batches(run: _Run, bounds: list[Bounds] | None, columns, rows_per_batch: int):
+    """The run's rows overlapping ``bounds``, with their file and row number, in file order."""
+    parquet = storage.parquet_file(run.path)
+    for group, group_start in run.row_groups:
+        at = group_start
+        for batch in parquet.iter_batches(batch_size=rows_per_batch, row_groups=[group], columns=columns):
+            first, last = max(run.first - at, 0), min(run.last - at, len(batch))
+            rows = np.arange(at + first, at + last, dtype=np.int64)
+            at += len(batch)
+            if first >= last:
+                continue
+            batch = batch.slice(first, last - first)
+            if bounds is not None:
+                keep = _overlapping(batch, bounds)
+                batch, rows = batch.filter(pa.array(keep)), rows[keep]
+            if len(batch):
+                yield batch, rows
+
+
+def _overlapping(batch: pa.RecordBatch, bounds: list[Bounds]) -> np.ndarray:
+    starts = np.asarray(batch.column(s.START_POSITION))
+    ends = np.asarray(batch.column(s.END_POSITION))
+    keep = np.zeros(len(batch), bool)
+    for last_start, end_after, first_start in bounds:
+        keep |= (starts <= last_start) & (ends > end_after) & (starts >= first_start)
+    return keep
+
+
+def _values_per_row(run: _Run) -> float:
+    """Calls per row of the run's file (1 without samples), from its metadata."""
+    metadata = storage.parquet_file(run.path).metadata
+    schema = metadata.schema
+    calls = [i for i in range(len(schema)) if schema.column(i).path == "call.list.element.sample_id"]
+    if not calls or metadata.num_rows == 0:
+        return 1.0
+    values = sum(metadata.row_group(g).column(calls[0]).num_values for g in range(metadata.num_row_groups))
+    return max(1.0, values / metadata.num_rows)
+
+
+class _Source:
+    """A run being read: its rows read and not yet given out."""
+
+    def __init__(self, run: _Run, bounds, columns, rows_per_batch: int):
+        self.index = run.file_index
+        self._batches = _batches(run, bounds, columns, rows_per_batch)
+        self.pending: list[tuple[pa.RecordBatch, np.ndarray]] = []
+        self.done = False
+
+    def read(self) -> None:
+        """One more batch into ``pending`` (or ``done``)."""
+        item = next(self._batches, None)
+        if item is None:
+            self.done = True
+        else:
+            self.pending.append(item)
+
+    def last_start(self) -> int:
+        batch, _ = self.pending[-1]
+        return batch.column(s.START_POSITION)[-1].as_py()
+
+    def take_before(self, bound: int | None) -> list[tuple[pa.RecordBatch, np.ndarray, int]]:
+        """The pending rows that start before ``bound`` (None: all of them)."""
+        out, kept = [], []
+        for batch, rows in self.pending:
+            starts = np.asarray(batch.column(s.START_POSITION))
+            cut = len(batch) if bound is None else int(np.searchsorted(starts, bound, side="left"))
+            if cut:
+                out.append((batch.slice(0, cut), rows[:cut], self.index))
+            if cut < len(batch):
+                kept.append((batch.slice(cut), rows[cut:]))
+        self.pending = kept
+        return out
+
+
+def _merged(runs: list[_Run], bounds, columns) -> Iterator[pa.RecordBatch]:
+    per_row = max(_values_per_row(run) for run in runs)
+    rows_per_batch = int(max(16, min(MAX_BATCH_ROWS, VALUES_IN_FLIGHT / per_row / len(runs))))
+    sources = [_Source(run, bounds, columns, rows_per_batch) for run in runs]
+    while True:
+        for source in sources:
+            if not source.pending and not source.done:
+                source.read()
+        reading = [source for source in sources if not source.done]
+        if not reading and not any(source.pending for source in sources):
+            return
+        # Rows that start before every run's last buffered start can come from no later batch.
+        bound = min((source.last_start() for source in reading if source.pending), default=None)
+        parts = [part for source in sources for part in source.take_before(bound)]
+        if parts:
+            yield from _in_order(parts, rows_per_batch)
+        elif bound is not None:
+            for source in reading:  # only rows at the bound are buffered: read further
+                if source.pending and source.last_start() == bound:
+                    source.read()
+
+
+def _in_order(parts: list[tuple[pa.RecordBatch, np.ndarray, int]], rows_per_batch: int):
+    """The parts' rows sorted by position, end, REF, ALTs, file and row; in batches."""
+    table = pa.Table.from_batches([batch for batch, _, _ in parts])
+    rows = np.concatenate([r for _, r, _ in parts])
+    files = np.concatenate([np.full(len(r), index, np.int64) for _, r, index in parts])
+    starts = table.column(s.START_POSITION).to_numpy()
+    ends = table.column(s.END_POSITION).to_numpy()
+    if len(parts) > 1 or np.any((np.diff(starts) == 0) & (np.diff(ends) == 0)) or _unsorted(starts, ends):
+        alts = table.column(s.ALTERNATE_BASES).combine_chunks()
+        alt_names = pc.fill_null(pc.struct_field(pc.list_flatten(alts), s.ALT), "")
+        counts = np.asarray(pc.fill_null(pc.list_value_length(alts), 0))
+        offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32))
+        keys = pa.table(
+            {
+                "start": starts,
+                "end": ends,
+                "ref": table.column(s.REFERENCE_BASES),
+                "alts": pc.binary_join(pa.ListArray.from_arrays(offsets, alt_names), ","),
+                "file": files,
+                "row": rows,
+            }
+        )
+        order = pc.sort_indices(keys, sort_keys=[(name, "ascending") for name in keys.column_names])
+        table = table.take(order)
+    yield from table.combine_chunks().to_batches(max_chunksize=rows_per_batch)
+
+
+def _unsorted(starts: np.ndarray, ends: np.ndarray) -> bool:
+    step = np.diff(starts)
+    return bool(np.any((step < 0) | ((step == 0) & (np.diff(ends) < 0))))
