@@ -263,10 +263,11 @@ def _shift(line: str) -> str:
     return f"{chrom}\t{int(pos) + 1}\t{rest}"
 
 
-def test_overlapping_files_are_merged_in_order_in_small_batches(overlapping_output, monkeypatch):
+@pytest.mark.parametrize("regions", [[], ["chr1:1000000-50000000", "chr2", "chr7:1-1000000", "chr7:90000000-91000000"]])
+def test_overlapping_files_are_merged_in_order_in_small_batches(overlapping_output, monkeypatch, regions):
     """The streamed order (each contig's runs of rows merged as they are read, a few rows at a
-    time) is a full sort by contig (header order), position, end, REF, ALTs, file and row: as
-    DuckDB sorts all the rows at once."""
+    time, row groups outside the regions skipped) is a full sort by contig (header order),
+    position, end, REF, ALTs, file and row: as DuckDB sorts all the selected rows at once."""
     import duckdb
     import pyarrow as pa
 
@@ -274,7 +275,7 @@ def test_overlapping_files_are_merged_in_order_in_small_batches(overlapping_outp
     from variant_etl.outputs.selection import select
 
     _, out = overlapping_output
-    selection = select(str(out), [], [])
+    selection = select(str(out), regions, [])
     header = export._run_header(str(out))
     assert len(selection.files) > 10 and any("all_remaining" in f for f in selection.files)
     monkeypatch.setattr(scan, "VALUES_IN_FLIGHT", 1)  # 16 rows a batch
@@ -284,15 +285,15 @@ def test_overlapping_files_are_merged_in_order_in_small_batches(overlapping_outp
     columns = ["reference_name", "start_position", "end_position", "reference_bases", "names"]
     expected = duckdb.execute(
         f"SELECT {', '.join(columns)}, [c.sample_id FOR c IN call] AS ids "
-        "FROM read_parquet(?, filename = true, file_row_number = true) "
+        f"FROM read_parquet(?, filename = true, file_row_number = true) WHERE {selection.where} "
         "ORDER BY list_position(?, reference_name) NULLS LAST, reference_name, start_position, end_position, "
         "reference_bases, array_to_string([a.alt FOR a IN alternate_bases], ','), "
         "list_position(?, filename), file_row_number",
-        [list(selection.files), list(header.contigs), list(selection.files)],
+        [list(selection.files), *selection.params, list(header.contigs), list(selection.files)],
     ).fetchall()
+    assert len(expected) == (9000 if not regions else 849)
     ids = [[c["sample_id"] for c in calls] for calls in streamed.column("call").to_pylist()]
     assert list(zip(*[streamed.column(c).to_pylist() for c in columns], ids)) == [tuple(r) for r in expected]
-    assert streamed.num_rows == 9000
 
 
 def test_export_of_overlapping_files_is_sorted_and_indexed(overlapping_output, tmp_path):

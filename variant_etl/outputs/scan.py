@@ -29,6 +29,7 @@ MAX_BATCH_ROWS = 10_000
 
 # (last start, end after, first start) of a region: selection.region_bounds
 Bounds = tuple[int, int, int]
+_ANY_START = (-(2**63), 2**63 - 1)  # a row group without statistics
 
 
 @dataclasses.dataclass
@@ -39,18 +40,16 @@ class _Run:
     path: str
     first: int
     last: int
-    row_groups: list[tuple[int, int]]  # (row group, its first row) overlapping the run
+    row_groups: list[tuple[int, int, int, int]]  # (row group, its first row, min and max start)
 
 
 def ordered_batches(
     files: Sequence[str],
     contig_order: Sequence[str],
     regions: Sequence[tuple[str, Bounds | None]],
-    columns: Sequence[str] | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """The rows of ``files`` (an output's shard files, in the manifest's order) that overlap
-    ``regions`` (selection.region_bounds; none: every row), in VCF order; ``columns``: those
-    to read (default all)."""
+    ``regions`` (selection.region_bounds; none: every row), in VCF order."""
     wanted: dict[str, list[Bounds] | None] = {}
     for contig, bounds in regions:
         if bounds is None or wanted.get(contig, []) is None:
@@ -64,7 +63,7 @@ def ordered_batches(
                 runs.setdefault(contig, []).append(run)
     position = {contig: i for i, contig in enumerate(contig_order)}
     for contig in sorted(runs, key=lambda c: (position.get(c, len(position)), c)):
-        yield from _merged(runs[contig], wanted.get(contig), columns)
+        yield from _merged(runs[contig], wanted.get(contig))
 
 
 def _runs(index: int, path: str) -> Iterator[tuple[str, _Run]]:
@@ -73,7 +72,13 @@ def _runs(index: int, path: str) -> Iterator[tuple[str, _Run]]:
     metadata = parquet.metadata
     found: dict[str, _Run] = {}
     start = 0
+    position = parquet.schema_arrow.get_field_index(s.START_POSITION)
     for group in range(metadata.num_row_groups):
+        statistics = metadata.row_group(group).column(position).statistics
+        if statistics is not None and statistics.has_min_max:
+            low, high = statistics.min, statistics.max
+        else:
+            low, high = _ANY_START
         names = parquet.read_row_group(group, columns=[s.REFERENCE_NAME]).column(0)
         rows = len(names)
         ends = pc.run_end_encode(names.combine_chunks()) if rows else None
@@ -88,17 +93,20 @@ def _runs(index: int, path: str) -> Iterator[tuple[str, _Run]]:
                     run = found[contig] = _Run(index, path, first, last, [])
                 run.last = last
                 if not run.row_groups or run.row_groups[-1][0] != group:
-                    run.row_groups.append((group, start))
+                    run.row_groups.append((group, start, low, high))
         start += rows
     yield from found.items()
 
 
-def _batches(run: _Run, bounds: list[Bounds] | None, columns, rows_per_batch: int):
-    """The run's rows overlapping ``bounds``, with their file and row number, in file order."""
+def _batches(run: _Run, bounds: list[Bounds] | None, rows_per_batch: int):
+    """The run's rows overlapping ``bounds``, with their file and row number, in file order.
+    Row groups whose starts (by their statistics) no region can take are not read."""
     parquet = storage.parquet_file(run.path)
-    for group, group_start in run.row_groups:
+    for group, group_start, low, high in run.row_groups:
+        if bounds is not None and not any(low <= last and high >= first for last, _, first in bounds):
+            continue
         at = group_start
-        for batch in parquet.iter_batches(batch_size=rows_per_batch, row_groups=[group], columns=columns):
+        for batch in parquet.iter_batches(batch_size=rows_per_batch, row_groups=[group]):
             first, last = max(run.first - at, 0), min(run.last - at, len(batch))
             rows = np.arange(at + first, at + last, dtype=np.int64)
             at += len(batch)
@@ -135,9 +143,9 @@ def _values_per_row(run: _Run) -> float:
 class _Source:
     """A run being read: its rows read and not yet given out."""
 
-    def __init__(self, run: _Run, bounds, columns, rows_per_batch: int):
+    def __init__(self, run: _Run, bounds, rows_per_batch: int):
         self.index = run.file_index
-        self._batches = _batches(run, bounds, columns, rows_per_batch)
+        self._batches = _batches(run, bounds, rows_per_batch)
         self.pending: list[tuple[pa.RecordBatch, np.ndarray]] = []
         self.done = False
 
@@ -167,10 +175,10 @@ class _Source:
         return out
 
 
-def _merged(runs: list[_Run], bounds, columns) -> Iterator[pa.RecordBatch]:
+def _merged(runs: list[_Run], bounds) -> Iterator[pa.RecordBatch]:
     per_row = max(_values_per_row(run) for run in runs)
     rows_per_batch = int(max(16, min(MAX_BATCH_ROWS, VALUES_IN_FLIGHT / per_row / len(runs))))
-    sources = [_Source(run, bounds, columns, rows_per_batch) for run in runs]
+    sources = [_Source(run, bounds, rows_per_batch) for run in runs]
     while True:
         for source in sources:
             if not source.pending and not source.done:
