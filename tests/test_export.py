@@ -263,7 +263,9 @@ def _shift(line: str) -> str:
     return f"{chrom}\t{int(pos) + 1}\t{rest}"
 
 
-@pytest.mark.parametrize("regions", [[], ["chr1:1000000-50000000", "chr2", "chr7:1-1000000", "chr7:90000000-91000000"]])
+@pytest.mark.parametrize(
+    "regions", [[], ["chr1:1000000-50000000", "chr2", "chr7:1-1000000", "chr7:90000000-91000000"]]
+)
 def test_overlapping_files_are_merged_in_order_in_small_batches(overlapping_output, monkeypatch, regions):
     """The streamed order (each contig's runs of rows merged as they are read, a few rows at a
     time, row groups outside the regions skipped) is a full sort by contig (header order),

@@ -83,6 +83,12 @@ def _encodings(schema: pa.Schema) -> tuple[dict[str, str], list[str]]:
     return encodings, dictionary
 
 
+# zstd's own default level; pyarrow's is 1. Measured on the benchmark outputs: 100k x 100 samples
+# 66.3 -> 57.9 MB, 10k x 2,500 141.8 -> 124.0 MB, for 1-20% more writing time (level 6: 54.4 and
+# 116.8 MB, 35-50% more).
+ZSTD_LEVEL = 3
+
+
 def write_parquet(table: pa.Table, path: str, options: ParquetOptions) -> None:
     compression = None if options.compression == "none" else options.compression
     encodings, dictionary = _encodings(table.schema)
@@ -91,6 +97,7 @@ def write_parquet(table: pa.Table, path: str, options: ParquetOptions) -> None:
             table,
             sink,
             compression=compression,
+            compression_level=ZSTD_LEVEL if compression == "zstd" else None,
             row_group_size=options.row_group_rows,
             write_statistics=True,
             use_dictionary=dictionary,

@@ -42,6 +42,12 @@ class _ReadSplitFn(beam.DoFn):
                 if not isinstance(item, pa.RecordBatch):
                     yield item  # a dead letter or a count
                     continue
+                if item.nbytes >= JOIN_BELOW_BYTES:  # large already: joining would only copy it
+                    if pending:
+                        yield VariantBatch(_joined(pending), key)
+                        pending, rows = [], 0
+                    yield VariantBatch(item, key)
+                    continue
                 pending.append(item)
                 rows += item.num_rows
                 if rows >= self._options.batch_rows:
@@ -83,6 +89,12 @@ class _ReadSplitFn(beam.DoFn):
             yield pvalue.TaggedOutput(COUNTS, Stat(Kind.MATCHED, split.path, result.records_matched))
         if result.records_cast:
             yield pvalue.TaggedOutput(COUNTS, Stat(Kind.CAST, split.path, result.records_cast))
+
+
+# Batches of small files are joined up to batch_rows, so that 1,000 small files make a few
+# elements. A batch of a 4 MB text chunk (core/reader.py) is large enough as it is: joining
+# those of wide files (64 rows of 2,500 samples each) copied every call again (9% of a run).
+JOIN_BELOW_BYTES = 4 << 20
 
 
 def _joined(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
