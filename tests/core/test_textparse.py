@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -361,3 +362,22 @@ def test_parser_never_crashes_on_mutated_bytes(tmp_path, seed):
 
 def _header_bytes(path: Path) -> bytes:
     return b"".join(line for line in path.read_bytes().splitlines(keepends=True) if line.startswith(b"#"))
+
+
+@pytest.mark.parametrize(
+    "texts, from_bytes",
+    [
+        (["0/1", "1|0", "./.", ".|.", "0/0", "2/1"], True),  # two one-digit alleles each: read from bytes
+        (["0/1", "1", "./.", "0/1/2", "10/1", "."], False),  # other shapes: None, the split path reads them
+    ],
+)
+def test_diploid_genotypes_read_from_bytes_as_the_split_path_reads_them(texts, from_bytes):
+    n_alts = np.array([12, 12, 12], np.int64)  # 3 records x 2 samples
+    fast = textparse._diploid_genotypes(pa.array(texts), n_alts, len(texts))
+    general = textparse._any_genotypes(pa.array(texts), np.ones(len(texts), bool), n_alts, len(texts))
+    if from_bytes:
+        assert fast[0].equals(general[0]) and fast[1].equals(general[1])
+    else:
+        assert fast is None
+    with pytest.raises(textparse.Fallback, match="allele index"):  # an allele beyond the ALTs
+        textparse._diploid_genotypes(pa.array(["0/3", "0/0"]), np.array([2], np.int64), 2)

