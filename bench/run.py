@@ -219,6 +219,7 @@ def real_files(peers: dict[str, tuple[list[str], Path]], work: Path) -> list[str
 
 
 def main() -> None:
+    global TIMEOUT
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -230,7 +231,6 @@ def main() -> None:
     parser.add_argument("--no_peers", action="store_true")
     parser.add_argument("--timeout", type=float, default=TIMEOUT, help="seconds a tool may take")
     args = parser.parse_args()
-    global TIMEOUT
     TIMEOUT = args.timeout
     scale = 0.002 if args.smoke else 1.0
     runs = 1 if args.smoke else args.runs
