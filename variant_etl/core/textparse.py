@@ -98,7 +98,7 @@ class TextParser:
         _require(b"\r" not in chunk, "carriage return")
         _require(b"\x00" not in chunk, "NUL byte")  # htslib ends the line there
         # pyarrow reads '0x10' as 16 where htslib stops at the 'x': leave such chunks to pysam
-        _require(b"0x" not in chunk and b"0X" not in chunk, "hexadecimal")
+        _require(not _hexadecimal(chunk), "hexadecimal")
         if self.samples:
             columns = self._split_lines(chunk)
         else:
@@ -513,6 +513,12 @@ def _split_or_empty(text: pa.Array, separator: str) -> pa.ListArray:
     values = lists.values.slice(offsets[0], offsets[-1] - offsets[0]).filter(pa.array(keep))
     new_offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
     return pa.ListArray.from_arrays(pa.array(new_offsets), values)
+
+
+def _hexadecimal(chunk: bytes) -> bool:
+    """'0x' or '0X' anywhere (numpy: `in` takes 8 ms a 4 MB chunk, as '0' is everywhere)."""
+    data = np.frombuffer(chunk, np.uint8)
+    return bool(np.any(((data[1:] | 0x20) == ord("x")) & (data[:-1] == ord("0"))))
 
 
 def _one_array(column: pa.ChunkedArray) -> pa.Array:
