@@ -219,38 +219,45 @@ class VcfFormatter:
         format_column = _format_names([k for k, _, _ in keys], np.stack(has))
         cells_parts, slots_parts = [], []
         if calls is not None and len(rows):
-            present = [h[rows] for h in has]
-            first = np.argmax(np.stack(present), axis=0)  # the record's first key
-            trailing = np.ones(len(rows), bool)
-            kept: list[np.ndarray] = [None] * len(keys)
-            for i in reversed(range(len(keys))):
-                dot = np.asarray(pc.equal(keys[i][1], "."))
-                drop = present[i] & trailing & dot & (first != i)
-                trailing &= dot | ~present[i]
-                kept[i] = present[i] & ~drop
-            parts = [pc.if_else(pa.array(k), text, None) for k, (_, text, _) in zip(kept, keys)]
-            # Every call has its record's first key, so no row is all NULL: 'skip' is safe here.
-            cells = pc.binary_join_element_wise(*parts, ":", null_handling="skip")
-            assert len(cells) == len(rows)
-            cells_parts.append(cells.filter(pa.array(chosen)))
+            cells_parts.append(_cells(keys, [h[rows] for h in has]).filter(pa.array(chosen)))
             slots_parts.append(rows[chosen] * n_samples + np.asarray(where.filter(pa.array(chosen))))
         if len(hom_rows):
-            count = int(hom_chosen.sum())
-            cells_parts.append(pa.array(["0/0"] * count, pa.string()))
+            cells_parts.append(pa.array(["0/0"] * int(hom_chosen.sum()), pa.string()))
             slots_parts.append(
                 hom_rows[hom_chosen] * n_samples + np.asarray(hom_where.filter(pa.array(hom_chosen)))
             )
-        grid = np.full(n_rows * n_samples, -1, np.int64)
-        cells = pa.concat_arrays([c.cast(pa.string()) for c in cells_parts]) if cells_parts else None
-        if cells is not None:
-            grid[np.concatenate(slots_parts)] = np.arange(len(cells))  # a later call of a sample wins
-            taken = cells.take(pa.array(grid, mask=grid < 0))
-        else:
-            taken = pa.nulls(n_rows * n_samples, pa.string())
-        table = pa.ListArray.from_arrays(
-            np.arange(0, n_rows * n_samples + 1, n_samples, dtype=np.int32), _fill(taken)
-        )
-        return [format_column, pc.binary_join(table, "\t")]
+        return [format_column, _sample_texts(cells_parts, slots_parts, n_rows, n_samples)]
+
+
+def _cells(keys: list[tuple[str, pa.Array, np.ndarray]], present: list[np.ndarray]) -> pa.Array:
+    """Each call's values of the keys its record has (``present``: key x call), ':'-joined,
+    trailing missing values left out (never the first key)."""
+    first = np.argmax(np.stack(present), axis=0)
+    trailing = np.ones(len(present[0]), bool)
+    kept: list[np.ndarray] = [None] * len(keys)
+    for i in reversed(range(len(keys))):
+        dot = np.asarray(pc.equal(keys[i][1], "."))
+        drop = present[i] & trailing & dot & (first != i)
+        trailing &= dot | ~present[i]
+        kept[i] = present[i] & ~drop
+    parts = [pc.if_else(pa.array(k), text, None) for k, (_, text, _) in zip(kept, keys)]
+    # Every call keeps its record's first key, so no row is all NULL, where 'skip' loses rows.
+    cells = pc.binary_join_element_wise(*parts, ":", null_handling="skip")
+    return cells if len(cells) == len(first) else _join_present(parts, ":")
+
+
+def _sample_texts(cells: list[pa.Array], slots: list[np.ndarray], n_rows: int, n_samples: int) -> pa.Array:
+    """Per record, its samples' cells tab-joined: each cell at its slot (record x sample), '.'
+    where a sample has no call (a later cell of a slot wins)."""
+    grid = np.full(n_rows * n_samples, -1, np.int64)
+    if cells:
+        texts = pa.concat_arrays([c.cast(pa.string()) for c in cells])
+        grid[np.concatenate(slots)] = np.arange(len(texts))
+        taken = texts.take(pa.array(grid, mask=grid < 0))
+    else:
+        taken = pa.nulls(n_rows * n_samples, pa.string())
+    offsets = np.arange(0, n_rows * n_samples + 1, n_samples, dtype=np.int32)
+    return pc.binary_join(pa.ListArray.from_arrays(offsets, _fill(taken)), "\t")
 
 
 def _join_present(parts: list[pa.Array], separator: str) -> pa.Array:
