@@ -271,7 +271,7 @@ def main() -> None:
             n = max(1, int(variants * scale))
             s = samples if not args.smoke else min(samples, 10)
             src = generate(f"{case}_{n}x{s}", n, s)
-            loaded = work / f"export_source_{case}"
+            loaded = work / f"export_source_{case}_{n}x{s}"
             if not (loaded / "_SUCCESS").exists():
                 subprocess.run([*variant_etl(str(src), loaded), "--overwrite", "--no_progress"], check=True)
             exported = work / "export.vcf.gz"
