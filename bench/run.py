@@ -84,6 +84,71 @@ def peers_python() -> Path:
 BCFTOOLS_VIEW = "import sys, pysam.bcftools as b; b.view('-Oz', '-o', *sys.argv[2:0:-1], catch_stdout=0)"
 
 
+# `bcftools merge -m none [-g -] IN... -Oz -o OUT` (htslib's, as built into pysam)
+BCFTOOLS_MERGE = (
+    "import glob, sys, pysam.bcftools as b; g = ['-g', '-'] if sys.argv[3] == 'True' else []; "
+    "b.merge('-m', 'none', *g, '-Oz', '-o', sys.argv[2], *sorted(glob.glob(sys.argv[1])), catch_stdout=0)"
+)
+
+
+def many_single_sample_files(count: int, variants: int) -> tuple[str, str]:
+    """``count`` bgzipped, indexed single-sample VCFs on the same sites, and as many gVCFs: each
+    sample's variants are about half of those sites (its own draw), with reference blocks (END,
+    <NON_REF>, GT 0/0) covering the bases between them. Patterns of both."""
+    import gzip
+    import random
+
+    import pysam
+
+    folder = DATA / f"many_{count}x{variants}"
+    if not (folder / "done").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        text = gzip.decompress(generate(f"many_source_{variants}", variants, 1).read_bytes()).decode()
+        header = [line for line in text.splitlines() if line.startswith("##")]
+        records = [line.split("\t") for line in text.splitlines() if not line.startswith("#")]
+        gvcf_header = header + [
+            '##INFO=<ID=END,Number=1,Type=Integer,Description="End of the reference block">',
+            '##ALT=<ID=NON_REF,Description="Any other allele">',
+        ]
+        for i in range(count):
+            name = f"S{i:04d}"
+            column = "\t".join(
+                ["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "FORMAT", name]
+            )
+            rng = random.Random(i)
+            vcf_lines, gvcf_lines, last = [], [], {}
+            for fields in records:
+                vcf_lines.append("\t".join(fields))
+                if rng.random() < 0.5:
+                    continue
+                chrom, pos = fields[0], int(fields[1])
+                start = last.get(chrom, 0) + 1
+                if start < pos:
+                    block = [
+                        chrom,
+                        str(start),
+                        ".",
+                        "N",
+                        "<NON_REF>",
+                        ".",
+                        ".",
+                        f"END={pos - 1}",
+                        "GT:DP",
+                        "0/0:30",
+                    ]
+                    gvcf_lines.append("\t".join(block))
+                gvcf_lines.append("\t".join(fields))
+                last[chrom] = max(last.get(chrom, 0), pos + len(fields[3]) - 1)
+            for kind, body, lines in (("vcf", vcf_lines, header), ("gvcf", gvcf_lines, gvcf_header)):
+                plain = folder / f"{name}.{kind}"
+                plain.write_text("\n".join([*lines, column, *body]) + "\n")
+                pysam.tabix_compress(str(plain), f"{plain}.gz", force=True)
+                pysam.tabix_index(f"{plain}.gz", preset="vcf", force=True)
+                plain.unlink()
+        (folder / "done").write_text("ok\n")
+    return str(folder / "*.vcf.gz"), str(folder / "*.gvcf.gz")
+
+
 def peer_commands(src: Path, work: Path, *, samples: bool) -> dict[str, tuple[list[str], Path]]:
     python = str(peers_python())
     tools = {
@@ -108,12 +173,16 @@ def timed(command: list[str], out: Path) -> tuple[float, int, int]:
         ["/usr/bin/time", "-f", "@@%e %M", *command],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
+    sampler = _OpenFiles(process.pid)
     try:
         _, stderr = process.communicate(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)  # the tool too, not only GNU time
         process.communicate()
         raise RuntimeError(f"not done after {TIMEOUT:.0f} s (stopped)") from None
+    finally:
+        sampler.stop()
+    OPEN_FILES[command_key(command)] = sampler.peak
     result = subprocess.CompletedProcess(command, process.returncode, "", stderr)
     if result.returncode != 0:
         lines = [
@@ -124,6 +193,43 @@ def timed(command: list[str], out: Path) -> tuple[float, int, int]:
         raise RuntimeError(lines[-1][:200] if lines else f"exit {result.returncode}")
     wall, rss = result.stderr.rsplit("@@", 1)[1].split()
     return float(wall), int(rss), _bytes(out)
+
+
+OPEN_FILES: dict[str, int] = {}  # peak open files of the last run of each command
+
+
+def command_key(command: list[str]) -> str:
+    return " ".join(command)
+
+
+class _OpenFiles:
+    """Samples, every 0.1 s, the open file descriptors of every process of a session (the
+    command and its children, e.g. Beam's workers); ``peak`` is the most seen at once."""
+
+    def __init__(self, session: int):
+        import threading
+
+        self.peak = 0
+        self._session = session
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._done.wait(0.1):
+            total = 0
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    stat = Path(f"/proc/{pid}/stat").read_text()
+                    if int(stat.rsplit(")", 1)[1].split()[3]) == self._session:
+                        total += len(os.listdir(f"/proc/{pid}/fd"))
+                except (OSError, ValueError, IndexError):
+                    continue
+            self.peak = max(self.peak, total)
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
 
 
 def _bytes(path: Path) -> int:
@@ -226,7 +332,7 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny inputs, one run, no peers")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(
-        "--cases", default="sites,samples,biobank,export,merge,small_files,scaling,memory,real"
+        "--cases", default="sites,samples,biobank,export,merge,merge_many,small_files,scaling,memory,real"
     )
     parser.add_argument("--no_peers", action="store_true")
     parser.add_argument("--timeout", type=float, default=TIMEOUT, help="seconds a tool may take")
@@ -326,6 +432,36 @@ def main() -> None:
             3 * n,
             3 * n * s,
         )
+    if "merge_many" in cases:  # 100 single-sample files, VCF and gVCF, against bcftools merge
+        count, n = (100 if not args.smoke else 5), int(20_000 * scale) or 20
+        vcfs, gvcfs = many_single_sample_files(count, n)
+        lines = [f"### Merging {count} single-sample files", "",
+                 "| inputs | tool | wall (s) | peak RSS (MB) | peak open files | variant_etl / tool |",
+                 "|---|---|---|---|---|---|"]  # fmt: skip
+        for label, pattern, strategy, gvcf in (
+            (f"{count} indexed VCFs x {n:,} variants, MOVE_TO_CALLS", vcfs, "MOVE_TO_CALLS", False),
+            (f"{count} gVCFs (blocks between {n:,} variants), MERGE_WITH_NON_VARIANTS", gvcfs,
+             "MERGE_WITH_NON_VARIANTS", True),
+        ):  # fmt: skip
+            ours = variant_etl(pattern, work / "ve", "--variant_merge_strategy", strategy)
+            theirs = [sys.executable, "-c", BCFTOOLS_MERGE, pattern, str(work / "merged.vcf.gz"), str(gvcf)]
+            tools = {
+                "variant_etl": (ours, work / "ve"),
+                "bcftools merge" + (" -g" if gvcf else ""): (theirs, work / "merged.vcf.gz"),
+            }
+            results = run_case("merge_many", tools, runs)
+            walls = {
+                t: statistics.median(w for w, _, _ in r) for t, r in results.items() if not isinstance(r, str)
+            }
+            for tool, runs_of in results.items():
+                if isinstance(runs_of, str):
+                    lines.append(f"| {label} | {tool} | {runs_of} | | | |")
+                    continue
+                rss = max(r for _, r, _ in runs_of) / 1024
+                files = OPEN_FILES.get(command_key(tools[tool][0]), 0)
+                ratio = walls.get("variant_etl", 0) / walls[tool]
+                lines.append(f"| {label} | {tool} | {walls[tool]:.2f} | {rss:,.0f} | {files} | {ratio:.2f} |")
+        report += lines + [""]
     if "small_files" in cases:
         count, n = (1000 if not args.smoke else 20), 100
         folder = DATA / f"small_{count}x{n}"
