@@ -209,7 +209,9 @@ def _read_window_fast(
     return table, int(home.sum())
 
 
-@functools.lru_cache(maxsize=64)
+# Every window reads every input's header: with more inputs than the cache holds, a window's
+# files pushed each other out and each header was read again (100 inputs x 322 windows).
+@functools.lru_cache(maxsize=4096)
 def _own_header(path: str):
     return read_header(path)
 
