@@ -329,8 +329,4 @@ class CommitOutput(beam.PTransform):
         self._spec = spec
 
     def expand(self, stats):
-        # Without defaults: ToList's default-value step reads the list back as a side input, and
-        # FnApiRunner's side-input commit grew to 17-24 GB on it in some runs merging 100 to
-        # 10,000 inputs (docs/performance.md). Every read split sends a stat: never empty.
-        gather = beam.CombineGlobally(beam.combiners.ToListCombineFn()).without_defaults()
-        return stats | "Gather" >> gather | "Commit" >> beam.ParDo(_CommitFn(self._spec))
+        return stats | "Gather" >> beam.combiners.ToList() | "Commit" >> beam.ParDo(_CommitFn(self._spec))
