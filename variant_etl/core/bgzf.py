@@ -182,5 +182,5 @@ def compress(data, level: int = LEVEL) -> bytes:
         body = deflate.deflate_compress(chunk, level)
         out.append(struct.pack("<4sIBBHBBHH", _MAGIC, 0, 0, 0xFF, 6, 66, 67, 2, len(body) + 25))
         out.append(body)
-        out.append(struct.pack("<II", zlib.crc32(chunk), len(chunk)))
+        out.append(struct.pack("<II", deflate.crc32(chunk), len(chunk)))
     return b"".join(out)

@@ -416,11 +416,9 @@ def _diploid_genotypes(text: pa.Array, n_alts: np.ndarray, n_calls: int) -> tupl
     if n_calls == 0 or text.null_count or len(text) != n_calls:
         return None
     offsets = np.frombuffer(text.buffers()[1], np.int32, n_calls + 1, text.offset * 4)
-    if offsets[-1] - offsets[0] != 3 * n_calls:
+    if not np.all(np.diff(offsets) == 3):
         return None
     starts = offsets[:-1]
-    if not np.array_equal(np.diff(offsets), np.full(n_calls, 3, np.int32)):
-        return None
     data = np.frombuffer(text.buffers()[2], np.uint8)
     first, separator, second = data[starts], data[starts + 1], data[starts + 2]
     phased = separator == ord("|")
@@ -439,7 +437,7 @@ def _diploid_genotypes(text: pa.Array, n_alts: np.ndarray, n_calls: int) -> tupl
     genotype = pa.ListArray.from_arrays(
         pa.array(np.arange(0, 2 * n_calls + 1, 2, dtype=np.int32)), pa.array(alleles)
     )
-    phaseset = pa.array(np.where(phased, "*", None), pa.string())
+    phaseset = pc.if_else(pa.array(phased), pa.scalar("*"), pa.scalar(None, pa.string()))
     return genotype, phaseset
 
 

@@ -50,7 +50,6 @@ class VcfFormatter:
     ):
         self._one_based = one_based
         self._samples = samples
-        self._sample_index = {sample_id: i for i, (sample_id, _) in enumerate(samples)}
         names = set(table_schema.names)
         alt_type = table_schema.field(s.ALTERNATE_BASES).type.value_type
         alt_names = {alt_type.field(i).name for i in range(alt_type.num_fields)}
@@ -58,8 +57,6 @@ class VcfFormatter:
         if s.CALL in names:
             call_type = table_schema.field(s.CALL).type.value_type
             call_names = {call_type.field(i).name for i in range(call_type.num_fields)}
-        # --move_hom_ref_calls kept only the sample of a 0/0 call: it is written back as 0/0
-        self._hom_ref = dict.fromkeys(call_names) | {s.GENOTYPE: [0, 0]}
         self._info: list[_Field] = []
         for field in header.infos.values():
             if field.id in s.INFO_CONSUMED:
@@ -273,10 +270,14 @@ def _offsets(counts: np.ndarray) -> pa.Array:
     return pa.array(offsets)
 
 
+def _counts(lists: pa.Array) -> np.ndarray:
+    """Elements per list, 0 for a NULL list."""
+    return np.asarray(pc.fill_null(pc.list_value_length(lists), 0))
+
+
 def _list_of(lists: pa.Array, values: pa.Array) -> pa.Array:
     """``values`` (one per element of ``lists``) as lists of the rows of ``lists``."""
-    counts = np.asarray(pc.fill_null(pc.list_value_length(lists), 0))
-    return pa.ListArray.from_arrays(_offsets(counts), values, mask=pc.is_null(lists))
+    return pa.ListArray.from_arrays(_offsets(_counts(lists)), values, mask=pc.is_null(lists))
 
 
 def _any_per_row(rows: np.ndarray, flags, n_rows: int) -> np.ndarray:
@@ -312,16 +313,10 @@ def _joined(lists: pa.Array, separator) -> pa.Array:
 def _join_lists(lists: pa.Array, texts: pa.Array, separator) -> pa.Array:
     """The ``texts`` (one per element of ``lists``, none NULL) of each list joined, '.' for an
     empty or NULL list."""
-    counts = np.asarray(pc.fill_null(pc.list_value_length(lists), 0))
+    counts = _counts(lists)
     joined = pc.binary_join(pa.ListArray.from_arrays(_offsets(counts), texts), separator)
     empty = counts == 0
     return pc.if_else(pa.array(empty), ".", joined) if empty.any() else joined
-
-
-def _list_offsets(lists: pa.Array) -> pa.Array:
-    """The offsets of ``lists`` from 0, NULL lists empty."""
-    counts = np.asarray(pc.fill_null(pc.list_value_length(lists), 0))
-    return _offsets(counts)
 
 
 def _value_text(values: pa.Array, kind: str) -> pa.Array:

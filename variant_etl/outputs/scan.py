@@ -41,6 +41,7 @@ class _Run:
     first: int
     last: int
     row_groups: list[tuple[int, int, int, int]]  # (row group, its first row, min and max start)
+    values_per_row: float  # calls per row of the file (1 without samples), from its metadata
 
 
 def ordered_batches(
@@ -72,7 +73,8 @@ def _runs(index: int, path: str) -> Iterator[tuple[str, _Run]]:
     metadata = parquet.metadata
     found: dict[str, _Run] = {}
     start = 0
-    position = parquet.schema_arrow.get_field_index(s.START_POSITION)
+    position = _leaf(metadata, s.START_POSITION)
+    per_row = _values_per_row(metadata)
     for group in range(metadata.num_row_groups):
         statistics = metadata.row_group(group).column(position).statistics
         if statistics is not None and statistics.has_min_max:
@@ -90,7 +92,7 @@ def _runs(index: int, path: str) -> Iterator[tuple[str, _Run]]:
                 if run is None or run.last != first:  # a new run (a file out of order: another run)
                     if run is not None:
                         yield contig, run
-                    run = found[contig] = _Run(index, path, first, last, [])
+                    run = found[contig] = _Run(index, path, first, last, [], per_row)
                 run.last = last
                 if not run.row_groups or run.row_groups[-1][0] != group:
                     run.row_groups.append((group, start, low, high))
@@ -129,14 +131,18 @@ def _overlapping(batch: pa.RecordBatch, bounds: list[Bounds]) -> np.ndarray:
     return keep
 
 
-def _values_per_row(run: _Run) -> float:
-    """Calls per row of the run's file (1 without samples), from its metadata."""
-    metadata = storage.parquet_file(run.path).metadata
+def _leaf(metadata, path: str) -> int | None:
+    """The index of the Parquet leaf column ``path`` (row groups' statistics are per leaf)."""
     schema = metadata.schema
-    calls = [i for i in range(len(schema)) if schema.column(i).path == "call.list.element.sample_id"]
-    if not calls or metadata.num_rows == 0:
+    return next((i for i in range(len(schema)) if schema.column(i).path == path), None)
+
+
+def _values_per_row(metadata) -> float:
+    """Calls per row of a file (1 without samples)."""
+    calls = _leaf(metadata, "call.list.element.sample_id")
+    if calls is None or metadata.num_rows == 0:
         return 1.0
-    values = sum(metadata.row_group(g).column(calls[0]).num_values for g in range(metadata.num_row_groups))
+    values = sum(metadata.row_group(g).column(calls).num_values for g in range(metadata.num_row_groups))
     return max(1.0, values / metadata.num_rows)
 
 
@@ -176,7 +182,7 @@ class _Source:
 
 
 def _merged(runs: list[_Run], bounds) -> Iterator[pa.RecordBatch]:
-    per_row = max(_values_per_row(run) for run in runs)
+    per_row = max(run.values_per_row for run in runs)
     rows_per_batch = int(max(16, min(MAX_BATCH_ROWS, VALUES_IN_FLIGHT / per_row / len(runs))))
     sources = [_Source(run, bounds, rows_per_batch) for run in runs]
     while True:
