@@ -64,3 +64,48 @@ def test_the_local_runner_needs_no_network_and_never_tries_prism(tmp_path, monke
     assert reached == []
     assert "prism" not in result.stderr.lower()
     assert (out / "_SUCCESS").exists()
+
+
+class _Slow:
+    """A value whose encoding takes longer than the worker's flush timer's period (1 s)."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+
+def test_threaded_workers_never_send_half_an_element():
+    """Beam's threaded workers flush their output each second from a timer, also in the middle
+    of an element; the runner decodes each message of a shuffle's input alone, so the element
+    cut in two came out empty, with a key '' no element had (seen with Beam's own FnApiRunner:
+    [('', ['', '']), ('a', ['']), ('b', [''])]). launch's runner has no such timer."""
+    import time
+
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from variant_etl.cli.launch import _FnApiRunner
+
+    class SlowCoder(beam.coders.Coder):
+        def encode(self, value):
+            time.sleep(1.2)  # the element's window header is in the buffer already
+            return value.text.encode()
+
+        def decode(self, encoded):
+            return _Slow(encoded.decode())
+
+        def is_deterministic(self):
+            return True
+
+    beam.coders.registry.register_coder(_Slow, SlowCoder)
+    options = PipelineOptions(["--direct_running_mode=multi_threading", "--direct_num_workers=2"])
+    with beam.Pipeline(runner=_FnApiRunner(), options=options) as p:
+        grouped = (
+            p
+            | beam.Create(["a", "b"])
+            | beam.Map(lambda t: (t, _Slow(t * 3))).with_output_types(tuple[str, _Slow])
+            | beam.GroupByKey()
+            | beam.MapTuple(lambda key, values: (key, [v.text for v in values]))
+        )
+        assert_that(grouped, equal_to([("a", ["aaa"]), ("b", ["bbb"])]))
+    assert options.view_as(DirectOptions).direct_running_mode == "multi_threading"

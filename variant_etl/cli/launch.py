@@ -23,6 +23,8 @@ from apache_beam.options.pipeline_options import (
     StandardOptions,
     TestOptions,
 )
+from apache_beam.runners.portability.fn_api_runner import fn_runner
+from apache_beam.transforms.environments import EmbeddedPythonGrpcEnvironment
 
 from variant_etl.cli.planning import make_plan_of, print_plan
 from variant_etl.core.errors import WRAPPED_ERROR
@@ -61,8 +63,9 @@ def _beam_options(beam_args: list[str], *, verbose: bool = False, shuffles: bool
         if "--direct_running_mode" not in " ".join(beam_args):
             # Threads: the parsing, sharding and Parquet writing run in pyarrow with the GIL
             # released, and threads skip the ~3 s it takes to start Beam worker processes. A
-            # merge through a shuffle is the exception: with threads, DirectRunner's shuffle
-            # took 24 GB for 3 x 100k x 10 samples, against 2.6 GB with processes.
+            # merge through a shuffle keeps processes: 3 x 100k x 10 samples peak at 2.7 GB in
+            # the largest process, 3.3-3.6 GB with threads (the 24 GB once measured with
+            # threads was the half-element bug _FnApiRunner works around).
             direct.direct_running_mode = "multi_processing" if shuffles else "multi_threading"
     return options
 
@@ -149,12 +152,39 @@ def _local_runner(options):
     if _runner_name(options) not in ("directrunner", "direct", "switchingdirectrunner"):
         return None
     from apache_beam.portability.api import beam_provision_api_pb2
-    from apache_beam.runners.portability.fn_api_runner import fn_runner
     from apache_beam.runners.portability.portable_runner import JobServiceHandle
 
     encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
     provision = beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)
-    return fn_runner.FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(provision))
+    return _FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(provision))
+
+
+# Longer than any run: the timer's first flush never comes.
+NO_TIMED_FLUSH_MS = 2**31 - 1
+
+
+class _FnApiRunner(fn_runner.FnApiRunner):
+    """Beam's FnApiRunner, with its worker threads' output flushed whole elements at a time.
+
+    In ``multi_threading`` mode each worker thread also flushes its output buffer every
+    second from a timer thread, whatever it is writing: an element being encoded then goes
+    out in two data messages. The runner decodes each message of a shuffle's input on its
+    own, and the half element decodes as garbage: GroupingBuffer.append allocated until the
+    kernel killed the run at 24 GB (1 run in 2 of a 100-file merge, whose commit gathered a
+    10 MB element). Without the timer, outputs flush at element boundaries (every 10 MB).
+    """
+
+    def run_pipeline(self, pipeline, options):
+        direct = options.view_as(DirectOptions)
+        if direct.direct_running_mode != "multi_threading":
+            return super().run_pipeline(pipeline, options)
+        # else FnApiRunner makes its threads' environment itself, with the timer
+        self._default_environment = EmbeddedPythonGrpcEnvironment(data_buffer_time_limit_ms=NO_TIMED_FLUSH_MS)
+        direct.direct_running_mode = None
+        try:
+            return super().run_pipeline(pipeline, options)
+        finally:
+            direct.direct_running_mode = "multi_threading"
 
 
 class _Progress:

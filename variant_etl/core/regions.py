@@ -9,18 +9,20 @@ exactly once; gVCF blocks that start earlier are also read, to be cut at the edg
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import os
 from collections.abc import Callable, Iterator
 
+import numpy as np
 import pyarrow as pa
 import pysam
 
 from variant_etl.core.errors import VcfFormatError
 from variant_etl.core.reader import MALFORMED_HINT, Malformed, record_text
 from variant_etl.core.records import BatchBuilder, MalformedRecord
-from variant_etl.core.schema import START_POSITION, VariantSchema
+from variant_etl.core.schema import ORIGIN_FILE_SHIFT, START_POSITION, VariantSchema
 from variant_etl.core.source import detect_format, read_header
 from variant_etl.core.textparse import Fallback, TextParser
 
@@ -86,6 +88,29 @@ def plan_region_splits(files: list[RegionFile], window: int) -> tuple[RegionSpli
     return tuple(splits)
 
 
+class OpenFiles:
+    """The tabix handles one reader keeps open from window to window: opening a file (and
+    reading its index) costs ~30 times its window's fetch. At most ``limit`` stay open, the
+    least recently used closed first. A handle serves one thread: keep one per DoFn instance."""
+
+    def __init__(self, limit: int = 256):
+        self._limit = limit
+        self._open: collections.OrderedDict[str, pysam.TabixFile] = collections.OrderedDict()
+
+    def tabix(self, path: str) -> pysam.TabixFile:
+        handle = self._open.pop(path, None)
+        if handle is None:
+            handle = pysam.TabixFile(path, encoding="utf-8")
+            while len(self._open) >= self._limit:
+                self._open.popitem(last=False)[1].close()
+        self._open[path] = handle
+        return handle
+
+    def close(self) -> None:
+        while self._open:
+            self._open.popitem()[1].close()
+
+
 def read_region(
     split: RegionSplit,
     schema: VariantSchema,
@@ -94,21 +119,29 @@ def read_region(
     allow_malformed: bool,
     keep_overlapping: bool,
     counts: dict[str, int],
+    open_files: OpenFiles | None = None,
 ) -> Iterator[pa.Table | Malformed]:
-    """Yields one table per input (rows with ``_origin``) and Malformed entries.
+    """Yields tables of rows with ``_origin`` and Malformed entries.
 
     ``counts[path]`` gets the records whose start lies in the window. With
     ``keep_overlapping`` the records that start before the window and reach into
     it are in the tables too (not counted: their own window counts them).
     """
+    open_files = open_files or OpenFiles()
+    left = []  # what pysam reads: BCF, or lines TextParser hands back
+    fast = _FastWindow(split, schema, one_based, keep_overlapping)
     for region_file in split.files:
-        fast = _read_window_fast(region_file, split, schema, one_based, keep_overlapping)
-        if fast is not None:
-            table, counted = fast
-            counts[region_file.path] = counts.get(region_file.path, 0) + counted
-            if table.num_rows:
-                yield table
-            continue
+        if not fast.add(region_file, open_files):
+            left.append(region_file)
+    for path in fast.empty:
+        counts[path] = counts.get(path, 0)
+    parsed, unparsed = fast.parse()
+    for table, file_counts in parsed:
+        for path, counted in file_counts.items():
+            counts[path] = counts.get(path, 0) + counted
+        if table.num_rows:
+            yield table
+    for region_file in left + unparsed:
         builder = BatchBuilder(
             schema,
             region_file.samples,
@@ -168,45 +201,101 @@ def read_region(
             yield pa.Table.from_batches([batch])
 
 
-def _read_window_fast(
-    region_file: RegionFile,
-    split: RegionSplit,
-    schema: VariantSchema,
-    one_based: bool,
-    keep_overlapping: bool,
-) -> tuple[pa.Table, int] | None:
-    """A bgzipped VCF's window: its lines through the tabix index, parsed by TextParser.
-    None when pysam must read it (BCF, or a line TextParser hands back)."""
-    if detect_format(region_file.path) != "gzip":
-        return None
-    header = _own_header(region_file.path)
-    try:
-        with pysam.TabixFile(region_file.path, encoding="utf-8") as tabix:
-            if split.contig not in tabix.contigs:
-                return pa.table({}), 0
-            lines = list(tabix.fetch(split.contig, split.start, split.end))
-    except (OSError, ValueError):
-        return None
-    if not lines:
-        return pa.table({}), 0
-    parser = TextParser(
-        schema,
-        header.infos,
-        header.formats,
-        header.samples,
-        filters=header.filters,
-        one_based=one_based,
-        sample_ids=region_file.sample_ids,
-        file_index=region_file.file_index,
-    )
-    try:
+class _FastWindow:
+    """A window's lines of bgzipped VCFs, fetched through their tabix indexes and parsed by
+    TextParser: the lines of every file with the same definitions (and, with call names, the
+    same samples) as one chunk, since a chunk's parse costs about the same for 60 lines as for
+    6,000. A group TextParser hands back is parsed file by file; a file it hands back again is
+    left to pysam (``add`` returns False, or ``parse`` lists it)."""
+
+    def __init__(self, split: RegionSplit, schema: VariantSchema, one_based: bool, keep_overlapping: bool):
+        self._split = split
+        self._schema = schema
+        self._one_based = one_based
+        self._keep_overlapping = keep_overlapping
+        self._groups: dict[tuple, list[tuple[RegionFile, list[str]]]] = {}
+        self.empty: list[str] = []  # files with no lines in the window
+
+    def add(self, region_file: RegionFile, open_files: OpenFiles) -> bool:
+        """Fetches the file's lines; False when pysam must read it."""
+        if _format(region_file.path) != "gzip":
+            return False
+        try:
+            tabix = open_files.tabix(region_file.path)
+            if self._split.contig not in tabix.contigs:
+                lines = []
+            else:
+                lines = list(tabix.fetch(self._split.contig, self._split.start, self._split.end))
+        except (OSError, ValueError):
+            return False
+        if not lines:
+            self.empty.append(region_file.path)
+        else:
+            key = _parse_key(region_file.path, self._schema.options.include_call_name)
+            self._groups.setdefault(key, []).append((region_file, lines))
+        return True
+
+    def parse(self) -> tuple[list[tuple[pa.Table, dict[str, int]]], list[RegionFile]]:
+        """[(rows, records counted per file)], and the files pysam must read."""
+        parsed, unparsed = [], []
+        for members in self._groups.values():
+            together = self._parse(members) if len(members) > 1 else None
+            if together is not None:
+                parsed.append(together)
+                continue
+            for member in members:
+                alone = self._parse([member])
+                if alone is None:
+                    unparsed.append(member[0])
+                else:
+                    parsed.append(alone)
+        return parsed, unparsed
+
+    def _parse(self, members: list[tuple[RegionFile, list[str]]]) -> tuple[pa.Table, dict[str, int]] | None:
+        first = members[0][0]
+        header = _own_header(first.path)
+        parser = TextParser(
+            self._schema,
+            header.infos,
+            header.formats,
+            header.samples,
+            filters=header.filters,
+            one_based=self._one_based,
+            sample_ids=first.sample_ids,
+            file_index=first.file_index,
+        )
+        sizes = np.array([len(lines) for _, lines in members])
+        member_of_row = np.repeat(np.arange(len(members)), sizes)
         # record numbers from 1 in the window, as the pysam path counts them
-        batch = parser.parse(("\n".join(lines) + "\n").encode("utf-8"), 1)
-    except Fallback:
-        return None
-    home = batch.column(START_POSITION).to_numpy() >= split.start + (1 if one_based else 0)
-    table = pa.Table.from_batches([batch if keep_overlapping else batch.filter(pa.array(home))])
-    return table, int(home.sum())
+        number = (
+            np.arange(len(member_of_row), dtype=np.int64) + 1 - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        )
+        file_indexes = np.array([f.file_index for f, _ in members], dtype=np.int64)
+        origin = (file_indexes[member_of_row] << ORIGIN_FILE_SHIFT) | number
+        sample_ids = np.array([f.sample_ids for f, _ in members], dtype=np.int64)[member_of_row].ravel()
+        text = "\n".join(line for _, lines in members for line in lines) + "\n"
+        try:
+            batch = parser.parse(text.encode("utf-8"), origin=origin, sample_ids=sample_ids)
+        except Fallback:
+            return None
+        home = batch.column(START_POSITION).to_numpy() >= self._split.start + (1 if self._one_based else 0)
+        counted = np.bincount(member_of_row[home], minlength=len(members))
+        counts = {f.path: int(c) for (f, _), c in zip(members, counted)}
+        table = pa.Table.from_batches([batch if self._keep_overlapping else batch.filter(pa.array(home))])
+        return table, counts
+
+
+@functools.lru_cache(maxsize=4096)
+def _format(path: str) -> str:
+    return detect_format(path)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_key(path: str, with_names: bool) -> tuple:
+    """Files whose lines TextParser parses alike."""
+    header = _own_header(path)
+    samples = header.samples if with_names else len(header.samples)
+    return (tuple(header.infos.items()), tuple(header.formats.items()), header.filters, samples)
 
 
 # Every window reads every input's header: with more inputs than the cache holds, a window's

@@ -92,9 +92,19 @@ class TextParser:
         self._ps_ok = ps is not None and (ps.number, ps.type) == ("1", "Integer")
         self._column_names = list(_SITE_COLUMNS) + (["FORMAT", *samples] if samples else [])
 
-    def parse(self, chunk: bytes, first_index: int = 0) -> pa.RecordBatch:
+    def parse(
+        self,
+        chunk: bytes,
+        first_index: int = 0,
+        *,
+        origin: np.ndarray | None = None,
+        sample_ids: np.ndarray | None = None,
+    ) -> pa.RecordBatch:
         """``chunk``: complete record lines. ``first_index``: the first record's number
-        (for ``_origin``). Raises Fallback when pysam must read the chunk."""
+        (for ``_origin``). Raises Fallback when pysam must read the chunk.
+
+        Lines of several files with the same definitions (and sample count) parse as one
+        chunk when each row's ``origin`` and each call's ``sample_ids`` (row-major) are given."""
         _require(b"\r" not in chunk, "carriage return")
         _require(b"\x00" not in chunk, "NUL byte")  # htslib ends the line there
         # pyarrow reads '0x10' as 16 where htslib stops at the 'x': leave such chunks to pysam
@@ -137,10 +147,12 @@ class TextParser:
             filters,
         ]
         if self.schema.with_calls:
-            arrays.append(self._calls(columns, n, n_alts, quality, filters, info.moved))
+            arrays.append(self._calls(columns, n, n_alts, quality, filters, info.moved, sample_ids))
         arrays += [info.columns[c.name] for c in self.schema.info_columns]
         if self.file_index is not None:
-            origin = (self.file_index << s.ORIGIN_FILE_SHIFT) | (first_index + np.arange(n, dtype=np.int64))
+            if origin is None:
+                numbers = first_index + np.arange(n, dtype=np.int64)
+                origin = (self.file_index << s.ORIGIN_FILE_SHIFT) | numbers
             arrays.append(pa.array(origin, pa.int64()))
         return pa.RecordBatch.from_arrays(arrays, schema=self.arrow_schema)
 
@@ -236,11 +248,11 @@ class TextParser:
         structs = pa.StructArray.from_arrays(arrays, fields=list(struct_type))
         return pa.ListArray.from_arrays(alts.offsets, structs)
 
-    def _calls(self, columns, n, n_alts, quality, filters, moved) -> pa.Array:
+    def _calls(self, columns, n, n_alts, quality, filters, moved, sample_ids=None) -> pa.Array:
         n_samples = len(self.samples)
         call_row = np.repeat(np.arange(n), n_samples)
         n_calls = len(call_row)
-        children = [pa.array(np.tile(self._sample_ids, n), pa.int64())]
+        children = [pa.array(np.tile(self._sample_ids, n) if sample_ids is None else sample_ids, pa.int64())]
         if self.schema.options.include_call_name:
             children.append(pa.array(list(self.samples) * n, pa.string()))
         fields = _CallFields(self, columns, n, n_samples, call_row, n_alts) if n_samples else None

@@ -12,7 +12,7 @@ from variant_etl.core import merge
 from variant_etl.core.options import MergeOptions, ReadOptions
 from variant_etl.core.progress import ProgressOptions, ProgressWriter
 from variant_etl.core.reader import Malformed
-from variant_etl.core.regions import RegionSplit, read_region
+from variant_etl.core.regions import OpenFiles, RegionSplit, read_region
 from variant_etl.core.schema import VariantSchema
 from variant_etl.core.stats import Kind, Stat
 from variant_etl.transforms.coders import VariantBatch
@@ -36,6 +36,10 @@ class _ReadMergedRegionFn(beam.DoFn):
 
     def setup(self):
         self._order = merge.SampleOrder(self._ranked)
+        self._open_files = OpenFiles()
+
+    def teardown(self):
+        self._open_files.close()
 
     def process(self, split: RegionSplit):
         gvcf = self._merging.strategy == merge.MERGE_WITH_NON_VARIANTS
@@ -50,6 +54,7 @@ class _ReadMergedRegionFn(beam.DoFn):
             allow_malformed=self._options.allow_malformed_records,
             keep_overlapping=gvcf,
             counts=counts,
+            open_files=self._open_files,
         ):
             if isinstance(item, Malformed):
                 malformed[item.file] = malformed.get(item.file, 0) + 1
