@@ -423,7 +423,8 @@ def test_export_takes_bq_to_vcf_options(loaded, tmp_path):
     assert result.returncode == 0, result.stderr
     assert theirs.read_text() == ours.read_text()
     assert result.stderr.splitlines()[:2] == [
-        "warning: --number_of_bases_per_shard is ignored: export reads the output in one sorted stream",
+        "warning: --number_of_bases_per_shard is ignored: a pipeline export cuts its pieces by the "
+        "values they hold, not by bases",
         "warning: --allow_incompatible_schema is ignored: the header is the one launch wrote, or is made "
         "from the table schema without checks",
     ]

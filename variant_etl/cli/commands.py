@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 
 from variant_etl.core.options import DEFAULT_SHARDING_CONFIG, bundled_config
 from variant_etl.core.sharding import load_sharding_config
@@ -23,9 +24,17 @@ def validate_config(args: argparse.Namespace, _beam_args: list[str]) -> int:
     return 0
 
 
-def export(args: argparse.Namespace, _beam_args: list[str]) -> int:
+def export(args: argparse.Namespace, beam_args: list[str]) -> int:
     from variant_etl.outputs.export import export_vcf
 
+    pipeline = {}
+    if beam_args:  # the pieces written by a Beam pipeline (imported only then: a fast start)
+        from variant_etl.cli.launch import export_parts_dir, run_export_parts
+
+        pipeline = dict(
+            run_parts=functools.partial(run_export_parts, beam_args=beam_args),
+            parts_dir=export_parts_dir(beam_args),
+        )
     written, samples = export_vcf(
         args.output_vcf,
         input_parquet_dir=args.input_parquet_dir,
@@ -35,6 +44,7 @@ def export(args: argparse.Namespace, _beam_args: list[str]) -> int:
         project=args.project,
         null_numeric_value_replacement=args.null_numeric_value_replacement,
         regions_by_start_position=args.genomic_regions_by_start_position,
+        **pipeline,
     )
     index = " and its index (.tbi or .csi)" if args.output_vcf.endswith(".gz") else ""
     print(f"wrote {written} records of {samples} sample(s) to {args.output_vcf}{index}")

@@ -13,12 +13,14 @@ import os
 import shutil
 import sys
 import tempfile
+import uuid
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import (
     DebugOptions,
     DirectOptions,
+    GoogleCloudOptions,
     PipelineOptions,
     StandardOptions,
     TestOptions,
@@ -134,6 +136,26 @@ def _run(plan, options, args, claims, dry_run: bool) -> int:
         except Exception as err:
             print(f"warning: {plan.parquet.output_dir}/_report.html not written ({err})", file=sys.stderr)
     return 0
+
+
+def run_export_parts(pieces: list, writer, *, beam_args: list[str]) -> None:
+    """``export`` with Beam options: a pipeline calls ``writer`` (outputs/export.PartWriter) on
+    each piece of the export, spread over the workers; the command joins the parts."""
+    options = _beam_options(beam_args)
+    with beam.Pipeline(runner=_local_runner(options), options=options) as p:
+        _ = (
+            p
+            | "Pieces" >> beam.Create(pieces, reshuffle=False)
+            | "Distribute" >> beam.Reshuffle()
+            | "WritePart" >> beam.Map(writer)
+        )
+
+
+def export_parts_dir(beam_args: list[str]) -> str | None:
+    """Where a pipeline export's workers write the parts: under --temp_location when given
+    (workers elsewhere see it), else beside the output (None)."""
+    temp = PipelineOptions(beam_args).view_as(GoogleCloudOptions).temp_location
+    return f"{temp.rstrip('/')}/variant_etl-export-{uuid.uuid4().hex}" if temp else None
 
 
 _LOCAL_RUNNERS = ("directrunner", "direct", "bundlebaseddirectrunner", "switchingdirectrunner")

@@ -328,7 +328,9 @@ VT_IGNORED = {
 }  # fmt: skip
 # bq_to_vcf's options that have no effect on `export`: accepted, with a warning saying why.
 VT_EXPORT_IGNORED = {
-    "--number_of_bases_per_shard": (dict(type=int), "export reads the output in one sorted stream"),
+    "--number_of_bases_per_shard": (
+        dict(type=int), "a pipeline export cuts its pieces by the values they hold, not by bases"
+    ),
     "--allow_incompatible_schema": (
         ON_OFF, "the header is the one launch wrote, or is made from the table schema without checks"
     ),

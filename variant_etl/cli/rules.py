@@ -31,10 +31,12 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
                 file=sys.stderr,
             )
         return args, []
-    if args.command in ("validate-config", "export", "query", "report"):  # no pipeline: no Beam option
+    if args.command == "export":  # Beam options: a pipeline writes the pieces (docs/export.md)
+        _check_beam_args(rest, ours=[], beam=True)
+        _check_vt_options(args, VT_EXPORT_IGNORED, VT_EXPORT_ABSENT)
+        return args, rest
+    if args.command in ("validate-config", "query", "report"):  # no pipeline: no Beam option
         _check_beam_args(rest, ours=[], beam=False)
-        if args.command == "export":
-            _check_vt_options(args, VT_EXPORT_IGNORED, VT_EXPORT_ABSENT)
         return args, rest
     ours = option_names()
     _check_beam_args(rest, ours=list(ours), beam=True)

@@ -51,20 +51,98 @@ def ordered_batches(
 ) -> Iterator[pa.RecordBatch]:
     """The rows of ``files`` (an output's shard files, in the manifest's order) that overlap
     ``regions`` (selection.region_bounds; none: every row), in VCF order."""
+    wanted = _wanted(regions)
+    runs = contig_runs(files, wanted)
+    for contig in _in_header_order(runs, contig_order):
+        yield from _merged(runs[contig], wanted.get(contig))
+
+
+@dataclasses.dataclass(frozen=True)
+class Piece:
+    """The rows of one contig whose start is in [first_start, last_start] that overlap the
+    regions: a part of an export that can be written on its own, and the pieces' texts one
+    after the other are the whole export's."""
+
+    number: int  # its place in the file
+    contig: str
+    first_start: int
+    last_start: int
+    runs: tuple[_Run, ...]
+    bounds: tuple[Bounds, ...] | None  # of the regions on the contig (None: all of it)
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        regions = self.bounds if self.bounds is not None else [(_ANY_START[1], _ANY_START[0], _ANY_START[0])]
+        bounds = [
+            (min(last, self.last_start), end_after, max(first, self.first_start))
+            for last, end_after, first in regions
+        ]
+        return _merged(list(self.runs), bounds)
+
+
+def plan_pieces(
+    files: Sequence[str],
+    contig_order: Sequence[str],
+    regions: Sequence[tuple[str, Bounds | None]],
+    values_per_piece: int,
+) -> list[Piece]:
+    """``ordered_batches`` cut into pieces of about ``values_per_piece`` values (calls, or rows
+    without samples) each, as the row groups' statistics count them: each piece starts at a row
+    group's first start."""
+    wanted = _wanted(regions)
+    runs = contig_runs(files, wanted)
+    pieces: list[Piece] = []
+    for contig in _in_header_order(runs, contig_order):
+        bounds = wanted.get(contig)
+        groups = sorted(
+            (low, _group_values(run, i))
+            for run in runs[contig]
+            for i, (_, _, low, high) in enumerate(run.row_groups)
+            if bounds is None or any(low <= last and high >= first for last, _, first in bounds)
+        )
+        cuts, held = [], 0
+        for low, values in groups:
+            if held >= values_per_piece and (not cuts or low > cuts[-1]):
+                cuts.append(low)
+                held = 0
+            held += values
+        edges = [_ANY_START[0], *cuts, _ANY_START[1] + 1]
+        key = tuple(bounds) if bounds is not None else None
+        for first, after in zip(edges, edges[1:]):
+            pieces.append(Piece(len(pieces), contig, first, after - 1, tuple(runs[contig]), key))
+    return pieces
+
+
+def _group_values(run: _Run, i: int) -> float:
+    """The values of the run's rows in its i-th row group."""
+    _, group_start, _, _ = run.row_groups[i]
+    group_end = run.row_groups[i + 1][1] if i + 1 < len(run.row_groups) else run.last
+    rows = min(group_end, run.last) - max(group_start, run.first)
+    return max(rows, 0) * run.values_per_row
+
+
+def _wanted(regions: Sequence[tuple[str, Bounds | None]]) -> dict[str, list[Bounds] | None]:
+    """Bounds per contig (None: the whole contig); no regions: {} (every contig, whole)."""
     wanted: dict[str, list[Bounds] | None] = {}
     for contig, bounds in regions:
         if bounds is None or wanted.get(contig, []) is None:
             wanted[contig] = None
         else:
             wanted.setdefault(contig, []).append(bounds)
+    return wanted
+
+
+def contig_runs(files: Sequence[str], wanted: dict[str, list[Bounds] | None]) -> dict[str, list[_Run]]:
     runs: dict[str, list[_Run]] = {}
     for index, path in enumerate(files):
         for contig, run in _runs(index, path):
-            if not regions or contig in wanted:
+            if not wanted or contig in wanted:
                 runs.setdefault(contig, []).append(run)
+    return runs
+
+
+def _in_header_order(runs: dict[str, list[_Run]], contig_order: Sequence[str]) -> list[str]:
     position = {contig: i for i, contig in enumerate(contig_order)}
-    for contig in sorted(runs, key=lambda c: (position.get(c, len(position)), c)):
-        yield from _merged(runs[contig], wanted.get(contig))
+    return sorted(runs, key=lambda c: (position.get(c, len(position)), c))
 
 
 def _runs(index: int, path: str) -> Iterator[tuple[str, _Run]]:

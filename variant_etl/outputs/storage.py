@@ -61,6 +61,28 @@ def write_text(path: str, text: str) -> None:
         f.write(text.encode("utf-8"))
 
 
+def open_output(path: str):
+    """A new file (local or gs://) to write, its directory made when local."""
+    filesystem, name = _filesystem(path)
+    if not is_remote(path):
+        os.makedirs(os.path.dirname(name), exist_ok=True)
+    return filesystem.open_output_stream(name)
+
+
+def open_input(path: str):
+    filesystem, name = _filesystem(path)
+    return filesystem.open_input_stream(name)
+
+
+def delete_dir(path: str) -> None:
+    """The directory and what it holds, if it exists."""
+    filesystem, name = _filesystem(path)
+    try:
+        filesystem.delete_dir(name)
+    except FileNotFoundError:
+        pass
+
+
 def read_table(path: str):
     """A Parquet file as a pyarrow table."""
     import pyarrow.parquet as pq
