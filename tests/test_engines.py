@@ -195,3 +195,37 @@ def worker_pool_port():
 def test_portable_runner_gives_the_directrunner_output(tmp_path, worker_pool_port, case):
     expected, found = _on_both(tmp_path, _cases(tmp_path)[case], _portable(worker_pool_port))
     assert found == expected
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["prism", "portable"])
+def test_engines_export_the_file_the_streamed_export_writes(tmp_path, engine, request):
+    """export with Beam options on a real engine: its workers write the parts (EXTERNAL
+    workers: another process than the command), the command joins them into the file the
+    streamed export writes."""
+    out = tmp_path / "out"
+    inputs = [str(VT_VCF / "valid-4.0.vcf"), str(VT_VCF / "valid-4.1-large.vcf")]
+    args = [
+        "launch",
+        *[a for path in inputs for a in ("--input_pattern", path)],
+        "--output_parquet_dir",
+        str(out),
+    ]
+    assert run_cli(*args).returncode == 0
+    if engine == "prism":
+        options = ["--runner", "PrismRunner", "--prism_location", str(request.getfixturevalue("prism"))]
+    else:
+        options = _portable(request.getfixturevalue("worker_pool_port"))
+    streamed, piped = tmp_path / "streamed.vcf.gz", tmp_path / "piped.vcf.gz"
+    for vcf, beam in ((streamed, []), (piped, options)):
+        result = run_cli("export", "--input_parquet_dir", str(out), "--output_vcf", str(vcf), *beam)
+        assert result.returncode == 0, result.stderr
+    assert piped.read_bytes() == streamed.read_bytes()
+    assert (tmp_path / "piped.vcf.gz.tbi").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "out",
+        "piped.vcf.gz",
+        "piped.vcf.gz.tbi",
+        "streamed.vcf.gz",
+        "streamed.vcf.gz.tbi",
+    ]
