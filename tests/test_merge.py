@@ -310,3 +310,46 @@ def test_indexed_inputs_merge_window_by_window_with_the_same_rows(shared_launch,
         == manifest["totals"]["records_written"]
         == sum(1 for _ in text_records(inputs))
     )
+
+
+def test_move_to_calls_windows_hold_about_the_calls_the_indexes_count(tmp_path, monkeypatch):
+    """Indexed MOVE_TO_CALLS inputs are read in windows of whole merge buckets, as many on a
+    contig as hold about calls_per_window calls by the indexes' record counts (bcftools index
+    -s); never narrower than a bucket. Without counts in an index: one window a bucket."""
+    import pysam
+
+    from variant_etl.core.regions import RegionFile, plan_region_splits
+
+    copies = indexed_copies(tmp_path, MERGE_FILES)
+    files = [RegionFile(str(p), i, ("A", "B"), (2 * i, 2 * i + 1)) for i, p in enumerate(copies)]
+    counts = {}
+    for path in copies:
+        for line in pysam.bcftools.index("-s", str(path)).splitlines():
+            contig, _, records = line.split("\t")
+            counts[contig] = counts.get(contig, 0) + 2 * int(records)
+    assert counts == {"19": 4, "20": 10}  # calls: records x 2 samples
+
+    def windows(bucket: int = 100_000, **per_window) -> dict[str, list[tuple[int, int]]]:
+        found: dict[str, list[tuple[int, int]]] = {}
+        for split in plan_region_splits(files, bucket, **per_window):
+            found.setdefault(split.contig, []).append((split.start, split.end))
+        for spans in found.values():  # each contig tiled, in whole buckets
+            assert spans[0][0] == 0 and all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+            assert all(start % bucket == 0 for start, _ in spans)
+        return found
+
+    def sizes(found) -> dict[str, int]:
+        return {contig: len(spans) for contig, spans in found.items()}
+
+    buckets = windows()
+    assert sizes(buckets) == {"19": 5369, "20": 5369}  # 2^29 bases (no contig lengths) / 100,000
+    assert sizes(windows(calls_per_window=1)) == {"19": 4, "20": 10}
+    assert sizes(windows(calls_per_window=4)) == {"19": 1, "20": 3}
+    assert sizes(windows(calls_per_window=1_000)) == {"19": 1, "20": 1}
+    assert sizes(windows(300_000_000, calls_per_window=1)) == {"19": 2, "20": 2}  # never below a bucket
+
+    def no_counts(*args):  # what bcftools says of an index without them
+        raise pysam.utils.SamtoolsError("index of ... does not contain any count metadata")
+
+    monkeypatch.setattr(pysam.bcftools, "index", no_counts)
+    assert windows(calls_per_window=1_000) == buckets

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pyarrow as pa
 import pysam
+import pysam.bcftools
 
 from variant_etl.core.errors import VcfFormatError
 from variant_etl.core.reader import MALFORMED_HINT, Malformed, record_text
@@ -74,18 +75,53 @@ def contig_spans(path: str, index: str) -> dict[str, int]:
         return spans
 
 
-def plan_region_splits(files: list[RegionFile], window: int) -> tuple[RegionSplit, ...]:
-    """Windows of ``window`` bases over every contig any input has records on."""
+def plan_region_splits(
+    files: list[RegionFile], window: int, *, calls_per_window: int | None = None
+) -> tuple[RegionSplit, ...]:
+    """Windows of ``window`` bases over every contig any input has records on. With
+    ``calls_per_window``, windows of whole multiples of ``window``, as many on a contig as
+    hold about that many calls of all the inputs (as their indexes count the records)."""
     spans: dict[str, int] = {}
     for region_file in files:
         index = index_of(region_file.path)
         for contig, span in contig_spans(region_file.path, index).items():
             spans[contig] = max(spans.get(contig, 0), span)
+    calls = _calls_per_contig(files) if calls_per_window else {}
     splits = []
     for contig in sorted(spans):
-        for start in range(0, spans[contig], window):
-            splits.append(RegionSplit(contig, start, min(start + window, spans[contig]), tuple(files)))
+        buckets = -(-spans[contig] // window)
+        width = window
+        if contig in calls:
+            windows = max(1, -(-calls[contig] // calls_per_window))
+            width = window * max(1, -(-buckets // windows))
+        for start in range(0, spans[contig], width):
+            splits.append(RegionSplit(contig, start, min(start + width, spans[contig]), tuple(files)))
     return tuple(splits)
+
+
+# Inputs whose indexes are read for their record counts: the rest are taken to be alike.
+COUNTED_FILES = 16
+
+
+def _calls_per_contig(files: list[RegionFile]) -> dict[str, int]:
+    """Calls (records x samples, at least 1 a record) per contig over all inputs, estimated from
+    the record counts in the indexes of the first COUNTED_FILES inputs. {} when an index has no
+    counts (htslib writes them; some other tools do not)."""
+    counted = files[:COUNTED_FILES]
+    calls: dict[str, float] = {}
+    for region_file in counted:
+        try:
+            text = pysam.bcftools.index("-s", region_file.path)
+        except (pysam.utils.SamtoolsError, OSError, ValueError):
+            return {}
+        for line in text.splitlines():
+            fields = line.split("\t")
+            if len(fields) != 3 or not fields[2].isdigit():
+                return {}
+            contig, records = fields[0], int(fields[2])
+            calls[contig] = calls.get(contig, 0) + records * max(1, len(region_file.samples))
+    scale = len(files) / max(1, len(counted))
+    return {contig: int(total * scale) for contig, total in calls.items()}
 
 
 class OpenFiles:

@@ -22,6 +22,7 @@ from variant_etl.core.header import (
     representative_header,
 )
 from variant_etl.core.infer import FieldInference
+from variant_etl.core.merge import MOVE_TO_CALLS
 from variant_etl.core.options import (
     AnnotationOptions,
     HeaderOptions,
@@ -39,6 +40,8 @@ from variant_etl.plan.model import SourcePlan
 from variant_etl.plan.rules import check_merge_options, check_sample_ids
 
 BGZF_RATIO = 4  # a VCF compresses about this much or more: bgzip ranges are split_bytes / 4
+# Calls of all inputs in a MOVE_TO_CALLS window of indexed inputs (~100 bytes each in memory).
+CALLS_PER_WINDOW = 2_000_000
 
 
 def expand_inputs(patterns: list[str], input_file: str | None) -> dict[str, int]:
@@ -185,7 +188,10 @@ def _region_splits(
         )
         return ()
     files = [RegionFile(s.path, s.file_index, s.samples, s.sample_ids) for s in splits if s.part == 0]
-    return plan_region_splits(files, merge.bucket_size)
+    # MOVE_TO_CALLS gives the same rows whatever the windows: sparse inputs get fewer, wider
+    # windows (fewer, larger files). A gVCF's blocks are cut at the buckets' edges: one each.
+    per_window = CALLS_PER_WINDOW if merge.strategy == MOVE_TO_CALLS else None
+    return plan_region_splits(files, merge.bucket_size, calls_per_window=per_window)
 
 
 def _byte_ranges(header: VcfHeader, size: int, split_bytes: int, opener) -> list[tuple[int, int] | None]:
