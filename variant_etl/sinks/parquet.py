@@ -8,6 +8,7 @@ count adds up.
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import apache_beam as beam
@@ -92,7 +93,8 @@ ZSTD_LEVEL = 3
 def write_parquet(table: pa.Table, path: str, options: ParquetOptions) -> None:
     compression = None if options.compression == "none" else options.compression
     encodings, dictionary = _encodings(table.schema)
-    with FileSystems.create(path) as sink:
+
+    def write(sink) -> None:
         pq.write_table(
             table,
             sink,
@@ -103,6 +105,13 @@ def write_parquet(table: pa.Table, path: str, options: ParquetOptions) -> None:
             use_dictionary=dictionary,
             column_encoding=encodings or None,
         )
+
+    if "://" in path:
+        with FileSystems.create(path) as sink:
+            write(sink)
+    else:  # Arrow's own file: the whole write without the GIL (Beam's is a Python object)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        write(path)
 
 
 def check_element(
