@@ -174,6 +174,35 @@ def test_export_and_query_read_a_gcs_output_as_the_local_one(emulator, tmp_path,
     assert results["local"][3] not in ("", "0")
 
 
+def test_a_pipeline_export_writes_its_parts_under_a_gcs_temp_location(emulator, tmp_path, monkeypatch):
+    """export of a gs:// output with Beam options and --temp_location gs://...: the workers write
+    the parts to the bucket, the command joins them into the streamed export's file and deletes
+    them."""
+    tmp, gs, bucket = emulator["tmp"], emulator["gs"], emulator["bucket"]
+    streamed, piped = tmp_path / "streamed.vcf.gz", tmp_path / "piped.vcf.gz"
+    result = run_cli("export", "--input_parquet_dir", str(tmp / "out"), "--output_vcf", str(streamed))
+    assert result.returncode == 0, result.stderr
+    before = {blob.name for blob in bucket.list_blobs()}
+    from variant_etl.outputs import storage
+
+    written, open_output = [], storage.open_output
+    monkeypatch.setattr(storage, "open_output", lambda path: written.append(path) or open_output(path))
+    result = run_cli(
+        "export", "--input_parquet_dir", f"{gs}/out", "--output_vcf", str(piped),
+        "--runner", "DirectRunner", "--temp_location", f"{gs}/tmp",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert piped.read_bytes() == streamed.read_bytes()
+    assert written and all(path.startswith(f"{gs}/tmp/variant_etl-export-") for path in written)
+    assert {blob.name for blob in bucket.list_blobs()} == before  # the parts are gone
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "piped.vcf.gz",
+        "piped.vcf.gz.tbi",
+        "streamed.vcf.gz",
+        "streamed.vcf.gz.tbi",
+    ]
+
+
 def test_report_of_a_gcs_output_is_the_local_report(emulator, tmp_path):
     tmp, gs = emulator["tmp"], emulator["gs"]
     pages = []
