@@ -204,6 +204,34 @@ def _first_valid(column: pa.Array, starts: np.ndarray, n: int) -> np.ndarray:
     return np.where(pick < ends, pick, starts)
 
 
+def merge_buckets_with_non_variants(
+    table: pa.Table, window: tuple[int, int], bucket_size: int, order: SampleOrder | None = None
+) -> pa.Table:
+    """merge_with_non_variants of each bucket of ``bucket_size`` bases in the window (a whole
+    number of buckets, from a bucket's start) that a row reaches, on the rows that reach into
+    it (what an index gives for the bucket): the rows of a window of one bucket each."""
+    lo, hi = window
+    if table.num_rows == 0 or hi - lo <= bucket_size:
+        return merge_with_non_variants(table, window, order)
+    starts = table.column(s.START_POSITION).to_numpy()
+    ends = np.maximum(table.column(s.END_POSITION).to_numpy(), starts + 1)
+    first = (np.maximum(starts, lo) - lo) // bucket_size
+    last = (np.minimum(ends, hi) - 1 - lo) // bucket_size
+    reached = np.where(last >= first, last - first + 1, 0)
+    buckets = np.unique(
+        np.repeat(first, reached)
+        + np.arange(reached.sum())
+        - np.repeat(np.cumsum(reached) - reached, reached)
+    )
+    merged = []
+    for bucket in buckets:
+        start = lo + int(bucket) * bucket_size
+        end = min(start + bucket_size, hi)
+        rows = np.flatnonzero((starts < end) & (ends > start))
+        merged.append(merge_with_non_variants(table.take(pa.array(rows)), (start, end), order))
+    return pa.concat_tables(merged)
+
+
 def merge_with_non_variants(
     table: pa.Table, window: tuple[int, int], order: SampleOrder | None = None
 ) -> pa.Table:

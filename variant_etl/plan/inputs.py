@@ -22,7 +22,6 @@ from variant_etl.core.header import (
     representative_header,
 )
 from variant_etl.core.infer import FieldInference
-from variant_etl.core.merge import MOVE_TO_CALLS
 from variant_etl.core.options import (
     AnnotationOptions,
     HeaderOptions,
@@ -43,7 +42,7 @@ from variant_etl.plan.rules import check_merge_options, check_sample_ids
 # the text of a 64 MB plain range or half of it. Measured against / 4 (2-core machine): 10k x 2,500
 # samples 17.0 s / 1.57 GB -> 14.7 s / 1.04 GB; 100k x 100 8.2-9.0 s / 1.1 GB -> 7.2-7.3 s / 0.8 GB.
 BGZF_RATIO = 8
-# Calls of all inputs in a MOVE_TO_CALLS window of indexed inputs (~100 bytes each in memory).
+# Calls of all inputs in a merge window of indexed inputs (~100 bytes each in memory).
 CALLS_PER_WINDOW = 2_000_000
 
 
@@ -191,10 +190,9 @@ def _region_splits(
         )
         return ()
     files = [RegionFile(s.path, s.file_index, s.samples, s.sample_ids) for s in splits if s.part == 0]
-    # MOVE_TO_CALLS gives the same rows whatever the windows: sparse inputs get fewer, wider
-    # windows (fewer, larger files). A gVCF's blocks are cut at the buckets' edges: one each.
-    per_window = CALLS_PER_WINDOW if merge.strategy == MOVE_TO_CALLS else None
-    return plan_region_splits(files, merge.bucket_size, calls_per_window=per_window)
+    # Sparse inputs get fewer, wider windows (fewer, larger files, fewer reads of each input);
+    # the rows do not change: a gVCF window is merged bucket by bucket.
+    return plan_region_splits(files, merge.bucket_size, calls_per_window=CALLS_PER_WINDOW)
 
 
 def _byte_ranges(header: VcfHeader, size: int, split_bytes: int, opener) -> list[tuple[int, int] | None]:

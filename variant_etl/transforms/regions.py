@@ -71,7 +71,9 @@ class _ReadMergedRegionFn(beam.DoFn):
             return
         table = pa.concat_tables(tables)
         if gvcf:
-            merged = merge.merge_with_non_variants(table, (split.start, split.end), self._order)
+            merged = merge.merge_buckets_with_non_variants(
+                table, (split.start, split.end), self._merging.bucket_size, self._order
+            )
         else:
             merged = merge.move_to_calls(table, self._order)
         for batch in merged.to_batches(max_chunksize=self._options.batch_rows):
