@@ -282,13 +282,17 @@ def test_bgzip_block_ranges_read_every_record_once(tmp_path, fallbacks, monkeypa
 
 @pytest.mark.parametrize("inputs, window", [("merge", 10_000_000), ("gvcf", 64)])
 @pytest.mark.parametrize("keep_overlapping", [False, True])
+@pytest.mark.parametrize("chunk_bytes", [4 << 20, 1])
 def test_indexed_windows_parse_as_pysam_does(
-    tmp_path, monkeypatch, fallbacks, inputs, window, keep_overlapping
+    tmp_path, monkeypatch, fallbacks, inputs, window, keep_overlapping, chunk_bytes
 ):
-    """Merging indexed inputs reads each window's lines through tabix into TextParser; the
-    tables and counts equal pysam's reading of the same windows."""
+    """Merging indexed inputs reads each window's lines through tabix into TextParser (in
+    chunks of about chunk_bytes); the tables and counts equal pysam's reading of the same
+    windows."""
     from tests.test_merge import GVCFS, MERGE_FILES, indexed_copies
     from variant_etl.core import regions
+
+    monkeypatch.setattr(regions, "CHUNK_BYTES", chunk_bytes)
 
     copies = indexed_copies(tmp_path, MERGE_FILES if inputs == "merge" else GVCFS)
     plan = make_plan(
@@ -315,16 +319,24 @@ def test_indexed_windows_parse_as_pysam_does(
         table = pa.concat_tables(items)
         return repr(table.sort_by(ORIGIN).to_pylist()), counts
 
-    groups = []
+    groups, parses = [], [0]
     parse = regions._FastWindow._parse
+    text_parse = regions.TextParser.parse
+
+    def counted(self, *args, **kwargs):
+        parses[0] += 1
+        return text_parse(self, *args, **kwargs)
+
+    monkeypatch.setattr(regions.TextParser, "parse", counted)
     monkeypatch.setattr(
         regions._FastWindow,
         "_parse",
         lambda self, members: groups.append(len(members)) or parse(self, members),
     )
     fast = [read(split) for split in plan.region_splits]
-    # the files of a window parse together (their headers define the same fields)
+    # the gVCFs of a window parse together (their headers define the same fields)
     assert fallbacks == [] and max(groups) > (inputs == "gvcf")
+    assert (parses[0] > len(groups)) == (chunk_bytes == 1)  # a line a chunk: several a group
     monkeypatch.setattr(regions._FastWindow, "add", lambda *args: False)
     assert [read(split) for split in plan.region_splits] == fast
 

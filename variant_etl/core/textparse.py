@@ -526,9 +526,11 @@ def _split_or_empty(text: pa.Array, separator: str) -> pa.ListArray:
 
 
 def _hexadecimal(chunk: bytes) -> bool:
-    """'0x' or '0X' anywhere (numpy: `in` takes 8 ms a 4 MB chunk, as '0' is everywhere)."""
+    """'0x' or '0X' anywhere (numpy: `in` takes 8 ms a 4 MB chunk, as '0' is everywhere): the
+    x's, then the bytes before them (one pass over the chunk, not four)."""
     data = np.frombuffer(chunk, np.uint8)
-    return bool(np.any(((data[1:] | 0x20) == ord("x")) & (data[:-1] == ord("0"))))
+    after = np.flatnonzero((data[1:] | 0x20) == ord("x"))
+    return bool(np.any(data[after] == ord("0")))
 
 
 def _one_array(column: pa.ChunkedArray) -> pa.Array:
