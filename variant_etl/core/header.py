@@ -45,6 +45,8 @@ class VcfHeader:
     lines: tuple[str, ...]  # normalised header lines, '#CHROM' line last
     physical_header_lines: int  # lines before the first record in the original file
     body_offset: int | None = None  # byte offset of the first record (uncompressed text only)
+    # length= of the ##contig lines that have one (as htslib reads it: a positive integer)
+    contig_lengths: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 def parse_structured(value: str) -> dict[str, str]:
@@ -171,6 +173,7 @@ def parse_header(lines: list[str], path: str, physical_header_lines: int) -> Vcf
     formats: dict[str, FieldDef] = {}
     filters: list[str] = []
     contigs: list[str] = []
+    lengths: dict[str, int] = {}
     for lineno, line in enumerate(lines[:-1], start=1):
         match = _STRUCTURED_RE.match(line)
         if not match:
@@ -184,6 +187,9 @@ def parse_header(lines: list[str], path: str, physical_header_lines: int) -> Vcf
             filters.append(attrs["ID"])
         elif kind == "contig" and "ID" in attrs:
             contigs.append(attrs["ID"])
+            length = attrs.get("length", "")
+            if length.isdigit() and int(length) > 0:
+                lengths[attrs["ID"]] = int(length)
     columns = lines[-1].split("\t")
     if tuple(columns[:8]) != MANDATORY_COLUMNS:
         raise VcfFormatError(
@@ -201,6 +207,7 @@ def parse_header(lines: list[str], path: str, physical_header_lines: int) -> Vcf
         samples=samples,
         lines=tuple(lines),
         physical_header_lines=physical_header_lines,
+        contig_lengths=lengths,
     )
 
 

@@ -32,16 +32,10 @@ def bucket_pieces(
     """
     names = batch.column(s.REFERENCE_NAME)
     starts = batch.column(s.START_POSITION).to_numpy()
-    first = starts // bucket_size
     rows = np.arange(batch.num_rows)
-    buckets = first
+    buckets = starts // bucket_size
     if spanning:
-        ends = np.maximum(batch.column(s.END_POSITION).to_numpy(), starts + 1)
-        last = (ends - 1) // bucket_size
-        counts = last - first + 1
-        rows = np.repeat(rows, counts)
-        within = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
-        buckets = np.repeat(first, counts) + within
+        rows, buckets = _buckets_reached(starts, batch.column(s.END_POSITION).to_numpy(), bucket_size)
     encoded = pc.dictionary_encode(names)
     codes = encoded.indices.to_numpy(zero_copy_only=False)[rows]
     dictionary = encoded.dictionary.to_pylist()
@@ -204,6 +198,19 @@ def _first_valid(column: pa.Array, starts: np.ndarray, n: int) -> np.ndarray:
     return np.where(pick < ends, pick, starts)
 
 
+def _buckets_reached(starts: np.ndarray, ends: np.ndarray, bucket_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row, bucket) of every bucket (start // bucket_size) each row's [start, end) reaches."""
+    first = starts // bucket_size
+    last = (np.maximum(ends, starts + 1) - 1) // bucket_size
+    counts = last - first + 1
+    return np.repeat(np.arange(len(starts)), counts), np.repeat(first, counts) + positions_within(counts)
+
+
+def positions_within(counts: np.ndarray) -> np.ndarray:
+    """0, 1, ... counts[i] - 1 for each i, one after another."""
+    return np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+
+
 def merge_buckets_with_non_variants(
     table: pa.Table, window: tuple[int, int], bucket_size: int, order: SampleOrder | None = None
 ) -> pa.Table:
@@ -215,17 +222,11 @@ def merge_buckets_with_non_variants(
         return merge_with_non_variants(table, window, order)
     starts = table.column(s.START_POSITION).to_numpy()
     ends = np.maximum(table.column(s.END_POSITION).to_numpy(), starts + 1)
-    first = (np.maximum(starts, lo) - lo) // bucket_size
-    last = (np.minimum(ends, hi) - 1 - lo) // bucket_size
-    reached = np.where(last >= first, last - first + 1, 0)
-    buckets = np.unique(
-        np.repeat(first, reached)
-        + np.arange(reached.sum())
-        - np.repeat(np.cumsum(reached) - reached, reached)
-    )
+    # (the rows all reach into the window: clipped to it, they reach only its buckets)
+    _, reached = _buckets_reached(np.maximum(starts, lo), np.minimum(ends, hi), bucket_size)
     merged = []
-    for bucket in buckets:
-        start = lo + int(bucket) * bucket_size
+    for bucket in np.unique(reached):
+        start = int(bucket) * bucket_size
         end = min(start + bucket_size, hi)
         rows = np.flatnonzero((starts < end) & (ends > start))
         merged.append(merge_with_non_variants(table.take(pa.array(rows)), (start, end), order))
@@ -282,9 +283,7 @@ def merge_with_non_variants(
     last = np.searchsorted(bounds, entry_end)
     counts = np.where(inside, last - first, 0)
     piece_entry = np.repeat(np.arange(len(entry_start)), counts)
-    piece_index = np.repeat(first, counts) + (
-        np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    )
+    piece_index = np.repeat(first, counts) + positions_within(counts)
 
     # Each block record is counted once: in the row of its first piece, in its home bucket.
     original_starts = blocks.column(s.START_POSITION).to_numpy()

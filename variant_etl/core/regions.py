@@ -10,6 +10,7 @@ exactly once; gVCF blocks that start earlier are also read, to be cut at the edg
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import functools
 import os
@@ -21,7 +22,7 @@ import pysam
 import pysam.bcftools
 
 from variant_etl.core.errors import VcfFormatError
-from variant_etl.core.header import parse_structured
+from variant_etl.core.merge import positions_within
 from variant_etl.core.reader import MALFORMED_HINT, Malformed, record_text
 from variant_etl.core.records import BatchBuilder, MalformedRecord
 from variant_etl.core.schema import ORIGIN_FILE_SHIFT, START_POSITION, VariantSchema
@@ -69,7 +70,7 @@ def contig_spans(path: str, index: str) -> dict[str, int]:
     if index.endswith(".tbi"):  # tabix alone opens in half the time (100 inputs: 0.7 s saved)
         with pysam.TabixFile(path) as tabix:
             contigs = list(tabix.contigs)
-        lengths = _declared_lengths(path)
+        lengths = _own_header(path).contig_lengths
         return {contig: lengths.get(contig) or TBI_MAX_POSITION for contig in contigs}
     with pysam.VariantFile(path) as variant_file:
         limit = CSI_MAX_POSITION if index.endswith(".csi") else TBI_MAX_POSITION
@@ -79,18 +80,6 @@ def contig_spans(path: str, index: str) -> dict[str, int]:
             length = declared.length if declared is not None and declared.length else None
             spans[contig] = length or limit
         return spans
-
-
-def _declared_lengths(path: str) -> dict[str, int]:
-    """length= of the header's ##contig lines (as htslib reads them: a positive integer)."""
-    lengths = {}
-    for line in _own_header(path).lines:
-        if line.startswith("##contig=<") and line.endswith(">"):
-            attrs = parse_structured(line[len("##contig=<") : -1])
-            length = attrs.get("length", "")
-            if "ID" in attrs and length.isdigit() and int(length) > 0:
-                lengths[attrs["ID"]] = int(length)
-    return lengths
 
 
 def plan_region_splits(
@@ -182,7 +171,13 @@ def read_region(
     ``keep_overlapping`` the records that start before the window and reach into
     it are in the tables too (not counted: their own window counts them).
     """
-    open_files = open_files or OpenFiles()
+    if open_files is None:  # handles for this window only
+        with contextlib.closing(OpenFiles()) as own:
+            yield from read_region(
+                split, schema, one_based=one_based, allow_malformed=allow_malformed,
+                keep_overlapping=keep_overlapping, counts=counts, open_files=own,
+            )  # fmt: skip
+        return
     left = []  # what pysam reads: BCF, or lines TextParser hands back
     fast = _FastWindow(split, schema, one_based, keep_overlapping)
     for region_file in split.files:
@@ -322,9 +317,7 @@ class _FastWindow:
         sizes = np.array([len(lines) for _, lines in members])
         member_of_row = np.repeat(np.arange(len(members)), sizes)
         # record numbers from 1 in the window, as the pysam path counts them
-        number = (
-            np.arange(len(member_of_row), dtype=np.int64) + 1 - np.repeat(np.cumsum(sizes) - sizes, sizes)
-        )
+        number = positions_within(sizes).astype(np.int64) + 1
         file_indexes = np.array([f.file_index for f, _ in members], dtype=np.int64)
         origin = (file_indexes[member_of_row] << ORIGIN_FILE_SHIFT) | number
         sample_ids = np.array([f.sample_ids for f, _ in members], dtype=np.int64)[member_of_row].ravel()

@@ -206,11 +206,8 @@ class PartWriter:
         if self._formatter is None:
             self._formatter = VcfFormatter(self.header, self.schema, self.samples, one_based=self.one_based)
         encode = bgzf.compress if self.compressed else bytes
-        records = 0
         with storage.open_output(self.part(piece.number)) as out:
-            for batch in piece.batches():
-                records += batch.num_rows
-                out.write(encode(_text(self._formatter.text(batch))))
+            records = _write_rows(self._formatter, encode, piece.batches(), out)
         storage.write_text(self.part(piece.number) + ".json", json.dumps({"records": records}))
         return records
 
