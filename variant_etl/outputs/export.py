@@ -206,8 +206,13 @@ class PartWriter:
         if self._formatter is None:
             self._formatter = VcfFormatter(self.header, self.schema, self.samples, one_based=self.one_based)
         encode = bgzf.compress if self.compressed else bytes
+        records = 0
+        # one batch at a time: the workers are the parallelism here (with _write_rows' two
+        # threads each, DirectRunner's export of 10k x 2,500 took 1.06 GB instead of 787 MB)
         with storage.open_output(self.part(piece.number)) as out:
-            records = _write_rows(self._formatter, encode, piece.batches(), out)
+            for batch in piece.batches():
+                records += batch.num_rows
+                out.write(encode(_text(self._formatter.text(batch))))
         storage.write_text(self.part(piece.number) + ".json", json.dumps({"records": records}))
         return records
 
