@@ -301,8 +301,9 @@ class ShardVariants(beam.PTransform):
     def expand(self, batches):
         reads = _lineage(batches).reads
         one_based = bool(reads) and reads[0].source.read.one_based
+        samples = len(reads[0].source.ranked_sample_ids()) if reads else 0
         routed = batches | "RouteToShards" >> RouteToShards(
-            self.config, one_based=one_based, count_calls=True
+            self.config, one_based=one_based, count_calls=True, qc_samples=samples
         )
         self.counts = routed.counts
         return routed.batches

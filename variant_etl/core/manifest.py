@@ -10,6 +10,7 @@ import os
 import posixpath
 from collections import Counter
 
+from variant_etl.core import qc
 from variant_etl.core.errors import CountMismatchError
 from variant_etl.core.layout import HEADER, MALFORMED_DIR, MANIFEST, REPORT, SAMPLE_INFO, SUCCESS
 from variant_etl.core.options import BigQueryOptions, ParquetOptions
@@ -105,6 +106,7 @@ def build_manifest(spec: CommitSpec, stats: list[Stat]) -> tuple[dict, list[tupl
     lookup_files: dict[str, list[dict]] = {s.suffix: [] for s in plan.sharding.shards}
     lookup_loaded: Counter = Counter()
     malformed_files: list[dict] = []
+    qc_counts: dict[str, dict] = {}  # per shard: core.qc counts of its rows
     for stat in stats:
         if not isinstance(stat, Stat) or stat.kind not in _COMMITTED:
             raise CountMismatchError(
@@ -136,6 +138,8 @@ def build_manifest(spec: CommitSpec, stats: list[Stat]) -> tuple[dict, list[tupl
             calls[key] += value
         elif kind is Kind.LOOKUP_FILE:
             lookup_files[key].append(value)
+        elif kind is Kind.QC:
+            qc_counts[key] = qc.add(qc_counts.get(key, {}), value)
         else:  # Kind.LOOKUP_BQ_LOADED
             lookup_loaded[key] += value["rows"]
     renames: list[tuple[str, str]] = []
@@ -258,6 +262,8 @@ def build_manifest(spec: CommitSpec, stats: list[Stat]) -> tuple[dict, list[tupl
         "sample_lookup": lookup,
         "totals": totals,
     }
+    if qc_counts:
+        manifest["qc"] = _qc_section(plan, qc_counts)
     if not plan.strict:
         # what a transform of the pipeline's own removed (positive) or added (negative)
         written = next(iter(sinks.values()), totals["records_written"])
@@ -345,3 +351,18 @@ def _raise_if(problems: list[str]) -> None:
         raise CountMismatchError(
             f"{'; '.join(problems[:5])}. Nothing was committed; this is a bug, please report it."
         )
+
+
+def _qc_section(plan: CommitSpec, by_shard: dict[str, dict]) -> dict:
+    """The QC figures (core/qc.py) of the whole run, per sample by name, and of each shard."""
+    ids = {str(number): name for name, _, number in plan.run.samples}
+    samples = len(set(ids))
+    total: dict = {}
+    for counts in by_shard.values():
+        total = qc.add(total, counts)
+    shards = {}
+    for shard in plan.sharding.shards:
+        if shard.suffix in by_shard:
+            shards[shard.suffix] = qc.summary({**by_shard[shard.suffix], "samples": {}}, samples)
+            del shards[shard.suffix]["samples"]
+    return {"definitions": "bcftools stats", "run": qc.summary(total, samples, ids), "shards": shards}

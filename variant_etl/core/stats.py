@@ -27,6 +27,7 @@ class Kind(enum.Enum):
     BQ_LOADED = "bq_loaded"  # key: shard suffix; value: {rows, records} loaded or streamed
     LOOKUP_BQ_FILE = "lookup_bq_file"  # the same two, of the sample-lookup tables
     LOOKUP_BQ_LOADED = "lookup_bq_loaded"
+    QC = "qc"  # key: shard suffix; value: core.qc counts of rows routed to the shard
 
 
 @dataclasses.dataclass(frozen=True)

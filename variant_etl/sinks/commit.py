@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.window import GlobalWindows
 
+from variant_etl.core import qc
 from variant_etl.core.errors import OutputError
 from variant_etl.core.layout import (
     HEADER,
@@ -327,27 +328,33 @@ class _GatherStats(beam.CombineFn):
     element."""
 
     def create_accumulator(self):
-        return {}, []  # {(kind, key): count}, and every other stat (or stray element) as sent
+        # {(kind, key): count}, {shard: QC counts}, and every other stat (or stray element) as sent
+        return {}, {}, []
 
     def add_input(self, accumulator, stat):
-        counts, others = accumulator
+        counts, qc_counts, others = accumulator
         if isinstance(stat, Stat) and type(stat.value) is int:
             counts[stat.kind, stat.key] = counts.get((stat.kind, stat.key), 0) + stat.value
+        elif isinstance(stat, Stat) and stat.kind is Kind.QC:
+            qc_counts[stat.key] = qc.add(qc_counts.get(stat.key, {}), stat.value)
         else:
             others.append(stat)
         return accumulator
 
     def merge_accumulators(self, accumulators):
-        counts, others = self.create_accumulator()
-        for more_counts, more_others in accumulators:
+        counts, qc_counts, others = self.create_accumulator()
+        for more_counts, more_qc, more_others in accumulators:
             for key, count in more_counts.items():
                 counts[key] = counts.get(key, 0) + count
+            for key, value in more_qc.items():
+                qc_counts[key] = qc.add(qc_counts.get(key, {}), value)
             others.extend(more_others)
-        return counts, others
+        return counts, qc_counts, others
 
     def extract_output(self, accumulator):
-        counts, others = accumulator
-        return [Stat(kind, key, count) for (kind, key), count in counts.items()] + others
+        counts, qc_counts, others = accumulator
+        gathered = [Stat(kind, key, count) for (kind, key), count in counts.items()]
+        return gathered + [Stat(Kind.QC, key, value) for key, value in qc_counts.items()] + others
 
 
 class CommitOutput(beam.PTransform):

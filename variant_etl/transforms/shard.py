@@ -7,6 +7,7 @@ import numpy as np
 import pyarrow as pa
 from apache_beam import pvalue
 
+from variant_etl.core import qc
 from variant_etl.core.batch import require_variant_batch
 from variant_etl.core.sample_lookup import calls_per_row
 from variant_etl.core.schema import RECORDS
@@ -18,10 +19,11 @@ COUNTS = "counts"
 
 
 class _ShardBatchFn(beam.DoFn):
-    def __init__(self, config: ShardingConfig, one_based: bool, count_calls: bool):
+    def __init__(self, config: ShardingConfig, one_based: bool, count_calls: bool, qc_samples: int | None):
         self._config = config
         self._one_based = one_based
         self._count_calls = count_calls
+        self._qc_samples = qc_samples
 
     def setup(self):
         self._lookup = ShardLookup(self._config)
@@ -49,6 +51,9 @@ class _ShardBatchFn(beam.DoFn):
                 routed = batch.slice(int(rows[0]), len(rows))
             else:
                 routed = batch.take(pa.array(rows))
+            if self._qc_samples is not None:
+                counts = qc.count_batch(routed, self._qc_samples)
+                yield pvalue.TaggedOutput(COUNTS, Stat(Kind.QC, suffix, counts))
             yield VariantBatch(routed, element.key, suffix)
 
 
@@ -62,16 +67,25 @@ def _records(batch: pa.RecordBatch, rows: np.ndarray) -> int:
 class RouteToShards(beam.PTransform):
     """VariantBatch -> VariantBatch with its shard set (one per shard its rows go to), plus
     'counts': the records routed to each shard, and those no shard takes (and with
-    ``count_calls``, the calls routed to each shard)."""
+    ``count_calls``, the calls routed to each shard; with ``qc_samples``, the run's sample
+    count, the QC figures of each shard's rows: core/qc.py)."""
 
-    def __init__(self, config: ShardingConfig, *, one_based: bool = False, count_calls: bool = False):
+    def __init__(
+        self,
+        config: ShardingConfig,
+        *,
+        one_based: bool = False,
+        count_calls: bool = False,
+        qc_samples: int | None = None,
+    ):
         super().__init__()
         self._config = config
         self._one_based = one_based
         self._count_calls = count_calls
+        self._qc_samples = qc_samples
 
     def expand(self, batches):
-        fn = beam.ParDo(_ShardBatchFn(self._config, self._one_based, self._count_calls))
+        fn = beam.ParDo(_ShardBatchFn(self._config, self._one_based, self._count_calls, self._qc_samples))
         return batches | "ShardBatch" >> fn.with_output_types(VariantBatch).with_outputs(
             COUNTS, main="batches"
         )
