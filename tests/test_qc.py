@@ -99,8 +99,9 @@ def test_allele_frequency_spectrum_is_bcftools_stats(loaded):
 def test_per_sample_counts_are_bcftools_psc(loaded):
     path, found = loaded
     samples = found["run"]["samples"]
-    if not samples:
-        pytest.skip(f"{path.name} has no samples")
+    if "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t" not in bcftools.view("-h", str(path)):
+        assert samples == {}  # bcftools stats -s - refuses a file without samples
+        return
     expected = _bcftools_stats(path, "-s", "-")["PSC"]
     ours = {
         name: [
