@@ -21,6 +21,7 @@ import pysam.bcftools as bcftools
 import pytest
 
 from tests.conftest import REAL, REPO, bcftools_positions, generate_vcf, run_cli
+from variant_etl.outputs.report import MAX_SAMPLE_ROWS
 
 SHIPPED = [
     REPO / "examples" / "data" / "clinvar_subset.vcf.gz",
@@ -332,6 +333,28 @@ def test_report_numbers_are_the_manifest_and_the_files(shipped_run):
     }
     assert page.bars["rows-per-shard"] == [(s, counted[s]) for s in counted]
     assert sum(counted.values()) == manifest["totals"]["rows_written"] == 30_000 + 165
+
+
+def test_report_shows_the_qc_figures_of_the_manifest(shipped_run):
+    manifest = json.loads((shipped_run / "_manifest.json").read_text())
+    qc = manifest["qc"]
+    page = read_page(shipped_run / "_report.html")
+    records = {row[0]: [number(x) for x in row[1:8]] for row in page.tables["qc-records"][1:]}
+    kinds = ("records", "snps", "mnps", "indels", "others", "multiallelic", "no_alts")
+    assert records["whole run"] == [qc["run"][k] for k in kinds]
+    assert records["whole run"][0] == manifest["totals"]["rows_written"]
+    assert {name: values for name, values in records.items() if name != "whole run"} == {
+        name: [s[k] for k in kinds] for name, s in qc["shards"].items()
+    }
+    indels = {row[0]: number(row[1]) for row in page.tables["qc-indels"][1:]}
+    assert indels == qc["run"]["indel_lengths"]
+    samples = {row[0]: [number(x) for x in row[1:8]] for row in page.tables["qc-samples"][1:]}
+    keys = ("hom_ref", "het", "hom_alt", "indels", "hap_ref", "hap_alt", "missing")
+    names = sorted(qc["run"]["samples"])  # the first 100 by name on the page, all in the manifest
+    assert len(names) == 191 and len(samples) == MAX_SAMPLE_ROWS
+    assert samples == {
+        name: [qc["run"]["samples"][name][k] for k in keys] for name in names[:MAX_SAMPLE_ROWS]
+    }
 
 
 def test_report_rows_per_partition_range_match_duckdb(shipped_run):

@@ -112,8 +112,9 @@ def render(data: dict) -> str:
                 for i in manifest["inputs"]
             ],
         ),
-        "<h2>Rows per shard</h2>",
     ]
+    parts += _qc_sections(manifest.get("qc"))
+    parts.append("<h2>Rows per shard</h2>")
     shards = data["shards"]
     parts.append(
         _bar_chart(
@@ -181,6 +182,73 @@ def render(data: dict) -> str:
     parts.append(f'<pre id="manifest">{e(json.dumps(manifest, indent=2))}</pre>')
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+_KIND_NAMES = ("SNPs", "MNPs", "indels", "others", "multi-allelic", "no ALT")
+MAX_SAMPLE_ROWS = 100  # samples listed in the report; _manifest.json has them all
+
+
+def _qc_sections(found: dict | None) -> list[str]:
+    """The QC figures of _manifest.json (counted as bcftools stats counts them)."""
+    if not found:
+        return []
+    run = found["run"]
+    shards = found["shards"]
+    kinds = ("records", "snps", "mnps", "indels", "others", "multiallelic", "no_alts")  # _KIND_NAMES
+    rows = [("whole run", *(_n(run[k]) for k in kinds), _ratio(run["ts_tv"]))]
+    rows += [(name, *(_n(s[k]) for k in kinds), _ratio(s["ts_tv"])) for name, s in shards.items()]
+    parts = [
+        "<h2>Quality control</h2><p>Counted during the load, on the rows written, with the "
+        "definitions of <code>bcftools stats</code> (its SN, TSTV, IDD, AF and PSC lines): a "
+        "record counts once in each type its ALT alleles have; Ts/Tv over SNP alleles.</p>",
+        _table("qc-records", ("", "records", *_KIND_NAMES, "Ts/Tv"), rows),
+    ]
+    lengths = run["indel_lengths"]
+    if lengths:
+        parts.append("<h3>Indel lengths</h3><p>ALT length less REF length (deletions negative), alleles.</p>")
+        parts.append(_table("qc-indels", ("length", "alleles"), [(k, _n(v)) for k, v in lengths.items()]))
+    spectrum = [b for b in run["allele_frequency"] if b["snps"] or b["indels"]]
+    if spectrum:
+        parts.append(
+            "<h3>Allele frequency spectrum</h3><p>ALT alleles by AC/AN (from INFO, else from the "
+            f"calls), in bins of bcftools stats; singletons (AC=1, or no AC/AN) are in the first bin: "
+            f"{_n(run['singletons']['snps'])} SNPs and {_n(run['singletons']['indels'])} indels.</p>"
+        )
+        parts.append(
+            _table(
+                "qc-af",
+                ("allele frequency from", "SNPs", "transitions", "transversions", "indels"),
+                [
+                    (f"{b['af']:.3f}", _n(b["snps"]), _n(b["ts"]), _n(b["tv"]), _n(b["indels"]))
+                    for b in spectrum
+                ],
+            )
+        )
+    samples = run["samples"]
+    if samples:
+        names = sorted(samples)
+        shown = names[:MAX_SAMPLE_ROWS]
+        more = len(names) - len(shown)
+        listed = f" The first {len(shown):,} of {len(names):,}; all are in <code>_manifest.json</code>."
+        parts.append(
+            "<h3>Per sample</h3><p>Calls by genotype: hom-ref, het and hom-alt at SNP sites (as "
+            "bcftools' PSC); calls with an indel allele; haploid and missing calls; mean depth "
+            "(FORMAT/DP, else the sum of AD) over calls with a depth." + (listed if more else "") + "</p>"
+        )
+        keys = ("hom_ref", "het", "hom_alt", "indels", "hap_ref", "hap_alt", "missing")
+        parts.append(
+            _table(
+                "qc-samples",
+                ("sample", "hom-ref", "het", "hom-alt", "indel calls", "haploid ref", "haploid alt",
+                 "missing", "mean depth"),
+                [(n, *(_n(samples[n][k]) for k in keys), _ratio(samples[n]["mean_depth"])) for n in shown],
+            )
+        )  # fmt: skip
+    return parts
+
+
+def _ratio(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _partition_bars(partitions: list[tuple[int, int]], start: int, interval: int):
