@@ -54,7 +54,6 @@ SAMPLE_KEYS = (
 )  # fmt: skip
 # bcf_gt_type's classes
 _UNKNOWN, _HOM_RR, _HOM_AA, _HET_RA, _HET_AA, _HAPL_R, _HAPL_A, _NO_GT = range(8)
-_ACGT = pa.array(list("ACGT"))
 
 
 def af_bins(samples: int) -> int:
@@ -102,25 +101,46 @@ def allele_type(ref: str, alt: str) -> tuple[int, int]:
     return OTHER, -(re_ - r + 1) if re_ - r > ae - a else ae - a + 1
 
 
+def _string_bytes(strings: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(first byte, last byte, length in bytes) of each string (bytes 0 for an empty one)."""
+    strings = strings.cast(pa.large_string()) if pa.types.is_string(strings.type) else strings
+    _, offsets, data = strings.buffers()
+    ends = np.frombuffer(offsets, np.int64)[strings.offset : strings.offset + len(strings) + 1]
+    text = np.append(np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8), 0)
+    length = np.diff(ends)
+    empty = length == 0
+    first = np.where(empty, 0, text[np.where(empty, len(text) - 1, ends[:-1])])
+    last = np.where(empty, 0, text[np.where(empty, len(text) - 1, ends[1:] - 1)])
+    return first, last, length
+
+
+_UPPER = np.arange(256, dtype=np.uint8)
+_UPPER[ord("a") : ord("z") + 1] -= 32
+_SPECIAL_FIRST = np.zeros(256, bool)  # ALTs no fast shape covers: symbolic, breakend, *, ., X
+_SPECIAL_FIRST[[ord(c) for c in "<[]*.X"]] = True
+_BRACKET = np.zeros(256, bool)
+_BRACKET[[ord("["), ord("]")]] = True
+_BASE = np.full(256, -1, np.int64)  # bcf_acgt2int
+for _i, _b in enumerate("ACGT"):
+    _BASE[ord(_b)] = _BASE[ord(_b.lower())] = _i
+
+
 def _allele_types(refs: pa.Array, alts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """allele_type of each (REF, ALT) pair, the common shapes without Python: one base each,
     and an indel that keeps REF's first base with one side a single base."""
     n = len(alts)
     types = np.zeros(n, np.int64)
     lengths = np.zeros(n, np.int64)
-    ref_len = pc.binary_length(refs).to_numpy(zero_copy_only=False)
-    alt_len = pc.binary_length(alts).to_numpy(zero_copy_only=False)
-    ref_first = pc.utf8_upper(pc.utf8_slice_codeunits(refs, 0, 1))
-    alt_first = pc.utf8_slice_codeunits(alts, 0, 1)
-    alt_last = pc.utf8_slice_codeunits(alts, -1)
-    same_first = pc.equal(ref_first, pc.utf8_upper(alt_first)).to_numpy(zero_copy_only=False)
-    special = pc.is_in(alt_first, pa.array(["<", "[", "]", "*", ".", "X"])).to_numpy(zero_copy_only=False)
-    bracket_end = pc.is_in(alt_last, pa.array(["[", "]"])).to_numpy(zero_copy_only=False)
+    ref_first, _, ref_len = _string_bytes(refs)
+    alt_first, alt_last, alt_len = _string_bytes(alts)
+    special = _SPECIAL_FIRST[alt_first]
     snv = (ref_len == 1) & (alt_len == 1) & ~special
-    exact = pc.equal(refs, alts).to_numpy(zero_copy_only=False)
-    types[snv & ~exact] = SNP
-    lengths[snv & ~exact] = 1
-    simple = same_first & ~special & ~bracket_end & (ref_len != alt_len) & ((ref_len == 1) | (alt_len == 1))
+    changed = snv & (ref_first != alt_first)  # htslib compares one-base alleles case-sensitively
+    types[changed] = SNP
+    lengths[changed] = 1
+    same_first = _UPPER[ref_first] == _UPPER[alt_first]
+    one_side = (ref_len != alt_len) & ((ref_len == 1) | (alt_len == 1))
+    simple = same_first & ~special & ~_BRACKET[alt_last] & one_side
     types[simple] = INDEL
     lengths[simple] = (alt_len - ref_len)[simple]
     rest = np.flatnonzero(~snv & ~simple)
@@ -132,7 +152,10 @@ def _allele_types(refs: pa.Array, alts: pa.Array) -> tuple[np.ndarray, np.ndarra
 
 
 def _column(table: pa.Table, name: str) -> pa.Array | None:
-    return table.column(name).combine_chunks() if name in table.column_names else None
+    if name not in table.column_names:
+        return None
+    column = table.column(name)
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
 def _info_allele_counts(table: pa.Table, alts: pa.ListArray, rows: np.ndarray, first: np.ndarray):
@@ -163,7 +186,7 @@ def _called_allele_counts(genotypes, first: np.ndarray, n_alts: np.ndarray, rows
     """(AC of each ALT allele, AN of its row) counted in the calls' genotypes, NaN for the
     alleles of rows without GT (bcf_calc_ac from FORMAT)."""
     values, call_of_value, call_row, klass = genotypes[:4]
-    row_of_value = call_row[call_of_value]
+    row_of_value = np.repeat(call_row, 2) if call_of_value is None else call_row[call_of_value]
     called = values >= 0
     an = np.bincount(row_of_value[called], minlength=len(first)).astype(np.float64)
     alt = called & (values > 0) & (values <= n_alts[row_of_value])
@@ -201,8 +224,9 @@ def count_batch(batch: pa.RecordBatch | pa.Table, samples: int) -> dict:
     allele_index = np.arange(len(rows)) - first[rows] + 1  # 1 for the first ALT
     types, lengths = _allele_types(refs.take(pa.array(rows)), alt_values)
     line_type = np.zeros(n, np.int64)  # the union of each row's allele types
-    for kind in (SNP, MNP, INDEL, OTHER, BND, OVERLAP):
-        line_type |= np.where(np.bincount(rows, weights=(types & kind) > 0, minlength=n) > 0, kind, 0)
+    with_alts = n_alts > 0
+    if with_alts.any():
+        line_type[with_alts] = np.bitwise_or.reduceat(types, first[with_alts])
     sites = {
         "records": n,
         "no_alts": int(np.sum(line_type == REF)),
@@ -235,17 +259,17 @@ def count_batch(batch: pa.RecordBatch | pa.Table, samples: int) -> dict:
     info = _info_allele_counts(table, alts, rows, first)
     if info is not None:
         ac, an = info
-    if genotypes is not None:  # where INFO has no AC and AN: the calls' (bcftools stats -s)
+    missing = np.isnan(ac) | np.isnan(an)
+    if genotypes is not None and missing.any():  # INFO without AC and AN: the calls' (stats -s)
         from_calls = _called_allele_counts(genotypes, first, n_alts, rows)
-        missing = np.isnan(ac) | np.isnan(an)
         ac, an = np.where(missing, from_calls[0], ac), np.where(missing, from_calls[1], an)
     af = _af_index(ac, an, samples)
     by_af: dict[str, list[int]] = {}
-    for name, mask in (("snps", snp), ("ts", transition), ("tv", transversion), ("indels", indel)):
-        column = ("snps", "ts", "tv", "indels").index(name)
-        bins, counted = np.unique(af[mask], return_counts=True)
-        for b, c in zip(bins.tolist(), counted.tolist()):
-            by_af.setdefault(str(b), [0, 0, 0, 0])[column] += c
+    per_bin = np.stack(
+        [np.bincount(af[mask], minlength=af_bins(samples)) for mask in (snp, transition, transversion, indel)]
+    )
+    for b in np.flatnonzero(per_bin.any(axis=0)).tolist():
+        by_af[str(b)] = per_bin[:, b].tolist()
     return {
         "sites": sites,
         "tstv": tstv,
@@ -257,8 +281,7 @@ def count_batch(batch: pa.RecordBatch | pa.Table, samples: int) -> dict:
 
 def _bases(strings: pa.Array) -> np.ndarray:
     """bcf_acgt2int of each string's first character: 0-3 for A, C, G, T (either case), else -1."""
-    first = pc.utf8_upper(pc.utf8_slice_codeunits(strings, 0, 1))
-    return pc.fill_null(pc.index_in(first, _ACGT), -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return _BASE[_string_bytes(strings)[0]]
 
 
 def _gt_classes(genotype: pa.ListArray) -> tuple[np.ndarray, ...]:
@@ -273,7 +296,7 @@ def _gt_classes(genotype: pa.ListArray) -> tuple[np.ndarray, ...]:
         low, high = np.minimum(a, b), np.maximum(a, b)
         ial = np.where(low > 0, low, np.maximum(high, 0))
         jal = np.where((low > 0) & (low != high), high, 0)
-        return klass, ial, jal, values, np.repeat(np.arange(calls), 2)
+        return klass, ial, jal, values, None  # (the call of each index: 0, 0, 1, 1, ...)
     parent = pc.list_parent_indices(genotype).to_numpy()
     missing = np.bincount(parent[values < 0], minlength=calls) > 0
     has_ref = np.bincount(parent[values == 0], minlength=calls) > 0
@@ -335,21 +358,26 @@ def _sample_counts(table, genotypes, types, first, ref_base, alt_base) -> dict[s
     counts: dict[str, np.ndarray] = {}
     if genotypes is not None:
         _, _, call_row, klass, ial, jal, per_call = genotypes
-        n_alleles = np.diff(np.append(first, len(types)))[call_row] + 1
-        padded_types, padded_bases = np.append(types, REF), np.append(alt_base, -1)
+        n_alleles = (np.diff(np.append(first, len(types))) + 1)[call_row]
+        call_first = first[call_row]
+        padded_types = np.append(types, REF).astype(np.int8)
+        padded_bases = np.append(alt_base, -1).astype(np.int8)
 
         def allele(index):
             """The type and the first base of each call's allele ``index`` (0: REF)."""
-            valid = (index > 0) & (index < n_alleles)
-            at = np.where(valid, first[call_row] + index - 1, len(types))
-            return padded_types[at], padded_bases[at]
+            allele_type = np.zeros(len(index), np.int8)
+            base = np.full(len(index), -1, np.int8)
+            some = np.flatnonzero((index > 0) & (index < n_alleles))
+            at = call_first[some] + index[some] - 1
+            allele_type[some], base[some] = padded_types[at], padded_bases[at]
+            return allele_type, base
 
         i_type, i_base = allele(ial)
         j_type, j_base = allele(jal)
         var_type = i_type | j_type
         called = np.isin(klass, [_HOM_RR, _HOM_AA, _HET_RA, _HET_AA])  # not missing, not haploid
         snp_site = called & (((var_type & SNP) > 0) | (var_type == REF))
-        ref = ref_base[call_row]
+        ref = ref_base.astype(np.int8)[call_row]
         ts = np.zeros(len(per_call), np.int8)  # a 1/2 call of two SNP alleles counts two
         tv = np.zeros(len(per_call), np.int8)
         # sample_gt_stats counts a SNP allele as a transition or transversion, and returns
