@@ -237,6 +237,8 @@ class _Page(HTMLParser):
         self.tables: dict[str, list[list[str]]] = {}
         self.bars: dict[str, list[tuple[str, int]]] = {}
         self.manifest = ""
+        self.paragraphs: dict[str, str] = {}
+        self._paragraph = None
         self.fetches: list[str] = []
         self._table = self._chart = None
         self._cell: list[str] | None = None
@@ -249,6 +251,9 @@ class _Page(HTMLParser):
                 self.fetches.append(attrs[name])
         if tag in ("script", "link", "img", "iframe"):
             self.fetches.append(tag)
+        if tag == "p" and "id" in attrs:
+            self._paragraph = attrs["id"]
+            self.paragraphs[self._paragraph] = ""
         if tag == "table":
             self._table = attrs["id"]
             self.tables[self._table] = []
@@ -256,11 +261,10 @@ class _Page(HTMLParser):
             self.tables[self._table].append([])
         elif tag in ("td", "th") and self._table:
             self._cell = []
-        elif tag == "svg":
-            self._chart = attrs["id"]
-            self.bars[self._chart] = []
-        elif tag == "rect" and self._chart:
-            self.bars[self._chart].append((attrs["data-label"], int(attrs["data-value"])))
+        elif tag == "figure" and attrs.get("class") == "chart":  # drawn by matplotlib, with its numbers
+            self.bars[attrs["id"]] = list(
+                zip(json.loads(attrs["data-labels"]), json.loads(attrs["data-values"]))
+            )
         elif tag == "pre" and attrs.get("id") == "manifest":
             self._in_manifest = True
 
@@ -270,12 +274,17 @@ class _Page(HTMLParser):
             self._cell = None
         elif tag == "table":
             self._table = None
-        elif tag == "svg":
-            self._chart = None
         elif tag == "pre":
             self._in_manifest = False
+        elif tag == "p":
+            self._paragraph = None
+
+    def text(self, paragraph_id: str) -> str:
+        return self.paragraphs.get(paragraph_id, "")
 
     def handle_data(self, data):
+        if self._paragraph is not None:
+            self.paragraphs[self._paragraph] += data
         if self._cell is not None:
             self._cell.append(data)
         if self._in_manifest:
@@ -309,8 +318,9 @@ def test_report_numbers_are_the_manifest_and_the_files(shipped_run):
     out = shipped_run
     manifest = json.loads((out / "_manifest.json").read_text())
     page = read_page(out / "_report.html")
-    assert page.fetches == []  # opens offline: no script, stylesheet or image to fetch
-    assert json.loads(page.manifest) == manifest
+    # opens offline: no script, stylesheet or image to fetch; one link, to the CSV beside it
+    assert page.fetches == ["_report_partitions.csv"] and (out / "_report_partitions.csv").exists()
+    assert json.loads(page.manifest) == {key: value for key, value in manifest.items() if key != "qc"}
     totals = {row[0]: number(row[1]) for row in page.tables["totals"][1:]}
     assert totals == manifest["totals"]
     inputs = [(row[0], number(row[1]), number(row[2]), number(row[3])) for row in page.tables["inputs"][1:]]
@@ -362,25 +372,38 @@ def test_report_rows_per_partition_range_match_duckdb(shipped_run):
     manifest = json.loads((out / "_manifest.json").read_text())
     page = read_page(out / "_report.html")
     con = duckdb.connect()
+    lines = (out / "_report_partitions.csv").read_text().splitlines()
+    assert lines[0] == "shard,partition,start_position_from,start_position_to,rows"
+    listed = [line.split(",") for line in lines[1:]]
+    summary = {row[0]: [number(x) for x in row[1:]] for row in page.tables["partitions"][1:]}
     for shard in manifest["shards"]:
         suffix = shard["table_name_suffix"]
-        if not shard["files"]:
-            assert f"partitions-table-{suffix}" not in page.tables
-            continue
         interval = int(shard["partitioning"]["range"]["interval"])
         expected = con.execute(
-            f"SELECT start_position // {interval} AS p, min(start_position), count(*) "
+            f"SELECT start_position // {interval} AS p, count(*) "
             f"FROM read_parquet('{out}/{suffix}/*.parquet') GROUP BY p ORDER BY p"
-        ).fetchall()
-        table = page.tables[f"partitions-table-{suffix}"][1:]
-        assert [(number(r[0]), number(r[1]), number(r[2]), number(r[3])) for r in table] == [
-            (p, p * interval, (p + 1) * interval, n) for p, _, n in expected
-        ]
-        assert all(p * interval <= low < (p + 1) * interval for p, low, _ in expected)
-        bars = page.bars[f"partitions-{suffix}"]
-        assert sum(value for _, value in bars) == shard["rows"] and len(bars) <= 100
+        ).fetchall() if shard["files"] else []  # fmt: skip
+        # every non-empty partition in the CSV: DuckDB's counts
+        assert [
+            (int(p), int(a), int(b), int(n)) for shard_name, p, a, b, n in listed if shard_name == suffix
+        ] == [(p, p * interval, (p + 1) * interval, n) for p, n in expected]
+        if not expected:
+            assert suffix not in summary and suffix in page.text("empty-shards")
+            continue
+        counts = sorted(n for _, n in expected)
+        assert summary[suffix] == [len(counts), counts[0], counts[len(counts) // 2], counts[-1], 0]
+    # the drawn distributions: fewest, median and most rows a partition, per shard drawn
+    drawn = dict(page.bars["rows-per-partition"])
+    assert drawn and all(
+        drawn[suffix] == [summary[suffix][1], summary[suffix][2], summary[suffix][3]] for suffix in drawn
+    )
+    # the fullest partitions of the page are the CSV's largest
+    fullest = sorted((int(n) for *_, n in listed), reverse=True)[
+        : len(page.tables["heaviest-partitions"]) - 1
+    ]
+    assert [number(row[4]) for row in page.tables["heaviest-partitions"][1:]] == fullest
     # chr1_b holds the generated chr1 records past 100 Mb: spread over many partitions
-    assert len(page.tables["partitions-table-chr1_b"]) > 500
+    assert summary["chr1_b"][0] > 500
 
 
 def test_report_command_writes_the_same_page(shipped_run, tmp_path):
@@ -388,7 +411,12 @@ def test_report_command_writes_the_same_page(shipped_run, tmp_path):
     result = run_cli("report", "--input_parquet_dir", str(shipped_run), "--output", str(target))
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"report: {target}\n"
-    assert target.read_bytes() == (shipped_run / "_report.html").read_bytes()
+    # the same page (the same drawings too), its CSV named after it
+    page = target.read_text().replace("report_partitions.csv", "_report_partitions.csv")
+    assert page == (shipped_run / "_report.html").read_text()
+    assert (tmp_path / "report_partitions.csv").read_bytes() == (
+        shipped_run / "_report_partitions.csv"
+    ).read_bytes()
 
 
 def test_report_of_a_directory_without_a_run(tmp_path):

@@ -364,5 +364,6 @@ def _qc_section(plan: CommitSpec, by_shard: dict[str, dict]) -> dict:
     for shard in plan.sharding.shards:
         if shard.suffix in by_shard:
             shards[shard.suffix] = qc.summary({**by_shard[shard.suffix], "samples": {}}, samples)
-            del shards[shard.suffix]["samples"]
+            for key in ("samples", "allele_frequency", "singletons"):  # the run's only
+                del shards[shard.suffix][key]
     return {"definitions": "bcftools stats", "run": qc.summary(total, samples, ids), "shards": shards}

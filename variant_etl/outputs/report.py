@@ -16,9 +16,7 @@ import duckdb
 from variant_etl.core.errors import OutputError
 from variant_etl.core.layout import REPORT
 from variant_etl.core.partitioning import USED_PARTITIONS
-from variant_etl.outputs import storage
-
-MAX_BARS = 100  # partitions are grouped into at most this many bars per shard
+from variant_etl.outputs import charts, storage
 
 
 def partition_counts(out: str, shard: dict, con: duckdb.DuckDBPyConnection) -> list[tuple[int, int]]:
@@ -68,10 +66,40 @@ def build_report(out: str) -> dict:
 
 
 def write_report(out: str, output: str | None = None) -> str:
+    """Writes the page (and beside it, every non-empty partition as CSV); returns its path."""
     data = build_report(out)
     target = output or os.path.join(out, REPORT)
-    storage.write_text(target, render(data))
+    csv_path = partitions_csv_path(target)
+    storage.write_text(csv_path, partitions_csv(data["shards"]))
+    storage.write_text(target, render(data, csv_name=os.path.basename(csv_path)))
     return target
+
+
+def partitions_csv_path(report: str) -> str:
+    """``_report.html`` -> ``_report_partitions.csv``, beside it."""
+    base = report[: -len(".html")] if report.endswith(".html") else report
+    return base + "_partitions.csv"
+
+
+def partitions_csv(shards: list[dict]) -> str:
+    """Every non-empty partition of every shard: its start_position range and rows."""
+    lines = ["shard,partition,start_position_from,start_position_to,rows"]
+    for s in shards:
+        spec = s["partitioning"]["range"]
+        start, interval = int(spec["start"]), int(spec["interval"])
+        for p, n in s["partitions"]:
+            if p >= USED_PARTITIONS:  # BigQuery's partition of the values outside [start, end)
+                lines.append(f"{s['suffix']},{p},,,{n}")
+            else:
+                lines.append(f"{s['suffix']},{p},{start + p * interval},{start + (p + 1) * interval},{n}")
+    return "\n".join(lines) + "\n"
+
+
+def partition_spec(spec: dict) -> str:
+    """An integer-range partitioning as people read it: '0–249,297,660, 3,999 partitions of 62,340'."""
+    start, end, interval = int(spec["start"]), int(spec["end"]), int(spec["interval"])
+    count = -(-(end - start) // interval)
+    return f"{start:,}–{end:,}, {count:,} partition{'s' if count != 1 else ''} of {interval:,}"
 
 
 # --- HTML ----------------------------------------------------------------------------------
@@ -82,13 +110,15 @@ table { border-collapse: collapse; margin: 0.5em 0 1.5em }
 td, th { border: 1px solid #ccc; padding: 2px 8px; text-align: left }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums }
 .bad { color: #b00; font-weight: bold }
-svg rect.bar { fill: #4a78b5 } svg rect.bar:hover { fill: #e07b28 }
-svg text { font-size: 11px; fill: #444 }
+figure.chart { margin: 0.5em 0 1.5em } figure.chart svg { max-width: 100%; height: auto }
+figcaption { font-size: 0.85em; color: #555 }
 pre { background: #f6f6f6; padding: 1em; overflow: auto; max-height: 40em }
 """
+SPARSE_ROWS = 10  # shards with fewer rows are listed in a sentence, not drawn
+HEAVIEST = 20  # partitions listed in the page; the CSV beside it has them all
 
 
-def render(data: dict) -> str:
+def render(data: dict, csv_name: str = "_report_partitions.csv") -> str:
     manifest = data["manifest"]
     totals = manifest["totals"]
     e = html.escape
@@ -114,16 +144,18 @@ def render(data: dict) -> str:
         ),
     ]
     parts += _qc_sections(manifest.get("qc"))
-    parts.append("<h2>Rows per shard</h2>")
-    shards = data["shards"]
-    parts.append(
-        _bar_chart(
-            "rows-per-shard", [s["suffix"] for s in shards], [s["rows_counted"] for s in shards], "rows"
-        )
-    )
+    parts += _shard_sections(data["shards"])
+    parts += _partition_sections(data["shards"], csv_name)
+    shown = {key: value for key, value in manifest.items() if key != "qc"}  # (shown above)
+    parts.append("<h2>Manifest</h2><details><summary><code>_manifest.json</code> (less its qc)</summary>")
+    parts.append(f'<pre id="manifest">{e(json.dumps(shown, indent=2))}</pre></details>')
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _shard_sections(shards: list[dict]) -> list[str]:
     rows = []
     for s in shards:
-        spec = s["partitioning"]["range"]
         counted = _n(s["rows_counted"])
         if s["rows_counted"] != s["rows_manifest"]:
             counted = f'<span class="bad">{counted}</span>'
@@ -134,114 +166,195 @@ def render(data: dict) -> str:
                 _n(s["rows_manifest"]),
                 counted,
                 _n(s["files"]),
-                f"[{int(spec['start']):,}, {int(spec['end']):,}) by {int(spec['interval']):,}",
+                partition_spec(s["partitioning"]["range"]),
                 _n(len(s["partitions"])),
+            )
+        )
+    return [
+        "<h2>Rows per shard</h2>",
+        charts.horizontal_bars(
+            "rows-per-shard",
+            [s["suffix"] for s in shards],
+            [s["rows_counted"] for s in shards],
+            axis="rows written (counted in the shard's Parquet files)",
+            caption="Rows in each shard's table.",
+        ),
+        _table(
+            "shards",
+            ("shard", "regions", "rows (manifest)", "rows (in files)", "files", "partitioning", "non-empty"),
+            rows,
+            raw=(3,),
+        ),
+    ]
+
+
+def _partition_sections(shards: list[dict], csv_name: str) -> list[str]:
+    e = html.escape
+    parts = [
+        "<h2>Rows per BigQuery partition</h2><p>Each shard's table is partitioned on ranges of "
+        "<code>start_position</code> (its partitioning above); the rows of each non-empty "
+        "partition are counted from the Parquet files with DuckDB. Partition "
+        f"{USED_PARTITIONS:,} holds values outside the range. Every non-empty partition is in "
+        f'<a href="{e(csv_name)}"><code>{e(csv_name)}</code></a>, beside this page.</p>'
+    ]
+    drawn = [s for s in shards if s["rows_counted"] >= SPARSE_ROWS and s["partitions"]]
+    sparse = [s for s in shards if 0 < s["rows_counted"] < SPARSE_ROWS]
+    empty = [s["suffix"] for s in shards if not s["rows_counted"]]
+    rows = []
+    for s in drawn + sparse:
+        counts = sorted(n for _, n in s["partitions"])
+        outside = sum(n for p, n in s["partitions"] if p >= USED_PARTITIONS)
+        rows.append(
+            (
+                s["suffix"],
+                _n(len(counts)),
+                _n(counts[0]),
+                _n(counts[len(counts) // 2]),
+                _n(counts[-1]),
+                _n(outside),
             )
         )
     parts.append(
         _table(
-            "shards",
-            ("shard", "regions", "rows (manifest)", "rows (in files)", "files", "partitions", "non-empty"),
+            "partitions",
+            ("shard", "non-empty partitions", "fewest rows", "median rows", "most rows", "rows out of range"),
             rows,
-            raw=(3,),
         )
     )
-    parts.append(
-        "<h2>Rows per partition range</h2><p>Each shard's BigQuery integer-range partitions of "
-        "<code>start_position</code>, counted from its Parquet files with DuckDB; a bar groups "
-        f"consecutive partitions when there are more than {MAX_BARS}. Partition {USED_PARTITIONS} "
-        "holds values outside the range.</p>"
-    )
-    for s in shards:
-        if not s["partitions"]:
-            continue
-        spec = s["partitioning"]["range"]
-        start, interval = int(spec["start"]), int(spec["interval"])
-        labels, values = _partition_bars(s["partitions"], start, interval)
-        parts.append(f'<section class="shard" data-shard="{e(s["suffix"])}"><h3>{e(s["suffix"])}</h3>')
-        parts.append(_bar_chart(f"partitions-{s['suffix']}", labels, values, "rows"))
-        parts.append("<details><summary>non-empty partitions</summary>")
-        # (a table of numbers only, written in one pass: it has a row per non-empty
-        # partition: 95,252 for the benchmark's 1M sites in the default config)
-        head = "".join(
-            f"<th>{h}</th>" for h in ("partition", "start_position from", "to (exclusive)", "rows")
-        )
-        partitions = s["partitions"]
-        cell = '<td class="n">{:,}</td>'
-        row = "<tr>" + cell.replace(":,", "") + cell * 3 + "</tr>"
+    if drawn:
         parts.append(
-            f'<table id="partitions-table-{e(s["suffix"])}" class="partitions" data-shard="{e(s["suffix"])}">'
-            f"<thead><tr>{head}</tr></thead><tbody>"
-            + "".join(
-                row.format(p, start + p * interval, start + (p + 1) * interval, n) for p, n in partitions
+            charts.boxes(
+                "rows-per-partition",
+                [s["suffix"] for s in drawn],
+                [[n for _, n in s["partitions"]] for s in drawn],
+                axis="rows in one non-empty partition (log scale)",
+                caption="For each shard, the rows of its non-empty partitions: the box spans the middle "
+                "half of the partitions, the orange line is the median, the whiskers reach the "
+                "emptiest and the fullest partition.",
             )
-            + "</tbody></table>"
         )
-        parts.append("</details></section>")
-    parts.append("<h2>Manifest</h2>")
-    parts.append(f'<pre id="manifest">{e(json.dumps(manifest, indent=2))}</pre>')
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
+    if sparse:
+        listed = ", ".join(f"{s['suffix']} ({_n(s['rows_counted'])})" for s in sparse)
+        parts.append(f'<p id="sparse-shards">Shards with fewer than {SPARSE_ROWS} rows: {e(listed)}.</p>')
+    if empty:
+        parts.append(f'<p id="empty-shards">Shards with no rows: {e(", ".join(empty))}.</p>')
+    heaviest = sorted(
+        ((n, s["suffix"], p, s["partitioning"]["range"]) for s in shards for p, n in s["partitions"]),
+        key=lambda item: -item[0],
+    )[:HEAVIEST]
+    if heaviest:
+        parts.append(f"<h3>The {len(heaviest)} fullest partitions</h3>")
+        parts.append(
+            _table(
+                "heaviest-partitions",
+                ("shard", "partition", "start_position from", "to (exclusive)", "rows"),
+                [(suffix, _n(p), *_partition_range(spec, p), _n(n)) for n, suffix, p, spec in heaviest],
+            )
+        )
+    return parts
 
 
-_KIND_NAMES = ("SNPs", "MNPs", "indels", "others", "multi-allelic", "no ALT")
-MAX_SAMPLE_ROWS = 100  # samples listed in the report; _manifest.json has them all
+_KINDS = {"snps": "SNPs", "mnps": "MNPs", "indels": "indels", "others": "others",
+          "multiallelic": "multi-allelic", "no_alts": "no ALT"}  # fmt: skip
+MAX_SAMPLE_ROWS = 100  # samples listed in the page; _manifest.json has them all
+SAMPLE_KEYS = ("hom_ref", "het", "hom_alt", "indels", "hap_ref", "hap_alt", "missing")
 
 
 def _qc_sections(found: dict | None) -> list[str]:
     """The QC figures of _manifest.json (counted as bcftools stats counts them)."""
     if not found:
         return []
-    run = found["run"]
-    shards = found["shards"]
-    kinds = ("records", "snps", "mnps", "indels", "others", "multiallelic", "no_alts")  # _KIND_NAMES
-    rows = [("whole run", *(_n(run[k]) for k in kinds), _ratio(run["ts_tv"]))]
-    rows += [(name, *(_n(s[k]) for k in kinds), _ratio(s["ts_tv"])) for name, s in shards.items()]
+    run, shards = found["run"], found["shards"]
+    rows = [("whole run", _n(run["records"]), *(_n(run[k]) for k in _KINDS), _ratio(run["ts_tv"]))]
+    rows += [
+        (name, _n(s["records"]), *(_n(s[k]) for k in _KINDS), _ratio(s["ts_tv"]))
+        for name, s in shards.items()
+    ]
     parts = [
         "<h2>Quality control</h2><p>Counted during the load, on the rows written, with the "
         "definitions of <code>bcftools stats</code> (its SN, TSTV, IDD, AF and PSC lines): a "
-        "record counts once in each type its ALT alleles have; Ts/Tv over SNP alleles.</p>",
-        _table("qc-records", ("", "records", *_KIND_NAMES, "Ts/Tv"), rows),
+        "record counts once in each type its ALT alleles have; Ts/Tv is over SNP alleles. "
+        f"Whole run: Ts/Tv {_ratio(run['ts_tv'])} ({_n(run['ts'])} transitions, {_n(run['tv'])} "
+        "transversions).</p>",
+        charts.horizontal_bars(
+            "qc-types",
+            list(_KINDS.values()),
+            [run[k] for k in _KINDS],
+            axis="records (a record with a SNP and an indel allele counts in both)",
+            caption="Records by variant type, whole run.",
+        ),
+        _table("qc-records", ("", "records", *_KINDS.values(), "Ts/Tv"), rows),
     ]
     lengths = run["indel_lengths"]
     if lengths:
-        parts.append("<h3>Indel lengths</h3><p>ALT length less REF length (deletions negative), alleles.</p>")
+        parts.append("<h3>Indel lengths</h3>")
+        parts.append(
+            charts.vertical_bars(
+                "qc-indel-lengths",
+                [int(k) for k in lengths],
+                list(lengths.values()),
+                xlabel="indel length in bases (ALT less REF; deletions negative; 60 = 60 or more)",
+                ylabel="ALT alleles",
+                caption="Indel alleles by length, whole run.",
+            )
+        )
         parts.append(_table("qc-indels", ("length", "alleles"), [(k, _n(v)) for k, v in lengths.items()]))
     spectrum = [b for b in run["allele_frequency"] if b["snps"] or b["indels"]]
     if spectrum:
         parts.append(
             "<h3>Allele frequency spectrum</h3><p>ALT alleles by AC/AN (from INFO, else from the "
-            f"calls), in bins of bcftools stats; singletons (AC=1, or no AC/AN) are in the first bin: "
-            f"{_n(run['singletons']['snps'])} SNPs and {_n(run['singletons']['indels'])} indels.</p>"
+            "calls), in the bins of bcftools stats; singletons (AC=1, or no AC/AN) are in the first "
+            f"bin: {_n(run['singletons']['snps'])} SNPs and {_n(run['singletons']['indels'])} indels.</p>"
         )
         parts.append(
-            _table(
+            charts.spectrum(
                 "qc-af",
-                ("allele frequency from", "SNPs", "transitions", "transversions", "indels"),
-                [
-                    (f"{b['af']:.3f}", _n(b["snps"]), _n(b["ts"]), _n(b["tv"]), _n(b["indels"]))
-                    for b in spectrum
-                ],
+                [b["af"] for b in spectrum],
+                {"SNPs": [b["snps"] for b in spectrum], "indels": [b["indels"] for b in spectrum]},
+                caption="SNP and indel alleles per allele-frequency bin (a bin starts at its x), whole run.",
             )
+        )
+        parts.append(
+            "<details><summary>the bins</summary>"
+            + _table(
+                "qc-af-bins",
+                ("allele frequency from", "SNPs", "transitions", "transversions", "indels"),
+                [(f"{b['af']:.3f}", *(_n(b[k]) for k in ("snps", "ts", "tv", "indels"))) for b in spectrum],
+            )
+            + "</details>"
         )
     samples = run["samples"]
     if samples:
         names = sorted(samples)
         shown = names[:MAX_SAMPLE_ROWS]
-        more = len(names) - len(shown)
-        listed = f" The first {len(shown):,} of {len(names):,}; all are in <code>_manifest.json</code>."
+        listed = (
+            f" The first {len(shown):,} of {len(names):,} by name; all are in <code>_manifest.json</code>."
+        )
         parts.append(
             "<h3>Per sample</h3><p>Calls by genotype: hom-ref, het and hom-alt at SNP sites (as "
             "bcftools' PSC); calls with an indel allele; haploid and missing calls; mean depth "
-            "(FORMAT/DP, else the sum of AD) over calls with a depth." + (listed if more else "") + "</p>"
+            "(FORMAT/DP, else the sum of AD) over calls with a depth."
+            + (listed if len(shown) < len(names) else "")
+            + "</p>"
         )
-        keys = ("hom_ref", "het", "hom_alt", "indels", "hap_ref", "hap_alt", "missing")
+        parts.append(
+            charts.scatter(
+                "qc-samples-het-hom",
+                names,
+                [samples[n]["het"] for n in names],
+                [samples[n]["hom_alt"] for n in names],
+                xlabel="het calls at SNP sites",
+                ylabel="hom-alt calls at SNP sites",
+                caption=f"One point per sample ({len(names):,}).",
+            )
+        )
         parts.append(
             _table(
                 "qc-samples",
                 ("sample", "hom-ref", "het", "hom-alt", "indel calls", "haploid ref", "haploid alt",
                  "missing", "mean depth"),
-                [(n, *(_n(samples[n][k]) for k in keys), _ratio(samples[n]["mean_depth"])) for n in shown],
+                [(n, *(_n(samples[n][k]) for k in SAMPLE_KEYS), _ratio(samples[n]["mean_depth"]))
+                 for n in shown],
             )
         )  # fmt: skip
     return parts
@@ -251,68 +364,11 @@ def _ratio(value) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def _partition_bars(partitions: list[tuple[int, int]], start: int, interval: int):
-    """Bars over the non-empty partitions' span; grouped when there are too many."""
-    in_range = [(p, n) for p, n in partitions if p < USED_PARTITIONS]
-    labels, values = [], []
-    if in_range:
-        first, last = in_range[0][0], in_range[-1][0]
-        width = max(1, -(-(last - first + 1) // MAX_BARS))
-        counts: dict[int, int] = {}
-        for p, n in in_range:
-            counts[(p - first) // width] = counts.get((p - first) // width, 0) + n
-        for bar in range((last - first) // width + 1):
-            low = start + (first + bar * width) * interval
-            labels.append(f"{low:,}-{low + width * interval:,}")
-            values.append(counts.get(bar, 0))
-    outside = sum(n for p, n in partitions if p >= USED_PARTITIONS)
-    if outside:
-        labels.append("out of range")
-        values.append(outside)
-    return labels, values
-
-
-def _bar_chart(chart_id: str, labels: list[str], values: list[int], unit: str) -> str:
-    e = html.escape
-    width, height, left, bottom = 1000, 220, 60, 20
-    top = max(values, default=0) or 1
-    step = (width - left) / max(1, len(values))
-    bars = []
-    for i, (label, value) in enumerate(zip(labels, values)):
-        h = (height - bottom - 10) * value / top
-        x, y = left + i * step, height - bottom - h
-        bars.append(
-            f'<rect class="bar" x="{x:.1f}" y="{y:.1f}" width="{max(step - 1, 0.5):.1f}" height="{h:.1f}" '
-            f'data-label="{e(label)}" data-value="{value}"><title>{e(label)}: {value:,} {unit}</title></rect>'
-        )
-    every = max(1, len(labels) // 12)  # a readable number of axis labels
-    ticks = [
-        f'<text x="{left + i * step + step / 2:.1f}" y="{height - 5}" '
-        f'text-anchor="middle">{e(_tick(label))}</text>'
-        for i, label in enumerate(labels)
-        if i % every == 0
-    ]
-    axis = (
-        f'<text x="{left - 5}" y="14" text-anchor="end">{top:,}</text>'
-        f'<text x="{left - 5}" y="{height - bottom}" text-anchor="end">0</text>'
-        f'<line x1="{left}" y1="{height - bottom}" x2="{width}" y2="{height - bottom}" stroke="#888"/>'
-    )
-    return (
-        f'<svg id="{e(chart_id)}" class="chart" xmlns="http://www.w3.org/2000/svg" width="{width}" '
-        f'height="{height}" viewBox="0 0 {width} {height}" role="img">'
-        f"{axis}{''.join(bars)}{''.join(ticks)}</svg>"
-    )
-
-
-def _tick(label: str) -> str:
-    """An axis label short enough to sit under a bar: a range by its start, in k or M."""
-    low = label.split("-", 1)[0].replace(",", "")
-    if not low.isdigit():
-        return label
-    value = int(low)
-    if value >= 10**6:
-        return f"{value / 10**6:.1f}M"
-    return f"{value / 10**3:.0f}k" if value >= 10**3 else str(value)
+def _partition_range(spec: dict, partition: int) -> tuple[str, str]:
+    if partition >= USED_PARTITIONS:
+        return "outside the range", ""
+    start, interval = int(spec["start"]), int(spec["interval"])
+    return _n(start + partition * interval), _n(start + (partition + 1) * interval)
 
 
 def _table(table_id: str, header: tuple[str, ...], rows: list[tuple[str, ...]], *, raw=(), attrs="") -> str:
