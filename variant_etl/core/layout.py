@@ -10,6 +10,7 @@ MALFORMED_DIR = "_malformed"
 SAMPLE_INFO = "__sample_info.parquet"
 HEADER = "_header.vcf"  # the run's VCF header (merged definitions), for export
 REPORT = "_report.html"  # written after local runs (outputs/report.py)
+REPORT_PARTITIONS = "_report_partitions.csv"  # beside it: every non-empty partition
 # The run that owns the directory (sinks/claims.py), and, in a run's temporary directory, what
 # its commit is about to do (sinks/commit.py): a run that takes over a dead one reads both.
 CLAIM = "_CLAIM.json"

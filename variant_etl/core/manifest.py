@@ -12,7 +12,15 @@ from collections import Counter
 
 from variant_etl.core import qc
 from variant_etl.core.errors import CountMismatchError
-from variant_etl.core.layout import HEADER, MALFORMED_DIR, MANIFEST, REPORT, SAMPLE_INFO, SUCCESS
+from variant_etl.core.layout import (
+    HEADER,
+    MALFORMED_DIR,
+    MANIFEST,
+    REPORT,
+    REPORT_PARTITIONS,
+    SAMPLE_INFO,
+    SUCCESS,
+)
 from variant_etl.core.options import BigQueryOptions, ParquetOptions
 from variant_etl.core.run import RunInfo
 from variant_etl.core.sample_lookup import PARTITIONING as LOOKUP_PARTITIONING
@@ -64,7 +72,7 @@ def files_of(manifest: dict, output_dir: str) -> list[str]:
     the sample-lookup one; its ``sample_lookup.parquet_dir`` tells them apart."""
     lookup = (manifest.get("sample_lookup") or {}).get("parquet_dir")
     is_lookup = lookup is not None and _same_dir(lookup, output_dir)
-    names = [SUCCESS, MANIFEST, SAMPLE_INFO, REPORT] + ([] if is_lookup else [HEADER])
+    names = [SUCCESS, MANIFEST, SAMPLE_INFO, REPORT, REPORT_PARTITIONS] + ([] if is_lookup else [HEADER])
     for shard in manifest.get("shards", []):
         listed = shard.get("sample_lookup_files", []) if is_lookup else shard.get("files", [])
         names += [entry["path"] for entry in listed]

@@ -95,12 +95,15 @@ def vertical_bars(
 def spectrum(
     chart_id: str, frequencies: Sequence[float], series: dict[str, Sequence[int]], *, caption: str
 ) -> str:
-    """Counts per allele-frequency bin, one step line per series (SNPs, indels), log scale."""
+    """Counts per allele-frequency bin, one line through the non-empty bins per series (SNPs,
+    indels), on a log scale."""
     with rc_context({**_STYLE, "axes.grid.axis": "y"}):
         figure = Figure(figsize=(WIDTH, 2.6))
         ax = figure.subplots()
         for (name, values), color in zip(series.items(), (COLOR, SECOND)):
-            ax.step(frequencies, [max(v, 0.5) for v in values], where="post", color=color, label=name)
+            shown = [(f, v) for f, v in zip(frequencies, values) if v]  # (a log scale has no 0)
+            ax.plot([f for f, _ in shown], [v for _, v in shown], color=color, label=name, marker="o",
+                    markersize=2.5, linewidth=0.8)  # fmt: skip
         ax.set_yscale("log")
         ax.set_xlim(0, 1)
         ax.set_xlabel("allele frequency (AC/AN)")

@@ -14,7 +14,7 @@ import os
 import duckdb
 
 from variant_etl.core.errors import OutputError
-from variant_etl.core.layout import REPORT
+from variant_etl.core.layout import REPORT, REPORT_PARTITIONS
 from variant_etl.core.partitioning import USED_PARTITIONS
 from variant_etl.outputs import charts, storage
 
@@ -118,7 +118,7 @@ SPARSE_ROWS = 10  # shards with fewer rows are listed in a sentence, not drawn
 HEAVIEST = 20  # partitions listed in the page; the CSV beside it has them all
 
 
-def render(data: dict, csv_name: str = "_report_partitions.csv") -> str:
+def render(data: dict, csv_name: str = REPORT_PARTITIONS) -> str:
     manifest = data["manifest"]
     totals = manifest["totals"]
     e = html.escape
@@ -298,7 +298,8 @@ def _qc_sections(found: dict | None) -> list[str]:
                 caption="Indel alleles by length, whole run.",
             )
         )
-        parts.append(_table("qc-indels", ("length", "alleles"), [(k, _n(v)) for k, v in lengths.items()]))
+        indels = _table("qc-indels", ("length", "alleles"), [(k, _n(v)) for k, v in lengths.items()])
+        parts.append(f"<details><summary>the lengths</summary>{indels}</details>")
     spectrum = [b for b in run["allele_frequency"] if b["snps"] or b["indels"]]
     if spectrum:
         parts.append(
@@ -349,15 +350,21 @@ def _qc_sections(found: dict | None) -> list[str]:
             )
         )
         parts.append(
-            _table(
+            f"<details><summary>the samples ({len(shown):,})</summary>"
+            + _table(
                 "qc-samples",
                 ("sample", "hom-ref", "het", "hom-alt", "indel calls", "haploid ref", "haploid alt",
                  "missing", "mean depth"),
-                [(n, *(_n(samples[n][k]) for k in SAMPLE_KEYS), _ratio(samples[n]["mean_depth"]))
+                [(n, *(_n(samples[n][k]) for k in SAMPLE_KEYS), _depth(samples[n]["mean_depth"]))
                  for n in shown],
             )
+            + "</details>"
         )  # fmt: skip
     return parts
+
+
+def _depth(value) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def _ratio(value) -> str:
