@@ -93,8 +93,20 @@ def test_validate_config_takes_no_other_option(args, message):
     assert message in one_line_error("validate-config", *args)
 
 
-def test_unknown_command():
-    assert "invalid choice: 'lanch'" in one_line_error("lanch")
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        ("lanch", "no command 'lanch': did you mean 'launch'?"),
+        ("valdate-config", "no command 'valdate-config': did you mean 'validate-config'?"),
+        ("exprt", "no command 'exprt': did you mean 'export'?"),
+        (
+            "xyz",
+            "no command 'xyz': the commands are launch, plan, preprocess, report, validate-config, export",
+        ),
+    ],
+)
+def test_unknown_command_names_the_nearest(command, message):
+    assert message in one_line_error(command)
 
 
 def test_beam_options_still_pass_in_both_forms():

@@ -11,6 +11,8 @@ import gzip
 import json
 import re
 import shutil
+import subprocess
+import sys
 from collections import Counter
 from html.parser import HTMLParser
 from pathlib import Path
@@ -158,8 +160,47 @@ def test_plan_text_shows_inputs_splits_shards_and_estimated_rows():
     assert cohort.split()[1:7] == ["174.8", "kB", "189", "115", "1", "counted"]
     assert "read: 2 split(s) in 1 task(s)" in lines
     (chr1,) = [line for line in lines if line.startswith("  chr1 ")]
-    assert chr1.split() == ["chr1", "chr1,", "1", "[0,", "249,297,660)", "by", "62,340", "117"]
+    assert chr1.split() == [
+        "chr1",
+        "chr1,",
+        "1",
+        "0–249,297,660,",
+        "3,999",
+        "partitions",
+        "of",
+        "62,340",
+        "117",
+    ]
+    # 25 shards: the table stops at 10 lines (9 shards, then the rest in one)
+    assert [line.split()[0] for line in lines if line.startswith("  chr")] == [
+        f"chr{i}" for i in range(1, 10)
+    ]
+    assert (
+        "  ... and 16 more shards (chr10 to residual): 32 estimated rows (plan --format json lists every shard)"
+        in lines
+    )
     assert "total: 165 rows in shards, 0 dropped (no matching shard)" in lines
+
+
+def test_launch_summary_is_short_and_its_query_hint_runs(tmp_path):
+    out = tmp_path / "out"
+    result = run_cli("launch", "--input_pattern", GLOB, "--output_parquet_dir", str(out), "--no_progress")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert (
+        lines[0]
+        == "read 165 records from 2 file(s): 165 rows written, 0 malformed, 0 dropped (no matching shard)"
+    )
+    assert lines[1:11] == [f"  chr{i}: {117 if i == 1 else 2} rows in 1 file(s)" for i in range(1, 10)] + [
+        "  ... and 16 more shards (chr10 to residual): 32 rows (the manifest and report list all)"
+    ]
+    # the hint is Python (pip installs DuckDB's module, not its command-line tool); run it
+    (hint,) = [line for line in lines if line.startswith("query:  python -c ")]
+    code = hint.removeprefix("query:  python -c ")
+    shown = subprocess.run(
+        [sys.executable, "-c", eval(code)], capture_output=True, text=True, check=True
+    ).stdout
+    assert "117" in shown and "reference_name" in shown
 
 
 def test_estimates_on_shipped_data_are_the_rows_a_launch_writes(tmp_path):

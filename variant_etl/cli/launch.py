@@ -40,6 +40,7 @@ from variant_etl.filesystems.claims import Claim, acquire, delete_tree, read_cla
 from variant_etl.filesystems.claims import take_over as take_over_claim
 from variant_etl.outputs.report import write_report
 from variant_etl.pipeline import build
+from variant_etl.plan.render import SHOWN_SHARDS
 from variant_etl.plan.rules import check_output_dir
 from variant_etl.sinks.commit import clean_up_dead_run
 from variant_etl.sinks.tables import delete_tables, finish_tables, insert_run_rows, prepare_tables
@@ -270,48 +271,60 @@ def _prepare_bigquery(plan) -> list[str]:
 def _print_summary(plan, manifest: dict) -> None:
     totals = manifest["totals"]
     print(
-        f"read {totals['records_read']} records from {len(plan.inputs)} file(s): "
-        f"{totals['rows_written']} rows written, {totals['malformed']} malformed, "
-        f"{totals['dropped_no_matching_shard']} dropped (no matching shard)"
+        f"read {totals['records_read']:,} records from {len(plan.inputs):,} file(s): "
+        f"{totals['rows_written']:,} rows written, {totals['malformed']:,} malformed, "
+        f"{totals['dropped_no_matching_shard']:,} dropped (no matching shard)"
     )
-    for shard in manifest["shards"]:
-        if shard["rows"] or shard.get("bigquery_rows"):
-            where = f"{len(shard['files'])} file(s)" if plan.parquet else shard["bigquery_table"]
-            rows = shard["rows"] or shard.get("bigquery_rows")
-            print(f"  {shard['table_name_suffix']}: {rows} rows in {where}")
+    written = [s for s in manifest["shards"] if s["rows"] or s.get("bigquery_rows")]
+    for shard in written[: SHOWN_SHARDS - 1] if len(written) > SHOWN_SHARDS else written:
+        where = f"{len(shard['files']):,} file(s)" if plan.parquet else shard["bigquery_table"]
+        rows = shard["rows"] or shard.get("bigquery_rows")
+        print(f"  {shard['table_name_suffix']}: {rows:,} rows in {where}")
+    if len(written) > SHOWN_SHARDS:
+        rest = written[SHOWN_SHARDS - 1 :]
+        rows = sum(s["rows"] or s.get("bigquery_rows") or 0 for s in rest)
+        print(
+            f"  ... and {len(rest):,} more shards ({rest[0]['table_name_suffix']} to "
+            f"{rest[-1]['table_name_suffix']}): {rows:,} rows (the manifest and report list all)"
+        )
     if totals.get("number_a_values_matched"):
         print(
-            f"{totals['number_a_values_matched']} record(s) had more or fewer Number=A values than ALTs: "
+            f"{totals['number_a_values_matched']:,} record(s) had more or fewer Number=A values than ALTs: "
             "loaded with the values matched to the ALTs by index (--allow_malformed_records; "
             "number_a_values_matched in the manifest)"
         )
     if totals.get("several_values_cast_to_first"):
         print(
-            f"{totals['several_values_cast_to_first']} record(s) had several values for a Number=1 "
+            f"{totals['several_values_cast_to_first']:,} record(s) had several values for a Number=1 "
             "number: loaded with the first (--allow_incompatible_records; several_values_cast_to_first "
             "in the manifest)"
         )
     if plan.parquet is not None:
         out = plan.parquet.output_dir
         print(f"output: {out}/  (manifest: {out}/{MANIFEST})")
+        # DuckDB's Python package comes with ours (pip does not install its command-line tool)
         print(
-            'query:  duckdb -c "SELECT reference_name, count(*) '
-            f"FROM read_parquet('{out}/*/*.parquet') GROUP BY 1\""
+            'query:  python -c "import duckdb; duckdb.sql(\\"SELECT reference_name, count(*) '
+            f"FROM read_parquet('{out}/*/*.parquet') GROUP BY 1 ORDER BY 1\\\").show()\""
         )
     if plan.bigquery is not None:
         bq = plan.bigquery
         loaded = totals.get("rows_loaded_to_bigquery")
-        print(f"BigQuery: {bq.project}.{bq.dataset}.{bq.table}__<suffix>, {loaded} rows")
+        print(f"BigQuery: {bq.project}.{bq.dataset}.{bq.table}__<suffix>, {_count(loaded)} rows")
     if plan.sample_lookup is not None:
         out = plan.sample_lookup.output_dir
         print(
             f"sample lookup: {out}/<table_name_suffix>/*.parquet, "
-            f"{totals['sample_lookup_rows_written']} rows (one per call), sorted by sample_id"
+            f"{totals['sample_lookup_rows_written']:,} rows (one per call), sorted by sample_id"
         )
     if plan.sample_lookup_bigquery is not None:
         bq = plan.sample_lookup_bigquery
         loaded = totals.get("sample_lookup_rows_loaded_to_bigquery")
-        print(f"sample lookup tables: {bq.project}.{bq.dataset}.{bq.table}__<suffix>, {loaded} rows")
+        print(f"sample lookup tables: {bq.project}.{bq.dataset}.{bq.table}__<suffix>, {_count(loaded)} rows")
+
+
+def _count(value) -> str:
+    return f"{value:,}" if isinstance(value, int) else str(value)
 
 
 def _remove_temporary(plan) -> None:

@@ -4,6 +4,8 @@ from core/options.py (written there once)."""
 from __future__ import annotations
 
 import argparse
+import difflib
+import re
 
 from variant_etl.core.errors import VariantEtlError
 from variant_etl.core.options import (
@@ -44,7 +46,16 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(allow_abbrev=False, **kwargs)
 
     def error(self, message: str):
+        unknown = _INVALID_COMMAND.match(message)
+        if unknown:  # a misspelt command: the nearest one, not argparse's list of all
+            given, choices = unknown.group(1), re.findall(r"'([^']+)'", unknown.group(2))
+            near = difflib.get_close_matches(given, choices, n=1, cutoff=0.5)
+            hint = f"did you mean '{near[0]}'?" if near else f"the commands are {', '.join(choices)}"
+            raise VariantEtlError(f"no command '{given}': {hint} ({self.prog} --help lists them)")
         raise VariantEtlError(f"{message}. Hint: {self.prog} --help lists the options")
+
+
+_INVALID_COMMAND = re.compile(r"argument command: invalid choice: '([^']*)' \(choose from (.*)\)$")
 
 
 def build_parser() -> argparse.ArgumentParser:

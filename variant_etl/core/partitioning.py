@@ -34,11 +34,22 @@ class RangePartitioning:
             return USED_PARTITIONS
         return (value - self.start) // self.interval
 
+    def describe(self) -> str:
+        """As people read it: '0–249,297,660, 3,999 partitions of 62,340'."""
+        return describe_range(self.start, self.end, self.interval)
+
     def to_bigquery(self) -> dict:
         return {
             "field": self.column,
             "range": {"start": str(self.start), "end": str(self.end), "interval": str(self.interval)},
         }
+
+
+def describe_range(start: int, end: int, interval: int) -> str:
+    """[start, end) in steps of interval, as people read it: '0–249,297,660, 3,999 partitions of
+    62,340' (not '[0, 249,297,660) by 62,340', which reads as four numbers)."""
+    count = _ceil_div(end - start, interval)
+    return f"{start:,}–{end:,}, {count:,} partition{'' if count == 1 else 's'} of {interval:,}"
 
 
 def _ceil_div(a: int, b: int) -> int:

@@ -15,7 +15,7 @@ import duckdb
 
 from variant_etl.core.errors import OutputError
 from variant_etl.core.layout import REPORT, REPORT_PARTITIONS
-from variant_etl.core.partitioning import USED_PARTITIONS
+from variant_etl.core.partitioning import USED_PARTITIONS, describe_range
 from variant_etl.outputs import charts, storage
 
 
@@ -96,10 +96,8 @@ def partitions_csv(shards: list[dict]) -> str:
 
 
 def partition_spec(spec: dict) -> str:
-    """An integer-range partitioning as people read it: '0–249,297,660, 3,999 partitions of 62,340'."""
-    start, end, interval = int(spec["start"]), int(spec["end"]), int(spec["interval"])
-    count = -(-(end - start) // interval)
-    return f"{start:,}–{end:,}, {count:,} partition{'s' if count != 1 else ''} of {interval:,}"
+    """A shard's partitioning from the manifest, as people read it (core/partitioning.py)."""
+    return describe_range(int(spec["start"]), int(spec["end"]), int(spec["interval"]))
 
 
 # --- HTML ----------------------------------------------------------------------------------

@@ -72,6 +72,7 @@ def _resolution(resolution) -> dict:
 
 SHOWN_FILES = 5  # files named per definition (gcp-variant-transforms' preprocessor's number)
 SHOWN_RESOLUTIONS = 10  # header resolutions listed by the text plan; JSON lists all
+SHOWN_SHARDS = 10  # lines of the shard table; plan --format json and the report list them all
 
 
 def plan_json(plan: Plan, estimate: PlanEstimate | None = None) -> str:
@@ -119,12 +120,19 @@ def plan_text(plan: Plan, estimate: PlanEstimate) -> str:
             lines.append(f"  ... and {more:,} more (plan --format json lists them)")
     lines += ["", f"shards (estimated rows: {estimate.counts})"]
     rows = [("suffix", "regions", "partitions of start_position", "estimated rows")]
-    for shard, estimated in zip(plan.sharding.shards, estimate.shard_rows):
-        spec = shard.partitioning
+    shards = list(zip(plan.sharding.shards, estimate.shard_rows))
+    shown, rest = shards, []
+    if len(shards) > SHOWN_SHARDS:
+        shown, rest = shards[: SHOWN_SHARDS - 1], shards[SHOWN_SHARDS - 1 :]
+    for shard, estimated in shown:
         regions = ", ".join(str(r) for r in shard.regions) or "residual"
-        partitions = f"[{spec.start:,}, {spec.end:,}) by {spec.interval:,}"
-        rows.append((shard.suffix, regions, partitions, f"{round(estimated):,}"))
+        rows.append((shard.suffix, regions, shard.partitioning.describe(), f"{round(estimated):,}"))
     lines += _table(rows, right=(3,))
+    if rest:
+        lines.append(
+            f"  ... and {len(rest):,} more shards ({rest[0][0].suffix} to {rest[-1][0].suffix}): "
+            f"{round(sum(e for _, e in rest)):,} estimated rows (plan --format json lists every shard)"
+        )
     total = sum(estimate.shard_rows)
     exact = all(found.exact for found in estimate.inputs.values())
     lines.append(
