@@ -30,13 +30,20 @@ SECOND = "#e07b28"
 WIDTH = 7.5  # inches: the page's text width
 
 
+def _margins(figure: Figure) -> None:
+    """Fixed margins in inches, room for the axis labels: one drawing, where matplotlib's tight
+    bounding box or constrained layout draws each chart twice."""
+    width, height = figure.get_size_inches()
+    figure.subplots_adjust(left=1 / width, right=1 - 0.25 / width, bottom=0.5 / height, top=1 - 0.1 / height)
+
+
 def _thousands(value, _position=None) -> str:
     return f"{value:,.0f}"
 
 
 def _svg(figure: Figure, chart_id: str, labels: Sequence, values: Sequence, caption: str) -> str:
     out = io.StringIO()
-    figure.savefig(out, format="svg", bbox_inches="tight", metadata={"Date": None})  # the same bytes each run
+    figure.savefig(out, format="svg", metadata={"Date": None})  # (no date: the same bytes each run)
     svg = out.getvalue()
     svg = svg[svg.index("<svg") :]  # the inline element, without the XML prolog and doctype
     data = (
@@ -55,6 +62,7 @@ def horizontal_bars(
     """One bar per label, top to bottom, its value printed at its end; ``axis`` names the unit."""
     with rc_context(_STYLE):
         figure = Figure(figsize=(WIDTH, 0.5 + 0.22 * len(labels)))
+        _margins(figure)
         ax = figure.subplots()
         positions = range(len(labels))
         ax.barh(positions, values, color=COLOR, height=0.7)
@@ -82,6 +90,7 @@ def vertical_bars(
     """Bars at numeric ``positions`` (a distribution: lengths, frequencies)."""
     with rc_context({**_STYLE, "axes.grid.axis": "y"}):
         figure = Figure(figsize=(WIDTH, 2.6))
+        _margins(figure)
         ax = figure.subplots()
         ax.bar(positions, values, color=COLOR, width=0.8)
         ax.set_xlabel(xlabel)
@@ -99,6 +108,7 @@ def spectrum(
     indels), on a log scale."""
     with rc_context({**_STYLE, "axes.grid.axis": "y"}):
         figure = Figure(figsize=(WIDTH, 2.6))
+        _margins(figure)
         ax = figure.subplots()
         for (name, values), color in zip(series.items(), (COLOR, SECOND)):
             shown = [(f, v) for f, v in zip(frequencies, values) if v]  # (a log scale has no 0)
@@ -120,6 +130,7 @@ def scatter(
     """One point per label (a sample)."""
     with rc_context({**_STYLE, "axes.grid.axis": "both"}):
         figure = Figure(figsize=(WIDTH / 1.6, 3.2))
+        _margins(figure)
         ax = figure.subplots()
         ax.scatter(x, y, s=10, color=COLOR, alpha=0.7, linewidths=0)
         ax.set_xlabel(xlabel)
@@ -137,6 +148,7 @@ def boxes(
     median marked, whiskers to the extremes), one row per label, on a log scale."""
     with rc_context(_STYLE):
         figure = Figure(figsize=(WIDTH, 0.5 + 0.24 * len(labels)))
+        _margins(figure)
         ax = figure.subplots()
         ax.boxplot(
             [list(s) for s in samples],
