@@ -494,7 +494,7 @@ def test_progress_lines_during_a_run_in_worker_processes(tmp_path, generated):
         "--direct_running_mode", "multi_processing", "--direct_num_workers", "2",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "progress:" not in result.stdout and result.stdout.startswith("read 90000 records from 3 file(s)")
+    assert "progress:" not in result.stdout and result.stdout.startswith("read 90,000 records from 3 file(s)")
     periodic, final = progress_lines(result.stderr)
     assert periodic, "a run of several seconds prints lines every 0.2 s"
     assert all(total == 3 for _, total, _ in periodic)
