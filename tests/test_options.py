@@ -340,7 +340,7 @@ SECRETS = {
 MANIFEST_KEYS = {
     "variant_etl_manifest_version", "run_id", "finished_at", "sharding_config", "coordinates",
     "variant_merge_strategy", "inputs", "shards", "malformed", "dropped_no_matching_shard",
-    "sample_info", "sample_lookup", "totals",
+    "sample_info", "sample_lookup", "totals", "qc",
 }  # fmt: skip
 
 

@@ -63,7 +63,10 @@ def af_bins(samples: int) -> int:
 
 @functools.lru_cache(maxsize=65536)
 def allele_type(ref: str, alt: str) -> tuple[int, int]:
-    """(type, length) of one ALT allele against REF: htslib's bcf_set_variant_type."""
+    """(type, length) of one ALT allele against REF: htslib's bcf_set_variant_type. ``None``:
+    the null ALT of a record whose ALT is '.' but which has Number=A values (no variant)."""
+    if alt is None or not ref:
+        return REF, 0
     if alt == "*":
         return OVERLAP, 0
     if len(ref) == 1 and len(alt) == 1:
