@@ -48,13 +48,16 @@ def _launch(*args: str):
     return run_cli("launch", "--input_pattern", str(VALID), *args)
 
 
+REPORT_FILES = ("_report.html", "_report_partitions.csv")  # written after the commit
+
+
 def _tree(directory: Path) -> dict[str, bytes]:
-    """What a reader finds: every file but runs' temporary files, the claim and the report;
+    """What a reader finds: every file but runs' temporary files, the claim and the report files;
     the manifest without its finishing time."""
     found = {}
     for path in sorted(directory.rglob("*")):
         name = path.relative_to(directory).as_posix()
-        if path.is_dir() or name.startswith("_temporary/") or name in ("_CLAIM.json", "_report.html"):
+        if path.is_dir() or name.startswith("_temporary/") or name in ("_CLAIM.json", *REPORT_FILES):
             continue
         data = path.read_bytes()
         if name == "_manifest.json":
@@ -243,7 +246,7 @@ def test_overwrite_replaces_only_the_previous_runs_files(tmp_path):
     result = run_cli("launch", "--input_pattern", str(OTHER), "--output_parquet_dir", str(out), "--overwrite")
     assert result.returncode == 0, result.stderr
     manifest = check_manifest_adds_up(out)
-    assert sorted(_tree(out)) == [name for name in files_of(manifest, str(out)) if name != "_report.html"]
+    assert sorted(_tree(out)) == [name for name in files_of(manifest, str(out)) if name not in REPORT_FILES]
     assert (out / "_report.html").exists()
 
 
@@ -506,7 +509,7 @@ def test_a_run_taking_over_a_commit_killed_at_any_step_leaves_only_its_own_outpu
             manifest = check_manifest_adds_up(directory)
             assert manifest["run_id"] not in (recorded.run_id, None)
             assert sorted(_tree(directory)) == [
-                name for name in files_of(manifest, str(directory)) if name != "_report.html"
+                name for name in files_of(manifest, str(directory)) if name not in REPORT_FILES
             ], f"{directory} after a fault at {step}"
             assert sorted(p.name for p in directory.iterdir() if p.name.startswith("_temporary")) == []
             assert not (directory / "_CLAIM.json").exists()

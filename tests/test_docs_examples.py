@@ -25,7 +25,7 @@ DOCS = {
     ],
     "docs/export.md": ["wrote"],
     "docs/sample_lookup.md": [
-        "21735 rows (one per call)",
+        "21,735 rows (one per call)",
         "27 calls with an ALT allele",
         "row groups read: 1 of 22",
     ],

@@ -238,6 +238,7 @@ def test_existing_output_is_refused_unless_overwrite(tmp_path):
             "_header.vcf",
             "_manifest.json",
             "_report.html",
+            "_report_partitions.csv",
             "chr19",
             "chr20",
         ]

@@ -82,7 +82,7 @@ def cohort(tmp_path_factory):
         "--parquet_row_group_size", str(ROW_GROUP),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "sample lookup:" in result.stdout and "21735 rows" in result.stdout
+    assert "sample lookup:" in result.stdout and "21,735 rows" in result.stdout
     return variants, lookup
 
 
