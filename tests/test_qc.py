@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pysam.bcftools as bcftools
 import pytest
 
@@ -67,11 +69,11 @@ def loaded(request, tmp_path_factory):
         "--infer_headers",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    return request.param, json.loads((out / "_manifest.json").read_text())["qc"]
+    return request.param, json.loads((out / "_manifest.json").read_text())["qc"], out
 
 
 def test_site_counts_are_bcftools_stats(loaded):
-    path, found = loaded
+    path, found, _ = loaded
     expected = _bcftools_stats(path)
     run = found["run"]
     assert {key: run[ours] for key, ours in SN.items()} == {key: expected["SN"][key] for key in SN}
@@ -83,7 +85,7 @@ def test_site_counts_are_bcftools_stats(loaded):
 
 
 def test_allele_frequency_spectrum_is_bcftools_stats(loaded):
-    path, found = loaded
+    path, found, _ = loaded
     ours = [
         (b["af"], b["snps"], b["ts"], b["tv"], b["indels"])
         for b in found["run"]["allele_frequency"]
@@ -97,7 +99,7 @@ def test_allele_frequency_spectrum_is_bcftools_stats(loaded):
 
 
 def test_per_sample_counts_are_bcftools_psc(loaded):
-    path, found = loaded
+    path, found, _ = loaded
     samples = found["run"]["samples"]
     if "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t" not in bcftools.view("-h", str(path)):
         assert samples == {}  # bcftools stats -s - refuses a file without samples
@@ -134,12 +136,26 @@ def test_per_sample_counts_are_bcftools_psc(loaded):
 )
 def test_allele_types_are_htslibs(ref, alt, expected):
     assert qc.allele_type(ref, alt) == expected
-    types, lengths = qc._allele_types(pa.array([ref]), pa.array([alt]))  # the vectorized shapes
+    types, lengths = qc._allele_types(pa.array([ref]), np.array([0]), pa.array([alt]))  # vectorized
     assert (int(types[0]), int(lengths[0])) == expected
 
 
-def test_counts_of_batches_add_up_to_the_counts_of_the_whole():
-    whole = {"sites": {"records": 3}, "af": {"1": [1, 0, 1, 0]}, "samples": {"7": [1] * len(qc.SAMPLE_KEYS)}}
-    a = {"sites": {"records": 1}, "af": {"1": [1, 0, 1, 0]}, "samples": {"7": [1] * len(qc.SAMPLE_KEYS)}}
-    b = {"sites": {"records": 2}, "samples": {}}
-    assert qc.add(a, b) == whole == qc.add(b, a)
+def test_counts_of_batches_add_up_to_the_counts_of_the_whole(loaded):
+    """Counts of slices of the rows written, added in any order, are the counts of all of them
+    (the shard step adds up a bundle's batches, the commit the bundles')."""
+    path, found, out = loaded
+    table = pa.concat_tables(
+        [pq.read_table(f) for f in sorted(out.glob("*/*.parquet"))], promote_options="permissive"
+    )
+    samples = len(found["run"]["samples"])
+    whole = qc.summary(qc.count_batch(table, samples), samples)
+    assert {key: whole[key] for key in SN.values()} == {key: found["run"][key] for key in SN.values()}
+    third = max(1, table.num_rows // 3)
+    parts = [qc.count_batch(table.slice(start, third), samples) for start in (0, third, 2 * third)]
+    parts.append(qc.count_batch(table.slice(3 * third), samples))
+    forward = backward = {}
+    for part in parts:
+        forward = qc.add(forward, part)
+    for part in reversed(parts):
+        backward = qc.add(part, backward)
+    assert qc.summary(forward, samples) == whole == qc.summary(backward, samples)

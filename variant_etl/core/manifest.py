@@ -371,7 +371,8 @@ def _qc_section(plan: CommitSpec, by_shard: dict[str, dict]) -> dict:
     shards = {}
     for shard in plan.sharding.shards:
         if shard.suffix in by_shard:
-            shards[shard.suffix] = qc.summary({**by_shard[shard.suffix], "samples": {}}, samples)
+            counts = {key: value for key, value in by_shard[shard.suffix].items() if key != "samples"}
+            shards[shard.suffix] = qc.summary(counts, samples)
             for key in ("samples", "allele_frequency", "singletons"):  # the run's only
                 del shards[shard.suffix][key]
     return {"definitions": "bcftools stats", "run": qc.summary(total, samples, ids), "shards": shards}

@@ -123,19 +123,21 @@ _SPECIAL_FIRST = np.zeros(256, bool)  # ALTs no fast shape covers: symbolic, bre
 _SPECIAL_FIRST[[ord(c) for c in "<[]*.X"]] = True
 _BRACKET = np.zeros(256, bool)
 _BRACKET[[ord("["), ord("]")]] = True
-_BASE = np.full(256, -1, np.int64)  # bcf_acgt2int
+_BASE = np.full(256, -1, np.int64)  # bcf_acgt2int: 0-3 for A, C, G, T (either case), else -1
 for _i, _b in enumerate("ACGT"):
     _BASE[ord(_b)] = _BASE[ord(_b.lower())] = _i
 
 
-def _allele_types(refs: pa.Array, alts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """allele_type of each (REF, ALT) pair, the common shapes without Python: one base each,
-    and an indel that keeps REF's first base with one side a single base."""
+def _allele_types(refs: pa.Array, rows: np.ndarray, alts: pa.Array, ref_bytes=None, alt_bytes=None):
+    """(type, length) arrays: allele_type of each ALT allele against its row's REF (``rows``: the
+    row of each), the common shapes without Python: one base each, and an indel that keeps
+    REF's first base with one side a single base. ``*_bytes``: _string_bytes of each, if known."""
     n = len(alts)
     types = np.zeros(n, np.int64)
     lengths = np.zeros(n, np.int64)
-    ref_first, _, ref_len = _string_bytes(refs)
-    alt_first, alt_last, alt_len = _string_bytes(alts)
+    ref_first, _, ref_len = ref_bytes or _string_bytes(refs)
+    ref_first, ref_len = ref_first[rows], ref_len[rows]
+    alt_first, alt_last, alt_len = alt_bytes or _string_bytes(alts)
     special = _SPECIAL_FIRST[alt_first]
     snv = (ref_len == 1) & (alt_len == 1) & ~special
     changed = snv & (ref_first != alt_first)  # htslib compares one-base alleles case-sensitively
@@ -148,7 +150,7 @@ def _allele_types(refs: pa.Array, alts: pa.Array) -> tuple[np.ndarray, np.ndarra
     lengths[simple] = (alt_len - ref_len)[simple]
     rest = np.flatnonzero(~snv & ~simple)
     if len(rest):
-        pairs = zip(refs.take(rest).to_pylist(), alts.take(rest).to_pylist())
+        pairs = zip(refs.take(rows[rest]).to_pylist(), alts.take(rest).to_pylist())
         found = np.array([allele_type(r, a) for r, a in pairs], np.int64).reshape(-1, 2)
         types[rest], lengths[rest] = found[:, 0], found[:, 1]
     return types, lengths
@@ -225,7 +227,8 @@ def count_batch(batch: pa.RecordBatch | pa.Table, samples: int) -> dict:
     n_alts = pc.list_value_length(alts).to_numpy(zero_copy_only=False)
     first = np.cumsum(n_alts) - n_alts  # each row's first allele among the flattened ones
     allele_index = np.arange(len(rows)) - first[rows] + 1  # 1 for the first ALT
-    types, lengths = _allele_types(refs.take(pa.array(rows)), alt_values)
+    ref_bytes, alt_bytes = _string_bytes(refs), _string_bytes(alt_values)
+    types, lengths = _allele_types(refs, rows, alt_values, ref_bytes, alt_bytes)
     line_type = np.zeros(n, np.int64)  # the union of each row's allele types
     with_alts = n_alts > 0
     if with_alts.any():
@@ -241,8 +244,7 @@ def count_batch(batch: pa.RecordBatch | pa.Table, samples: int) -> dict:
         "multiallelic_snps": int(np.sum((n_alts > 1) & (line_type == SNP))),
     }
     # transitions and transversions (do_snp_stats): first bases of REF and of the SNP allele
-    ref_base = _bases(refs)
-    alt_base = _bases(alt_values)
+    ref_base, alt_base = _BASE[ref_bytes[0]], _BASE[alt_bytes[0]]
     row_ref = ref_base[rows]
     snp = ((types & SNP) > 0) & (row_ref >= 0) & (alt_base >= 0) & (row_ref != alt_base)
     transition = snp & (np.abs(row_ref - alt_base) == 2)
@@ -256,7 +258,7 @@ def count_batch(batch: pa.RecordBatch | pa.Table, samples: int) -> dict:
     }
     indel = (types & INDEL) > 0
     capped = np.sign(lengths[indel]) * np.minimum(np.abs(lengths[indel]), MAX_INDEL)
-    lengths_found, length_counts = np.unique(capped, return_counts=True)
+    indel_lengths = np.bincount(capped + MAX_INDEL, minlength=2 * MAX_INDEL + 1)  # -60 .. 60
     genotypes = _genotypes(table)
     ac = an = np.full(len(rows), np.nan)
     info = _info_allele_counts(table, alts, rows, first)
@@ -267,24 +269,15 @@ def count_batch(batch: pa.RecordBatch | pa.Table, samples: int) -> dict:
         from_calls = _called_allele_counts(genotypes, first, n_alts, rows)
         ac, an = np.where(missing, from_calls[0], ac), np.where(missing, from_calls[1], an)
     af = _af_index(ac, an, samples)
-    by_af: dict[str, list[int]] = {}
-    per_bin = np.stack(
-        [np.bincount(af[mask], minlength=af_bins(samples)) for mask in (snp, transition, transversion, indel)]
-    )
-    for b in np.flatnonzero(per_bin.any(axis=0)).tolist():
-        by_af[str(b)] = per_bin[:, b].tolist()
+    masks = (snp, transition, transversion, indel)
+    by_af = np.stack([np.bincount(af[mask], minlength=af_bins(samples)) for mask in masks], axis=1)
     return {
         "sites": sites,
         "tstv": tstv,
-        "indel_lengths": {str(k): int(v) for k, v in zip(lengths_found.tolist(), length_counts.tolist())},
-        "af": by_af,
+        "indel_lengths": indel_lengths,  # alleles per length, from -60 (index 0) to 60
+        "af": by_af,  # per bcftools AF bin: SNPs, transitions, transversions, indels
         "samples": _sample_counts(table, genotypes, types, first, ref_base, alt_base),
     }
-
-
-def _bases(strings: pa.Array) -> np.ndarray:
-    """bcf_acgt2int of each string's first character: 0-3 for A, C, G, T (either case), else -1."""
-    return _BASE[_string_bytes(strings)[0]]
 
 
 def _gt_classes(genotype: pa.ListArray) -> tuple[np.ndarray, ...]:
@@ -356,9 +349,9 @@ def _genotypes(table: pa.Table):
     return values, call_of_value, pc.list_parent_indices(calls).to_numpy(), klass, ial, jal, per_call
 
 
-def _sample_counts(table, genotypes, types, first, ref_base, alt_base) -> dict[str, list[int]]:
-    """Per sample_id, the SAMPLE_KEYS counts (bcftools' do_sample_stats)."""
-    counts: dict[str, np.ndarray] = {}
+def _sample_counts(table, genotypes, types, first, ref_base, alt_base) -> tuple[np.ndarray, np.ndarray]:
+    """(sample ids, their SAMPLE_KEYS counts: a row each) (bcftools' do_sample_stats)."""
+    counts = _NO_SAMPLES
     if genotypes is not None:
         _, _, call_row, klass, ial, jal, per_call = genotypes
         n_alleles = (np.diff(np.append(first, len(types))) + 1)[call_row]
@@ -411,14 +404,15 @@ def _sample_counts(table, genotypes, types, first, ref_base, alt_base) -> dict[s
             per_call.field(SAMPLE_ID).to_numpy(zero_copy_only=False), table.num_rows
         )
         summed = np.stack([per_sample(c) for c in columns], axis=1).astype(np.int64)
-        counts = {str(i): c for i, c in zip(samples.tolist(), summed)}
+        counts = add_samples(counts, (np.asarray(samples, np.int64), summed))
     hom_ref = _column(table, HOM_REF_CALL)  # --move_hom_ref_calls: the 0/0 calls, apart
     if hom_ref is not None and len(hom_ref):
         moved = hom_ref.flatten().field(SAMPLE_ID).to_numpy(zero_copy_only=False)
         unique, number = np.unique(moved, return_counts=True)
-        for sample, c in zip(unique.tolist(), number.tolist()):
-            counts.setdefault(str(sample), np.zeros(len(SAMPLE_KEYS), np.int64))[0] += c
-    return {k: np.asarray(v).tolist() for k, v in counts.items()}
+        hom_refs = np.zeros((len(unique), len(SAMPLE_KEYS)), np.int64)
+        hom_refs[:, 0] = number
+        counts = add_samples(counts, (unique.astype(np.int64), hom_refs))
+    return counts
 
 
 def _by_sample(ids: np.ndarray, rows: int):
@@ -450,17 +444,33 @@ def _depth(per_call: pa.StructArray) -> np.ndarray | None:
     return None
 
 
+_NO_SAMPLES = (np.zeros(0, np.int64), np.zeros((0, len(SAMPLE_KEYS)), np.int64))
+
+
+def add_samples(a: tuple, b: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """The sum of two (sample ids, counts) pairs; the usual case (the same samples in the same
+    order) is one array addition."""
+    (ids_a, counts_a), (ids_b, counts_b) = a, b
+    if np.array_equal(ids_a, ids_b):
+        return ids_a, counts_a + counts_b
+    ids = np.union1d(ids_a, ids_b)
+    counts = np.zeros((len(ids), len(SAMPLE_KEYS)), np.int64)
+    np.add.at(counts, np.searchsorted(ids, ids_a), counts_a)
+    np.add.at(counts, np.searchsorted(ids, ids_b), counts_b)
+    return ids, counts
+
+
 def add(a: dict, b: dict) -> dict:
-    """The sum of two counts (nested dicts and lists of numbers)."""
+    """The sum of two counts (of count_batch, or sums of them)."""
     out = dict(a)
     for key, value in b.items():
         if key not in out:
             out[key] = value
+        elif key == "samples":
+            out[key] = add_samples(out[key], value)
         elif isinstance(value, dict):
             out[key] = add(out[key], value)
-        elif isinstance(value, list):
-            out[key] = [x + y for x, y in zip(out[key], value)]
-        else:
+        else:  # a number or an array
             out[key] = out[key] + value
     return out
 
@@ -469,24 +479,28 @@ def summary(counts: dict, samples: int, names: dict[str, str] | None = None) -> 
     """What the manifest keeps: the counts with the allele-frequency bins as bcftools prints
     them (singletons apart, then folded into the first bin) and per-sample counts by name."""
     bins = af_bins(samples)
-    af = {int(k): v for k, v in counts.get("af", {}).items()}
-    singletons = af.pop(0, [0, 0, 0, 0])
-    if any(singletons):
-        af[1] = [x + y for x, y in zip(af.get(1, [0, 0, 0, 0]), singletons)]
+    by_bin = np.asarray(counts.get("af", np.zeros((bins, 4), np.int64)), np.int64)
+    singletons = by_bin[0].tolist() if len(by_bin) else [0, 0, 0, 0]
+    if len(by_bin) > 1:
+        by_bin = by_bin.copy()
+        by_bin[1] += by_bin[0]  # singletons count in the first bin too, as bcftools prints AF
+    af = {int(i): by_bin[i].tolist() for i in np.flatnonzero(by_bin.any(axis=1)) if i > 0}
+    lengths = np.asarray(counts.get("indel_lengths", np.zeros(2 * MAX_INDEL + 1, np.int64)))
     per_sample = {}
-    for sample_id, values in counts.get("samples", {}).items():
+    ids, values_of = counts.get("samples", _NO_SAMPLES)
+    for sample_id, values in zip(ids.tolist(), values_of.tolist()):
         named = dict(zip(SAMPLE_KEYS, values))
         calls = named.pop("depth_calls")
         depth = named.pop("depth_sum")
         named["mean_depth"] = round(depth / calls, 1) if calls else None
-        per_sample[(names or {}).get(sample_id, sample_id)] = named
+        per_sample[(names or {}).get(str(sample_id), str(sample_id))] = named
     sites = {k: counts.get("sites", {}).get(k, 0) for k in SITE_KEYS}
     tstv = {k: counts.get("tstv", {}).get(k, 0) for k in TSTV_KEYS}
     return {
         **sites,
         **tstv,
         "ts_tv": round(tstv["ts"] / tstv["tv"], 2) if tstv["tv"] else None,
-        "indel_lengths": dict(sorted(counts.get("indel_lengths", {}).items(), key=lambda kv: int(kv[0]))),
+        "indel_lengths": {str(i - MAX_INDEL): int(lengths[i]) for i in np.flatnonzero(lengths)},
         "allele_frequency": [
             {"af": round((i - 1) / (bins - 1), 6), "snps": v[0], "ts": v[1], "tv": v[2], "indels": v[3]}
             for i, v in sorted(af.items())

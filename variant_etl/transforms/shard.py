@@ -6,6 +6,7 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 from apache_beam import pvalue
+from apache_beam.transforms.window import GlobalWindows
 
 from variant_etl.core import qc
 from variant_etl.core.batch import require_variant_batch
@@ -28,6 +29,15 @@ class _ShardBatchFn(beam.DoFn):
     def setup(self):
         self._lookup = ShardLookup(self._config)
         self._suffixes = {s.index: s.suffix for s in self._config.shards}
+
+    def start_bundle(self):
+        self._qc: dict[str, dict] = {}  # per shard: the QC counts of this bundle's rows
+
+    def finish_bundle(self):
+        # one QC stat per shard and bundle, not per batch: a batch's per-sample counts are as
+        # large as the batch's own counts (2,500 samples x 11 numbers) and cost more to ship
+        for suffix, counts in self._qc.items():
+            yield pvalue.TaggedOutput(COUNTS, GlobalWindows.windowed_value(Stat(Kind.QC, suffix, counts)))
 
     def process(self, element: VariantBatch):
         batch = require_variant_batch(element, "ShardVariants").batch
@@ -52,8 +62,7 @@ class _ShardBatchFn(beam.DoFn):
             else:
                 routed = batch.take(pa.array(rows))
             if self._qc_samples is not None:
-                counts = qc.count_batch(routed, self._qc_samples)
-                yield pvalue.TaggedOutput(COUNTS, Stat(Kind.QC, suffix, counts))
+                self._qc[suffix] = qc.add(self._qc.get(suffix, {}), qc.count_batch(routed, self._qc_samples))
             yield VariantBatch(routed, element.key, suffix)
 
 
