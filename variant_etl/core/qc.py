@@ -287,7 +287,9 @@ def _gt_classes(genotype: pa.ListArray) -> tuple[np.ndarray, ...]:
     values = genotype.flatten().to_numpy(zero_copy_only=False)
     ploidy = pc.fill_null(pc.list_value_length(genotype), 0).to_numpy(zero_copy_only=False)
     if len(values) == 2 * calls and np.all(ploidy == 2):
-        a, b = values[0::2], values[1::2]
+        # allele indexes as bytes where they fit (the comparisons then move an eighth of the memory)
+        small = values.astype(np.int8) if len(values) and values.max() < 128 else values
+        a, b = small[0::2], small[1::2]
         klass = _diploid_classes(a, b)
         low, high = np.minimum(a, b), np.maximum(a, b)
         ial = np.where(low > 0, low, np.maximum(high, 0))
@@ -326,6 +328,10 @@ def _gt_classes(genotype: pa.ListArray) -> tuple[np.ndarray, ...]:
         else:
             klass[call] = _HOM_AA if kinds == 1 else _HET_AA
     return klass, ial, jal, values, parent
+
+
+_CALLED = np.zeros(8, bool)
+_CALLED[[_HOM_RR, _HOM_AA, _HET_RA, _HET_AA]] = True
 
 
 def _diploid_classes(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -371,7 +377,7 @@ def _sample_counts(table, genotypes, types, first, ref_base, alt_base) -> tuple[
         i_type, i_base = allele(ial)
         j_type, j_base = allele(jal)
         var_type = i_type | j_type
-        called = np.isin(klass, [_HOM_RR, _HOM_AA, _HET_RA, _HET_AA])  # not missing, not haploid
+        called = _CALLED[klass]  # not missing, not haploid, with a GT
         snp_site = called & (((var_type & SNP) > 0) | (var_type == REF))
         ref = ref_base.astype(np.int8)[call_row]
         ts = np.zeros(len(per_call), np.int8)  # a 1/2 call of two SNP alleles counts two
