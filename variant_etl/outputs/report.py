@@ -16,7 +16,7 @@ import duckdb
 from variant_etl.core.errors import OutputError
 from variant_etl.core.layout import REPORT, REPORT_PARTITIONS
 from variant_etl.core.partitioning import USED_PARTITIONS, describe_range
-from variant_etl.outputs import charts, storage
+from variant_etl.outputs import storage
 
 
 def partition_counts(out: str, shard: dict, con: duckdb.DuckDBPyConnection) -> list[tuple[int, int]]:
@@ -116,6 +116,13 @@ SPARSE_ROWS = 10  # shards with fewer rows are listed in a sentence, not drawn
 HEAVIEST = 20  # partitions listed in the page; the CSV beside it has them all
 
 
+def _charts():
+    """outputs/charts.py: matplotlib loads when a page is drawn, not with the commands."""
+    from variant_etl.outputs import charts
+
+    return charts
+
+
 def render(data: dict, csv_name: str = REPORT_PARTITIONS) -> str:
     manifest = data["manifest"]
     totals = manifest["totals"]
@@ -152,6 +159,7 @@ def render(data: dict, csv_name: str = REPORT_PARTITIONS) -> str:
 
 
 def _shard_sections(shards: list[dict]) -> list[str]:
+
     rows = []
     for s in shards:
         counted = _n(s["rows_counted"])
@@ -170,7 +178,7 @@ def _shard_sections(shards: list[dict]) -> list[str]:
         )
     return [
         "<h2>Rows per shard</h2>",
-        charts.horizontal_bars(
+        _charts().horizontal_bars(
             "rows-per-shard",
             [s["suffix"] for s in shards],
             [s["rows_counted"] for s in shards],
@@ -187,6 +195,7 @@ def _shard_sections(shards: list[dict]) -> list[str]:
 
 
 def _partition_sections(shards: list[dict], csv_name: str) -> list[str]:
+
     e = html.escape
     parts = [
         "<h2>Rows per BigQuery partition</h2><p>Each shard's table is partitioned on ranges of "
@@ -221,7 +230,7 @@ def _partition_sections(shards: list[dict], csv_name: str) -> list[str]:
     )
     if drawn:
         parts.append(
-            charts.boxes(
+            _charts().boxes(
                 "rows-per-partition",
                 [s["suffix"] for s in drawn],
                 [[n for _, n in s["partitions"]] for s in drawn],
@@ -260,6 +269,7 @@ SAMPLE_KEYS = ("hom_ref", "het", "hom_alt", "indels", "hap_ref", "hap_alt", "mis
 
 def _qc_sections(found: dict | None) -> list[str]:
     """The QC figures of _manifest.json (counted as bcftools stats counts them)."""
+
     if not found:
         return []
     run, shards = found["run"], found["shards"]
@@ -274,7 +284,7 @@ def _qc_sections(found: dict | None) -> list[str]:
         "record counts once in each type its ALT alleles have; Ts/Tv is over SNP alleles. "
         f"Whole run: Ts/Tv {_ratio(run['ts_tv'])} ({_n(run['ts'])} transitions, {_n(run['tv'])} "
         "transversions).</p>",
-        charts.horizontal_bars(
+        _charts().horizontal_bars(
             "qc-types",
             list(_KINDS.values()),
             [run[k] for k in _KINDS],
@@ -287,7 +297,7 @@ def _qc_sections(found: dict | None) -> list[str]:
     if lengths:
         parts.append("<h3>Indel lengths</h3>")
         parts.append(
-            charts.vertical_bars(
+            _charts().vertical_bars(
                 "qc-indel-lengths",
                 [int(k) for k in lengths],
                 list(lengths.values()),
@@ -306,7 +316,7 @@ def _qc_sections(found: dict | None) -> list[str]:
             f"bin: {_n(run['singletons']['snps'])} SNPs and {_n(run['singletons']['indels'])} indels.</p>"
         )
         parts.append(
-            charts.spectrum(
+            _charts().spectrum(
                 "qc-af",
                 [b["af"] for b in spectrum],
                 {"SNPs": [b["snps"] for b in spectrum], "indels": [b["indels"] for b in spectrum]},
@@ -337,7 +347,7 @@ def _qc_sections(found: dict | None) -> list[str]:
             + "</p>"
         )
         parts.append(
-            charts.scatter(
+            _charts().scatter(
                 "qc-samples-het-hom",
                 names,
                 [samples[n]["het"] for n in names],
