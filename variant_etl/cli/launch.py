@@ -40,7 +40,7 @@ from variant_etl.filesystems.claims import Claim, acquire, delete_tree, read_cla
 from variant_etl.filesystems.claims import take_over as take_over_claim
 from variant_etl.outputs.report import write_report
 from variant_etl.pipeline import build
-from variant_etl.plan.render import SHOWN_SHARDS
+from variant_etl.plan.render import shown_shards
 from variant_etl.plan.rules import check_output_dir
 from variant_etl.sinks.commit import clean_up_dead_run
 from variant_etl.sinks.tables import delete_tables, finish_tables, insert_run_rows, prepare_tables
@@ -275,13 +275,12 @@ def _print_summary(plan, manifest: dict) -> None:
         f"{totals['rows_written']:,} rows written, {totals['malformed']:,} malformed, "
         f"{totals['dropped_no_matching_shard']:,} dropped (no matching shard)"
     )
-    written = [s for s in manifest["shards"] if s["rows"] or s.get("bigquery_rows")]
-    for shard in written[: SHOWN_SHARDS - 1] if len(written) > SHOWN_SHARDS else written:
+    shown, rest = shown_shards([s for s in manifest["shards"] if s["rows"] or s.get("bigquery_rows")])
+    for shard in shown:
         where = f"{len(shard['files']):,} file(s)" if plan.parquet else shard["bigquery_table"]
         rows = shard["rows"] or shard.get("bigquery_rows")
         print(f"  {shard['table_name_suffix']}: {rows:,} rows in {where}")
-    if len(written) > SHOWN_SHARDS:
-        rest = written[SHOWN_SHARDS - 1 :]
+    if rest:
         rows = sum(s["rows"] or s.get("bigquery_rows") or 0 for s in rest)
         print(
             f"  ... and {len(rest):,} more shards ({rest[0]['table_name_suffix']} to "

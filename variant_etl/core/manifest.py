@@ -364,15 +364,15 @@ def _raise_if(problems: list[str]) -> None:
 def _qc_section(plan: CommitSpec, by_shard: dict[str, dict]) -> dict:
     """The QC figures (core/qc.py) of the whole run, per sample by name, and of each shard."""
     ids = {str(number): name for name, _, number in plan.run.samples}
-    samples = len(set(ids))
+    samples = len(ids)
     total: dict = {}
     for counts in by_shard.values():
         total = qc.add(total, counts)
+    run_only = ("samples", "allele_frequency", "singletons")
     shards = {}
     for shard in plan.sharding.shards:
-        if shard.suffix in by_shard:
+        if shard.suffix in by_shard:  # (its per-sample counts: not even summed up)
             counts = {key: value for key, value in by_shard[shard.suffix].items() if key != "samples"}
-            shards[shard.suffix] = qc.summary(counts, samples)
-            for key in ("samples", "allele_frequency", "singletons"):  # the run's only
-                del shards[shard.suffix][key]
+            figures = qc.summary(counts, samples)
+            shards[shard.suffix] = {key: value for key, value in figures.items() if key not in run_only}
     return {"definitions": "bcftools stats", "run": qc.summary(total, samples, ids), "shards": shards}

@@ -26,6 +26,7 @@ line against ``bcftools stats`` (its SN, TSTV, IDD, AF and PSC lines):
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -187,11 +188,14 @@ def _info_allele_counts(table: pa.Table, alts: pa.ListArray, rows: np.ndarray, f
     return values, np.asarray(an.to_numpy(zero_copy_only=False), np.float64)[rows]
 
 
-def _called_allele_counts(genotypes, first: np.ndarray, n_alts: np.ndarray, rows: np.ndarray):
+def _called_allele_counts(genotypes: _Genotypes, first: np.ndarray, n_alts: np.ndarray, rows: np.ndarray):
     """(AC of each ALT allele, AN of its row) counted in the calls' genotypes, NaN for the
     alleles of rows without GT (bcf_calc_ac from FORMAT)."""
-    values, call_of_value, call_row, klass = genotypes[:4]
-    row_of_value = np.repeat(call_row, 2) if call_of_value is None else call_row[call_of_value]
+    values, call_row, klass = genotypes.values, genotypes.call_row, genotypes.klass
+    if genotypes.call_of_value is None:
+        row_of_value = np.repeat(call_row, 2)
+    else:
+        row_of_value = call_row[genotypes.call_of_value]
     called = values >= 0
     an = np.bincount(row_of_value[called], minlength=len(first)).astype(np.float64)
     alt = called & (values > 0) & (values <= n_alts[row_of_value])
@@ -289,11 +293,7 @@ def _gt_classes(genotype: pa.ListArray) -> tuple[np.ndarray, ...]:
     if len(values) == 2 * calls and np.all(ploidy == 2):
         # allele indexes as bytes where they fit (the comparisons then move an eighth of the memory)
         small = values.astype(np.int8) if len(values) and values.max() < 128 else values
-        a, b = small[0::2], small[1::2]
-        klass = _diploid_classes(a, b)
-        low, high = np.minimum(a, b), np.maximum(a, b)
-        ial = np.where(low > 0, low, np.maximum(high, 0))
-        jal = np.where((low > 0) & (low != high), high, 0)
+        klass, ial, jal = _diploid(small[0::2], small[1::2])
         return klass, ial, jal, values, None  # (the call of each index: 0, 0, 1, 1, ...)
     parent = pc.list_parent_indices(genotype).to_numpy()
     missing = np.bincount(parent[values < 0], minlength=calls) > 0
@@ -308,11 +308,7 @@ def _gt_classes(genotype: pa.ListArray) -> tuple[np.ndarray, ...]:
     klass[one] = np.where(a == 0, _HAPL_R, _HAPL_A)
     ial[one] = a
     two = np.flatnonzero((ploidy == 2) & ~missing)
-    a, b = values[start[two]], values[start[two] + 1]
-    low, high = np.minimum(a, b), np.maximum(a, b)
-    ial[two] = np.where(low > 0, low, high)
-    jal[two] = np.where((low > 0) & (low != high), high, 0)
-    klass[two] = _diploid_classes(a, b)
+    klass[two], ial[two], jal[two] = _diploid(values[start[two]], values[start[two] + 1])
     for call in np.flatnonzero((ploidy > 2) & ~missing):  # polyploid: bcf_gt_type's own loop
         i = j = kinds = 0
         for allele in values[start[call] : start[call] + ploidy[call]].tolist():
@@ -334,32 +330,54 @@ _CALLED = np.zeros(8, bool)
 _CALLED[[_HOM_RR, _HOM_AA, _HET_RA, _HET_AA]] = True
 
 
-def _diploid_classes(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _diploid(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(class, ial, jal) of diploid genotypes a/b (bcf_gt_type; ial, jal: their smaller and
+    larger ALT allele, 0 for none)."""
+    low, high = np.minimum(a, b), np.maximum(a, b)
+    ial = np.where(low > 0, low, np.maximum(high, 0))
+    jal = np.where((low > 0) & (low != high), high, 0)
     klass = np.full(len(a), _HET_RA, np.int8)
     both_alt = (a > 0) & (b > 0)
     klass[both_alt] = _HET_AA
     klass[both_alt & (a == b)] = _HOM_AA
     klass[(a == 0) & (b == 0)] = _HOM_RR
     klass[(a < 0) | (b < 0)] = _UNKNOWN
-    return klass
+    return klass, ial, jal
 
 
-def _genotypes(table: pa.Table):
-    """(allele indexes of every genotype, the call of each, the row of each call, each call's
-    bcf_gt_type class, ial, jal, the calls), or None without calls."""
+class _Genotypes(NamedTuple):
+    values: np.ndarray  # the allele indexes of every genotype, call after call
+    call_of_value: np.ndarray | None  # the call of each (None: every call diploid)
+    call_row: np.ndarray  # the row of each call
+    klass: np.ndarray  # each call's bcf_gt_type class
+    ial: np.ndarray  # its smaller ALT allele (0: none)
+    jal: np.ndarray  # its other ALT allele (0: none)
+    calls: pa.StructArray
+
+
+def _genotypes(table: pa.Table) -> _Genotypes | None:
+    """The genotypes of the table's calls, classified; None without calls."""
     calls = _column(table, CALL)
     if calls is None or not len(calls):
         return None
     per_call = calls.flatten()
     klass, ial, jal, values, call_of_value = _gt_classes(per_call.field(GENOTYPE))
-    return values, call_of_value, pc.list_parent_indices(calls).to_numpy(), klass, ial, jal, per_call
+    return _Genotypes(
+        values, call_of_value, pc.list_parent_indices(calls).to_numpy(), klass, ial, jal, per_call
+    )
 
 
 def _sample_counts(table, genotypes, types, first, ref_base, alt_base) -> tuple[np.ndarray, np.ndarray]:
     """(sample ids, their SAMPLE_KEYS counts: a row each) (bcftools' do_sample_stats)."""
     counts = _NO_SAMPLES
     if genotypes is not None:
-        _, _, call_row, klass, ial, jal, per_call = genotypes
+        call_row, klass, ial, jal, per_call = (
+            genotypes.call_row,
+            genotypes.klass,
+            genotypes.ial,
+            genotypes.jal,
+            genotypes.calls,
+        )
         n_alleles = (np.diff(np.append(first, len(types))) + 1)[call_row]
         call_first = first[call_row]
         padded_types = np.append(types, REF).astype(np.int8)

@@ -5,12 +5,14 @@ them without parsing the drawing."""
 
 from __future__ import annotations
 
+import contextlib
 import html
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from matplotlib import rc_context
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
@@ -21,7 +23,6 @@ _STYLE = {
     "axes.spines.top": False,
     "axes.spines.right": False,
     "axes.grid": True,
-    "axes.grid.axis": "x",
     "grid.color": "#dddddd",
     "axes.axisbelow": True,
 }
@@ -30,11 +31,18 @@ SECOND = "#e07b28"
 WIDTH = 7.5  # inches: the page's text width
 
 
-def _margins(figure: Figure) -> None:
-    """Fixed margins in inches, room for the axis labels: one drawing, where matplotlib's tight
+@contextlib.contextmanager
+def _drawing(size: tuple[float, float], grid: str = "x") -> Iterator[tuple[Figure, Axes]]:
+    """A figure of ``size`` inches with one axes, in the report's style (grid lines across
+    ``grid``) and with fixed margins for the axis labels: one drawing, where matplotlib's tight
     bounding box or constrained layout draws each chart twice."""
-    width, height = figure.get_size_inches()
-    figure.subplots_adjust(left=1 / width, right=1 - 0.25 / width, bottom=0.5 / height, top=1 - 0.1 / height)
+    width, height = size
+    with rc_context({**_STYLE, "axes.grid.axis": grid}):
+        figure = Figure(figsize=size)
+        figure.subplots_adjust(
+            left=1 / width, right=1 - 0.25 / width, bottom=0.5 / height, top=1 - 0.1 / height
+        )
+        yield figure, figure.subplots()
 
 
 def _thousands(value, _position=None) -> str:
@@ -48,7 +56,7 @@ def _svg(figure: Figure, chart_id: str, labels: Sequence, values: Sequence, capt
     svg = svg[svg.index("<svg") :]  # the inline element, without the XML prolog and doctype
     data = (
         f"data-labels='{html.escape(json.dumps(list(labels)))}' "
-        f"data-values='{html.escape(json.dumps([v for v in values]))}'"
+        f"data-values='{html.escape(json.dumps(list(values)))}'"
     )
     return (
         f'<figure class="chart" id="{html.escape(chart_id)}" {data}>{svg}'
@@ -60,10 +68,7 @@ def horizontal_bars(
     chart_id: str, labels: Sequence[str], values: Sequence[int], *, axis: str, caption: str
 ) -> str:
     """One bar per label, top to bottom, its value printed at its end; ``axis`` names the unit."""
-    with rc_context(_STYLE):
-        figure = Figure(figsize=(WIDTH, 0.5 + 0.22 * len(labels)))
-        _margins(figure)
-        ax = figure.subplots()
+    with _drawing((WIDTH, 0.5 + 0.22 * len(labels))) as (figure, ax):
         positions = range(len(labels))
         ax.barh(positions, values, color=COLOR, height=0.7)
         ax.set_yticks(list(positions), [str(label) for label in labels])
@@ -88,10 +93,7 @@ def vertical_bars(
     caption: str,
 ) -> str:
     """Bars at numeric ``positions`` (a distribution: lengths, frequencies)."""
-    with rc_context({**_STYLE, "axes.grid.axis": "y"}):
-        figure = Figure(figsize=(WIDTH, 2.6))
-        _margins(figure)
-        ax = figure.subplots()
+    with _drawing((WIDTH, 2.6), grid="y") as (figure, ax):
         ax.bar(positions, values, color=COLOR, width=0.8)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
@@ -106,10 +108,7 @@ def spectrum(
 ) -> str:
     """Counts per allele-frequency bin, one line through the non-empty bins per series (SNPs,
     indels), on a log scale."""
-    with rc_context({**_STYLE, "axes.grid.axis": "y"}):
-        figure = Figure(figsize=(WIDTH, 2.6))
-        _margins(figure)
-        ax = figure.subplots()
+    with _drawing((WIDTH, 2.6), grid="y") as (figure, ax):
         for (name, values), color in zip(series.items(), (COLOR, SECOND)):
             shown = [(f, v) for f, v in zip(frequencies, values) if v]  # (a log scale has no 0)
             ax.plot([f for f, _ in shown], [v for _, v in shown], color=color, label=name, marker="o",
@@ -119,8 +118,7 @@ def spectrum(
         ax.set_xlabel("allele frequency (AC/AN)")
         ax.set_ylabel("ALT alleles (log scale)")
         ax.legend(frameon=False)
-        values = {name: list(v) for name, v in series.items()}
-        return _svg(figure, chart_id, list(frequencies), [values[n] for n in values], caption)
+        return _svg(figure, chart_id, list(frequencies), [list(v) for v in series.values()], caption)
 
 
 def scatter(
@@ -128,10 +126,7 @@ def scatter(
     caption: str,
 ) -> str:  # fmt: skip
     """One point per label (a sample)."""
-    with rc_context({**_STYLE, "axes.grid.axis": "both"}):
-        figure = Figure(figsize=(WIDTH / 1.6, 3.2))
-        _margins(figure)
-        ax = figure.subplots()
+    with _drawing((WIDTH / 1.6, 3.2), grid="both") as (figure, ax):
         ax.scatter(x, y, s=10, color=COLOR, alpha=0.7, linewidths=0)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
@@ -146,10 +141,7 @@ def boxes(
 ) -> str:
     """The distribution of each label's values (a box from the first to the third quartile, the
     median marked, whiskers to the extremes), one row per label, on a log scale."""
-    with rc_context(_STYLE):
-        figure = Figure(figsize=(WIDTH, 0.5 + 0.24 * len(labels)))
-        _margins(figure)
-        ax = figure.subplots()
+    with _drawing((WIDTH, 0.5 + 0.24 * len(labels))) as (figure, ax):
         ax.boxplot(
             [list(s) for s in samples],
             orientation="horizontal",

@@ -7,6 +7,7 @@ shows what is on disk. Charts are inline SVG: the page opens offline, nothing is
 
 from __future__ import annotations
 
+import heapq
 import html
 import json
 import os
@@ -85,14 +86,19 @@ def partitions_csv(shards: list[dict]) -> str:
     """Every non-empty partition of every shard: its start_position range and rows."""
     lines = ["shard,partition,start_position_from,start_position_to,rows"]
     for s in shards:
-        spec = s["partitioning"]["range"]
-        start, interval = int(spec["start"]), int(spec["interval"])
         for p, n in s["partitions"]:
-            if p >= USED_PARTITIONS:  # BigQuery's partition of the values outside [start, end)
-                lines.append(f"{s['suffix']},{p},,,{n}")
-            else:
-                lines.append(f"{s['suffix']},{p},{start + p * interval},{start + (p + 1) * interval},{n}")
+            low, high = partition_bounds(s["partitioning"]["range"], p) or ("", "")
+            lines.append(f"{s['suffix']},{p},{low},{high},{n}")
     return "\n".join(lines) + "\n"
+
+
+def partition_bounds(spec: dict, partition: int) -> tuple[int, int] | None:
+    """The start_position range [from, to) of a partition of the manifest's range spec; None for
+    BigQuery's partition of the values outside [start, end)."""
+    if partition >= USED_PARTITIONS:
+        return None
+    start, interval = int(spec["start"]), int(spec["interval"])
+    return start + partition * interval, start + (partition + 1) * interval
 
 
 def partition_spec(spec: dict) -> str:
@@ -159,7 +165,6 @@ def render(data: dict, csv_name: str = REPORT_PARTITIONS) -> str:
 
 
 def _shard_sections(shards: list[dict]) -> list[str]:
-
     rows = []
     for s in shards:
         counted = _n(s["rows_counted"])
@@ -195,7 +200,6 @@ def _shard_sections(shards: list[dict]) -> list[str]:
 
 
 def _partition_sections(shards: list[dict], csv_name: str) -> list[str]:
-
     e = html.escape
     parts = [
         "<h2>Rows per BigQuery partition</h2><p>Each shard's table is partitioned on ranges of "
@@ -245,10 +249,11 @@ def _partition_sections(shards: list[dict], csv_name: str) -> list[str]:
         parts.append(f'<p id="sparse-shards">Shards with fewer than {SPARSE_ROWS} rows: {e(listed)}.</p>')
     if empty:
         parts.append(f'<p id="empty-shards">Shards with no rows: {e(", ".join(empty))}.</p>')
-    heaviest = sorted(
+    heaviest = heapq.nlargest(
+        HEAVIEST,
         ((n, s["suffix"], p, s["partitioning"]["range"]) for s in shards for p, n in s["partitions"]),
-        key=lambda item: -item[0],
-    )[:HEAVIEST]
+        key=lambda item: item[0],
+    )
     if heaviest:
         parts.append(f"<h3>The {len(heaviest)} fullest partitions</h3>")
         parts.append(
@@ -380,10 +385,8 @@ def _ratio(value) -> str:
 
 
 def _partition_range(spec: dict, partition: int) -> tuple[str, str]:
-    if partition >= USED_PARTITIONS:
-        return "outside the range", ""
-    start, interval = int(spec["start"]), int(spec["interval"])
-    return _n(start + partition * interval), _n(start + (partition + 1) * interval)
+    bounds = partition_bounds(spec, partition)
+    return ("outside the range", "") if bounds is None else (_n(bounds[0]), _n(bounds[1]))
 
 
 def _table(table_id: str, header: tuple[str, ...], rows: list[tuple[str, ...]], *, raw=(), attrs="") -> str:

@@ -75,6 +75,13 @@ SHOWN_RESOLUTIONS = 10  # header resolutions listed by the text plan; JSON lists
 SHOWN_SHARDS = 10  # lines of the shard table; plan --format json and the report list them all
 
 
+def shown_shards(shards: list) -> tuple[list, list]:
+    """(the shards listed one a line, the rest summed up in one line): SHOWN_SHARDS lines."""
+    if len(shards) <= SHOWN_SHARDS:
+        return shards, []
+    return shards[: SHOWN_SHARDS - 1], shards[SHOWN_SHARDS - 1 :]
+
+
 def plan_json(plan: Plan, estimate: PlanEstimate | None = None) -> str:
     return json.dumps(describe(plan, estimate), indent=2)
 
@@ -120,10 +127,7 @@ def plan_text(plan: Plan, estimate: PlanEstimate) -> str:
             lines.append(f"  ... and {more:,} more (plan --format json lists them)")
     lines += ["", f"shards (estimated rows: {estimate.counts})"]
     rows = [("suffix", "regions", "partitions of start_position", "estimated rows")]
-    shards = list(zip(plan.sharding.shards, estimate.shard_rows))
-    shown, rest = shards, []
-    if len(shards) > SHOWN_SHARDS:
-        shown, rest = shards[: SHOWN_SHARDS - 1], shards[SHOWN_SHARDS - 1 :]
+    shown, rest = shown_shards(list(zip(plan.sharding.shards, estimate.shard_rows)))
     for shard, estimated in shown:
         regions = ", ".join(str(r) for r in shard.regions) or "residual"
         rows.append((shard.suffix, regions, shard.partitioning.describe(), f"{round(estimated):,}"))
