@@ -34,5 +34,5 @@ setuptools.setup(
     extras_require={
         "test": ["pytest>=8", "duckdb>=1.1", "ruff>=0.6", "hypothesis>=6", "gcp-storage-emulator>=2024.0"],
     },
-    entry_points={"console_scripts": ["variant-etl=variant_etl.cli:main"]},
+    entry_points={"console_scripts": ["variant-etl=variant_etl.cli:process_main"]},
 )

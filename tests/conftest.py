@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import gzip
 import io
 import locale
@@ -148,6 +149,9 @@ def run_cli(*args: str, env_extra: dict | None = None) -> subprocess.CompletedPr
         except Exception:
             traceback.print_exc()
             returncode = 1
+    # launch keeps the collector off the objects that exist before its pipeline: it must give
+    # them back, or this process (the whole test session) would never collect them again
+    assert gc.get_freeze_count() == 0, f"{args[:1]} left {gc.get_freeze_count():,} objects frozen"
     return subprocess.CompletedProcess(
         ["python", "-m", "variant_etl", *args], returncode, captured["stdout"], captured["stderr"]
     )

@@ -1,3 +1,3 @@
-from variant_etl.cli import main
+from variant_etl.cli import process_main
 
-raise SystemExit(main())
+raise SystemExit(process_main())

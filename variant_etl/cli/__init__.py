@@ -15,6 +15,7 @@ each command does and prints), ``launch`` (running the pipeline). Only ``launch`
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -27,6 +28,15 @@ def _anonymous_gcs_for_an_emulator() -> None:
         from variant_etl.filesystems import anonymous_gcs_for_an_emulator
 
         anonymous_gcs_for_an_emulator()
+
+
+def process_main() -> int:
+    """The process's entry point (``variant-etl``, ``python -m variant_etl``): ``main``, then
+    everything left marked permanent, so that the interpreter's exit does not run full
+    garbage collections over Beam's modules (~0.45 s of every command that imported it)."""
+    code = main()
+    gc.freeze()
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import gc
 import io
 import json
 import os
@@ -90,7 +91,8 @@ def launch(args: argparse.Namespace, beam_args: list[str]) -> int:
     if not dry_run:
         plan = claims.take(args.take_over)
     try:
-        return _run(plan, options, args, claims, dry_run)
+        with _collector_off_the_modules():
+            return _run(plan, options, args, claims, dry_run)
     finally:
         claims.release()
 
@@ -137,6 +139,19 @@ def _run(plan, options, args, claims, dry_run: bool) -> int:
         except Exception as err:
             print(f"warning: {plan.parquet.output_dir}/_report.html not written ({err})", file=sys.stderr)
     return 0
+
+
+@contextlib.contextmanager
+def _collector_off_the_modules():
+    """While the pipeline and the report run, the objects that exist before them (Beam's ~1,800
+    modules, their functions and classes: about a million) are left out of the garbage
+    collector's full passes, which otherwise walk them all each time (1M sites: 0.27 -> 0.13 s
+    of collection)."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()  # (a caller in the same process, a test, gets its collector back whole)
 
 
 def run_export_parts(pieces: list, writer, *, beam_args: list[str]) -> None:
