@@ -97,7 +97,7 @@ def _inflate(block: bytes, offset: int) -> bytes:
             return zlib.decompress(block, wbits=31)
         except zlib.error as err:
             raise OSError(f"the BGZF block at byte {offset} is corrupt ({err})") from None
-    return bytes(data)
+    return data  # (a bytearray: the text is joined into chunks later, copied once there)
 
 
 class BlockRange:

@@ -527,7 +527,10 @@ def _split_or_empty(text: pa.Array, separator: str) -> pa.ListArray:
 
 def _hexadecimal(chunk: bytes) -> bool:
     """'0x' or '0X' anywhere (numpy: `in` takes 8 ms a 4 MB chunk, as '0' is everywhere): the
-    x's, then the bytes before them (one pass over the chunk, not four)."""
+    x's, then the bytes before them (one pass over the chunk, not four). Most chunks have no x
+    at all, which ``in`` tells in 0.05 ms."""
+    if b"x" not in chunk and b"X" not in chunk:
+        return False
     data = np.frombuffer(chunk, np.uint8)
     after = np.flatnonzero((data[1:] | 0x20) == ord("x"))
     return bool(np.any(data[after] == ord("0")))
