@@ -112,14 +112,13 @@ class BlockRange:
         self._held = 0
 
     def read(self, size: int = -1) -> bytes:
+        """Whole blocks' text, at least ``size`` bytes unless the range ends first: a block
+        more than a file's read would give, where cutting it would copy all of it again."""
         while not self._done and (size < 0 or self._held < size):
             self._next_block()
         data = b"".join(self._pieces)
-        if size < 0:
-            size = len(data)
-        rest = data[size:]
-        self._pieces, self._held = ([rest] if rest else []), len(rest)
-        return data[:size]
+        self._pieces, self._held = [], 0
+        return data
 
     def readline(self) -> bytes:
         """For the header lines: one line, newline included."""
