@@ -11,6 +11,7 @@ import io
 import json
 from collections.abc import Iterator, Sequence
 
+import numpy as np
 from matplotlib import rc_context
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -143,7 +144,7 @@ def boxes(
     median marked, whiskers to the extremes), one row per label, on a log scale."""
     with _drawing((WIDTH, 0.5 + 0.24 * len(labels))) as (figure, ax):
         ax.boxplot(
-            [list(s) for s in samples],
+            list(samples),
             orientation="horizontal",
             whis=(0, 100),
             widths=0.6,
@@ -158,5 +159,6 @@ def boxes(
         ax.set_xscale("log")
         ax.set_xlabel(axis)
         ax.xaxis.set_major_formatter(FuncFormatter(_thousands))
-        summary = [[min(s), sorted(s)[len(s) // 2], max(s)] if len(s) else [] for s in samples]
+        ordered = [np.sort(s) for s in samples]
+        summary = [[int(s[0]), int(s[len(s) // 2]), int(s[-1])] if len(s) else [] for s in ordered]
         return _svg(figure, chart_id, labels, summary, caption)
