@@ -15,6 +15,7 @@ each command does and prints), ``launch`` (running the pipeline). Only ``launch`
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -28,6 +29,20 @@ def _anonymous_gcs_for_an_emulator() -> None:
         from variant_etl.filesystems import anonymous_gcs_for_an_emulator
 
         anonymous_gcs_for_an_emulator()
+
+
+@contextlib.contextmanager
+def _collector_off():
+    """No garbage collection while the command's modules load: loading Beam makes about a
+    million objects that live as long as the process, and the full collections their number
+    sets off find nothing (0.4 s of a launch's start)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def process_main() -> int:
@@ -46,10 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     from variant_etl.cli.rules import parse_args
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    _anonymous_gcs_for_an_emulator()
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        args, beam_args = parse_args(argv)
+        with _collector_off():
+            _anonymous_gcs_for_an_emulator()
+            args, beam_args = parse_args(argv)
+            commands.load(args.command)
         if not getattr(args, "verbose", False):
             # Beam's workers log every failure with its traceback; we print the cause ourselves.
             logging.getLogger("apache_beam").setLevel(logging.CRITICAL)

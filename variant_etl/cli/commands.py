@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib
 
 from variant_etl.core.options import DEFAULT_SHARDING_CONFIG, bundled_config
 from variant_etl.core.sharding import load_sharding_config
@@ -11,6 +12,23 @@ from variant_etl.core.sharding import load_sharding_config
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     return _COMMANDS[args.command](args, beam_args)
+
+
+# The module each command runs on (its function below imports from it): `load` imports it
+# ahead, while cli.main holds the garbage collector off.
+_MODULES = {
+    "export": "variant_etl.outputs.export",
+    "query": "variant_etl.outputs.query",
+    "report": "variant_etl.outputs.report",
+    "preprocess": "variant_etl.plan.preprocess",
+    "plan": "variant_etl.cli.planning",
+    "launch": "variant_etl.cli.launch",
+}
+
+
+def load(command: str) -> None:
+    if command in _MODULES:
+        importlib.import_module(_MODULES[command])
 
 
 def validate_config(args: argparse.Namespace, _beam_args: list[str]) -> int:
