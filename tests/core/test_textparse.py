@@ -401,3 +401,24 @@ def test_diploid_genotypes_read_from_bytes_as_the_split_path_reads_them(texts, f
         assert fast is None
     with pytest.raises(textparse.Fallback, match="allele index"):  # an allele beyond the ALTs
         textparse._diploid_genotypes(pa.array(["0/3", "0/0"]), np.array([2], np.int64), 2)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [lambda b: b"\n" + b, lambda b: b.replace(b"\n", b"\n\n", 2), lambda b: b + b"\n", lambda b: b[:-1]],
+)
+def test_a_chunk_with_calls_and_an_empty_line_or_no_last_newline_goes_to_pysam(tmp_path, edit):
+    """An empty line first, inside or last, or a last line without its newline: pysam reads
+    the chunk (and says what is wrong); the same lines without the edit parse here."""
+    from variant_etl.core.source import read_header
+
+    path = write_generated(tmp_path, 20, 3)
+    header = read_header(str(path))
+    plan = plan_for(path, tmp_path, infer_headers=False)
+    parser = textparse.TextParser(
+        plan.schema, header.infos, header.formats, header.samples, filters=header.filters
+    )
+    body = b"".join(line for line in path.read_bytes().splitlines(keepends=True) if not line.startswith(b"#"))
+    assert parser.parse(body).num_rows == 20
+    with pytest.raises(textparse.Fallback, match="empty line"):
+        parser.parse(edit(body))

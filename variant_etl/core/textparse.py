@@ -161,8 +161,10 @@ class TextParser:
         row-major order. With many samples this is split out of the lines (a split on tabs of
         the samples' part), not read as a table of one column per sample: 2,500 columns read
         as tables, joined and taken back into row order cost four times as much."""
-        _require(chunk.endswith(b"\n") and not chunk.startswith(b"\n") and b"\n\n" not in chunk, "empty line")
         ends = np.flatnonzero(np.frombuffer(chunk, np.uint8) == 10)
+        # (no empty line: told by the line ends, where `b"\n\n" in chunk` took 3.6 ms a 4 MB chunk)
+        empty_line = len(ends) == 0 or ends[0] == 0 or bool(np.any(np.diff(ends) == 1))
+        _require(chunk.endswith(b"\n") and not empty_line, "empty line")
         offsets = np.zeros(len(ends) + 1, np.int32)
         offsets[1:] = ends + 1
         # each line with its newline (the offsets of one buffer), taken off the last column
