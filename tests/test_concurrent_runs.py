@@ -247,7 +247,7 @@ def test_overwrite_replaces_only_the_previous_runs_files(tmp_path):
     assert result.returncode == 0, result.stderr
     manifest = check_manifest_adds_up(out)
     assert sorted(_tree(out)) == [name for name in files_of(manifest, str(out)) if name not in REPORT_FILES]
-    assert (out / "_report.html").exists()
+    assert (out / "_report.html").exists(), result.stderr
 
 
 # --- nothing outside a run's own files is deleted ----------------------------------------------

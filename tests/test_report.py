@@ -18,12 +18,14 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pysam
 import pysam.bcftools as bcftools
 import pytest
 
 from tests.conftest import REAL, REPO, bcftools_positions, generate_vcf, run_cli
-from variant_etl.outputs.report import MAX_SAMPLE_ROWS
+from variant_etl.core.partitioning import USED_PARTITIONS
+from variant_etl.outputs.report import MAX_SAMPLE_ROWS, partitions_csv
 
 SHIPPED = [
     REPO / "examples" / "data" / "clinvar_subset.vcf.gz",
@@ -416,6 +418,8 @@ def test_report_rows_per_partition_range_match_duckdb(shipped_run):
     lines = (out / "_report_partitions.csv").read_text().splitlines()
     assert lines[0] == "shard,partition,start_position_from,start_position_to,rows"
     listed = [line.split(",") for line in lines[1:]]
+    suffixes = {shard["table_name_suffix"] for shard in manifest["shards"]}
+    assert all(len(row) == 5 and row[0] in suffixes for row in listed)
     summary = {row[0]: [number(x) for x in row[1:]] for row in page.tables["partitions"][1:]}
     for shard in manifest["shards"]:
         suffix = shard["table_name_suffix"]
@@ -445,6 +449,25 @@ def test_report_rows_per_partition_range_match_duckdb(shipped_run):
     assert [number(row[4]) for row in page.tables["heaviest-partitions"][1:]] == fullest
     # chr1_b holds the generated chr1 records past 100 Mb: spread over many partitions
     assert summary["chr1_b"][0] > 500
+
+
+def test_partitions_csv_of_shards_some_empty():
+    """Empty shards (first, between, last) write no line: Arrow's CSV writer pads an empty chunk
+    with NUL bytes."""
+    spec = {"partitioning": {"range": {"start": "0", "end": "1000", "interval": "100"}}}
+    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    shards = [
+        {"suffix": "a", "partitions": empty, **spec},
+        {"suffix": "b", "partitions": (np.array([0, 7, USED_PARTITIONS]), np.array([3, 1, 2])), **spec},
+        {"suffix": "c", "partitions": empty, **spec},
+        {"suffix": "d", "partitions": (np.array([9]), np.array([5])), **spec},
+        {"suffix": "e", "partitions": empty, **spec},
+    ]
+    assert partitions_csv(shards) == (
+        "shard,partition,start_position_from,start_position_to,rows\n"
+        f"b,0,0,100,3\nb,7,700,800,1\nb,{USED_PARTITIONS},,,2\nd,9,900,1000,5\n"
+    )
+    assert partitions_csv(shards[:1]) == "shard,partition,start_position_from,start_position_to,rows\n"
 
 
 def test_report_command_writes_the_same_page(shipped_run, tmp_path):

@@ -92,6 +92,8 @@ def partitions_csv(shards: list[dict]) -> str:
     columns = {"shard": [], "partition": [], "start_position_from": [], "start_position_to": [], "rows": []}
     for s in shards:
         partitions, rows = s["partitions"]
+        if not len(partitions):
+            continue  # (Arrow's CSV writer pads an empty chunk with NUL bytes)
         spec = s["partitioning"]["range"]
         start, interval = int(spec["start"]), int(spec["interval"])
         outside = partitions >= USED_PARTITIONS  # (no range: empty cells)
@@ -103,7 +105,8 @@ def partitions_csv(shards: list[dict]) -> str:
     table = pa.table({name: pa.chunked_array(parts, pa.string() if name == "shard" else pa.int64())
                       for name, parts in columns.items()})  # fmt: skip
     text = io.BytesIO()
-    pacsv.write_csv(table, text, pacsv.WriteOptions(include_header=False, quoting_style="none"))
+    options = pacsv.WriteOptions(include_header=False, quoting_style="none")
+    pacsv.write_csv(table.combine_chunks(), text, options)
     return ",".join(columns) + "\n" + text.getvalue().decode("utf-8")
 
 
