@@ -341,6 +341,21 @@ def test_indexed_windows_parse_as_pysam_does(
     assert [read(split) for split in plan.region_splits] == fast
 
 
+def _generated_parser(tmp_path: Path, records: int):
+    """A generated file of ``records`` x 3 samples, its plan, a TextParser of its header and its
+    body lines."""
+    from variant_etl.core.source import read_header
+
+    path = write_generated(tmp_path, records, 3)
+    header = read_header(str(path))
+    plan = plan_for(path, tmp_path, infer_headers=False)
+    parser = textparse.TextParser(
+        plan.schema, header.infos, header.formats, header.samples, filters=header.filters
+    )
+    body = b"".join(line for line in path.read_bytes().splitlines(keepends=True) if not line.startswith(b"#"))
+    return path, plan, parser, body
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_parser_never_crashes_on_mutated_bytes(tmp_path, seed):
     """Random byte edits of valid records: TextParser gives a batch or hands the chunk back
@@ -348,15 +363,7 @@ def test_parser_never_crashes_on_mutated_bytes(tmp_path, seed):
     reads from the same text, without a malformed record."""
     import random
 
-    from variant_etl.core.source import read_header
-
-    path = write_generated(tmp_path, 60, 3)
-    header = read_header(str(path))
-    plan = plan_for(path, tmp_path, infer_headers=False)
-    parser = textparse.TextParser(
-        plan.schema, header.infos, header.formats, header.samples, filters=header.filters
-    )
-    body = b"".join(line for line in path.read_bytes().splitlines(keepends=True) if not line.startswith(b"#"))
+    path, plan, parser, body = _generated_parser(tmp_path, 60)
     rng = random.Random(seed)
     outcomes = {"batch": 0, "fallback": 0}
     for _ in range(400):
@@ -410,15 +417,7 @@ def test_diploid_genotypes_read_from_bytes_as_the_split_path_reads_them(texts, f
 def test_a_chunk_with_calls_and_an_empty_line_or_no_last_newline_goes_to_pysam(tmp_path, edit):
     """An empty line first, inside or last, or a last line without its newline: pysam reads
     the chunk (and says what is wrong); the same lines without the edit parse here."""
-    from variant_etl.core.source import read_header
-
-    path = write_generated(tmp_path, 20, 3)
-    header = read_header(str(path))
-    plan = plan_for(path, tmp_path, infer_headers=False)
-    parser = textparse.TextParser(
-        plan.schema, header.infos, header.formats, header.samples, filters=header.filters
-    )
-    body = b"".join(line for line in path.read_bytes().splitlines(keepends=True) if not line.startswith(b"#"))
+    _, _, parser, body = _generated_parser(tmp_path, 20)
     assert parser.parse(body).num_rows == 20
     with pytest.raises(textparse.Fallback, match="empty line"):
         parser.parse(edit(body))
