@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Iterator
 from typing import BinaryIO
 
 _MAGIC = b"\x1f\x8b\x08\x04"
@@ -80,6 +81,26 @@ def _blocks(raw: BinaryIO, start: int):
             raise EOFError(f"the BGZF block at byte {offset} is cut short")
         yield offset, _inflate(block, offset)
         offset += length
+
+
+def decompress(raw: BinaryIO) -> bytes:
+    """A whole BGZF file's text (an index's)."""
+    return b"".join(data for _, data in _blocks(raw, 0))
+
+
+def read_between(raw: BinaryIO, start: int, end: int) -> Iterator[bytes]:
+    """The text between the virtual offsets ``start`` and ``end`` (an index's: a block's offset
+    in the file << 16 | an offset in its text), a block at a time."""
+    skip, last, keep = start & 0xFFFF, end >> 16, end & 0xFFFF
+    for offset, data in _blocks(raw, start >> 16):
+        if offset > last or (offset == last and keep == 0):
+            return
+        piece = data[skip : keep if offset == last else None] if skip or offset == last else data
+        skip = 0
+        if piece:
+            yield piece
+        if offset == last:
+            return
 
 
 def _inflate(block: bytes, offset: int) -> bytes:

@@ -29,10 +29,10 @@ from typing import BinaryIO
 import numpy as np
 
 from variant_etl.core.header import parse_structured
+from variant_etl.core.tabix import layout
 
 OpenBinary = Callable[[str], BinaryIO]
 PREFIX_BYTES = 4 * 2**20  # text read from an unindexed input
-TBI_PSEUDO_BIN = 37450
 SPAN_WINDOW = 1 << 20  # bins of an index are added up into windows of this many bases
 BGZF_BLOCK_TEXT = 0xFF00  # bgzip fills each block with this many uncompressed bytes
 
@@ -71,21 +71,9 @@ class IndexContig:
 def parse_index(data: bytes, contig_names: tuple[str, ...] = ()) -> list[IndexContig]:
     """Parses a decompressed .tbi or .csi. ``contig_names`` name the references of a CSI
     without tabix metadata (a BCF's: its header's contigs, in order)."""
-    magic = data[:4]
-    if magic == b"TBI\1":
-        (n_ref,) = struct.unpack_from("<i", data, 4)
-        names, at = _tabix_names(data, 8)
-        min_shift, depth, pseudo, with_loffset = 14, 5, TBI_PSEUDO_BIN, False
-    elif magic == b"CSI\1":
-        min_shift, depth, l_aux = struct.unpack_from("<3i", data, 4)
-        aux = data[16 : 16 + l_aux]
-        names = _tabix_names(aux, 0)[0] if l_aux >= 28 else list(contig_names)
-        at = 16 + l_aux
-        (n_ref,) = struct.unpack_from("<i", data, at)
-        at += 4
-        pseudo, with_loffset = ((1 << ((depth + 1) * 3)) - 1) // 7 + 1, True
-    else:
-        raise ValueError(f"not a .tbi or .csi index (magic {magic!r})")
+    found = layout(data, contig_names)
+    names, at, n_ref = found.names, found.at, found.n_ref
+    min_shift, depth, pseudo, with_loffset = found.min_shift, found.depth, found.pseudo_bin, found.csi
     contigs = []
     for ref in range(n_ref):
         (n_bin,) = struct.unpack_from("<i", data, at)
@@ -110,13 +98,6 @@ def parse_index(data: bytes, contig_names: tuple[str, ...] = ()) -> list[IndexCo
         if mapped:
             contigs.append(IndexContig(name, mapped, tuple(bins)))
     return contigs
-
-
-def _tabix_names(data: bytes, at: int) -> tuple[list[str], int]:
-    (l_nm,) = struct.unpack_from("<i", data, at + 24)  # after format, col_seq/beg/end, meta, skip
-    at += 28
-    names = data[at : at + l_nm].split(b"\0")
-    return [n.decode("utf-8", errors="replace") for n in names if n], at + l_nm
 
 
 def _bin_span(bin_number: int, min_shift: int, depth: int) -> tuple[int, int]:

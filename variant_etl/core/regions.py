@@ -9,25 +9,30 @@ exactly once; gVCF blocks that start earlier are also read, to be cut at the edg
 
 from __future__ import annotations
 
+import bisect
 import collections
 import contextlib
 import dataclasses
 import functools
 import itertools
 import os
+import struct
 from collections.abc import Callable, Iterator
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
 import pysam
 import pysam.bcftools
 
+from variant_etl.core import bgzf
 from variant_etl.core.errors import VcfFormatError
 from variant_etl.core.merge import positions_within
 from variant_etl.core.reader import MALFORMED_HINT, Malformed, record_text
 from variant_etl.core.records import BatchBuilder, MalformedRecord
-from variant_etl.core.schema import ORIGIN_FILE_SHIFT, START_POSITION, VariantSchema
+from variant_etl.core.schema import END_POSITION, ORIGIN_FILE_SHIFT, START_POSITION, VariantSchema
 from variant_etl.core.source import detect_format, read_header
+from variant_etl.core.tabix import TextIndex
 from variant_etl.core.textparse import Fallback, TextParser
 
 INDEX_SUFFIXES = (".tbi", ".csi")  # the indexes that region reads use
@@ -134,26 +139,33 @@ def _calls_per_contig(files: list[RegionFile]) -> dict[str, int]:
 
 
 class OpenFiles:
-    """The tabix handles one reader keeps open from window to window: opening a file (and
-    reading its index) costs ~30 times its window's fetch. At most ``limit`` stay open, the
-    least recently used closed first. A handle serves one thread: keep one per DoFn instance."""
+    """The bgzipped inputs one reader keeps open from window to window, each with its index:
+    reading an index costs ~30 times a window's read. At most ``limit`` stay open, the least
+    recently used closed first. A handle serves one thread: keep one per DoFn instance."""
 
     def __init__(self, limit: int = 256):
         self._limit = limit
-        self._open: collections.OrderedDict[str, pysam.TabixFile] = collections.OrderedDict()
+        self._open: collections.OrderedDict[str, tuple[BinaryIO, TextIndex]] = collections.OrderedDict()
 
-    def tabix(self, path: str) -> pysam.TabixFile:
+    def text(self, path: str) -> tuple[BinaryIO, TextIndex]:
+        """The file, open, and its index. Raises OSError/ValueError/struct.error on an index
+        this reader cannot use (pysam reads the file then)."""
         handle = self._open.pop(path, None)
         if handle is None:
-            handle = pysam.TabixFile(path, encoding="utf-8")
+            index = index_of(path)
+            if index is None:
+                raise OSError(f"{path}: no index")
+            with open(index, "rb") as raw:
+                parsed = TextIndex(bgzf.decompress(raw))
+            handle = (open(path, "rb"), parsed)
             while len(self._open) >= self._limit:
-                self._open.popitem(last=False)[1].close()
+                self._open.popitem(last=False)[1][0].close()
         self._open[path] = handle
         return handle
 
     def close(self) -> None:
         while self._open:
-            self._open.popitem()[1].close()
+            self._open.popitem()[1][0].close()
 
 
 def read_region(
@@ -206,6 +218,8 @@ def read_region(
         except (OSError, ValueError) as err:
             raise VcfFormatError(f"{region_file.path}: htslib cannot read this file ({err})") from None
         with variant_file:
+            if variant_file.index is None:
+                raise VcfFormatError(f"{region_file.path}: htslib cannot use its index")
             if split.contig not in variant_file.index:
                 counts[region_file.path] = counts.get(region_file.path, 0)
                 continue
@@ -252,6 +266,9 @@ def read_region(
             yield pa.Table.from_batches([batch])
 
 
+_Member = tuple[RegionFile, bytes, np.ndarray]  # a file, its lines in a window, their ends
+
+
 class _FastWindow:
     """A window's lines of bgzipped VCFs, fetched through their tabix indexes and parsed by
     TextParser: the lines of every file with the same definitions (and, with call names, the
@@ -264,26 +281,22 @@ class _FastWindow:
         self._schema = schema
         self._one_based = one_based
         self._keep_overlapping = keep_overlapping
-        self._groups: dict[tuple, list[tuple[RegionFile, list[str]]]] = {}
+        self._groups: dict[tuple, list[_Member]] = {}
         self.empty: list[str] = []  # files with no lines in the window
 
     def add(self, region_file: RegionFile, open_files: OpenFiles) -> bool:
-        """Fetches the file's lines; False when pysam must read it."""
+        """Reads the file's lines in the window; False when pysam must read it."""
         if _format(region_file.path) != "gzip":
             return False
         try:
-            tabix = open_files.tabix(region_file.path)
-            if self._split.contig not in tabix.contigs:
-                lines = []
-            else:
-                lines = list(tabix.fetch(self._split.contig, self._split.start, self._split.end))
-        except (OSError, ValueError):
+            text, ends = _window_text(*open_files.text(region_file.path), self._split, self._keep_overlapping)
+        except (OSError, ValueError, EOFError, struct.error):
             return False
-        if not lines:
+        if not len(ends):
             self.empty.append(region_file.path)
         else:
             key = _parse_key(region_file.path, self._schema.options.include_call_name)
-            self._groups.setdefault(key, []).append((region_file, lines))
+            self._groups.setdefault(key, []).append((region_file, text, ends))
         return True
 
     def parse(self) -> tuple[list[tuple[pa.Table, dict[str, int]]], list[RegionFile]]:
@@ -302,7 +315,7 @@ class _FastWindow:
                     parsed.append(alone)
         return parsed, unparsed
 
-    def _parse(self, members: list[tuple[RegionFile, list[str]]]) -> tuple[pa.Table, dict[str, int]] | None:
+    def _parse(self, members: list[_Member]) -> tuple[pa.Table, dict[str, int]] | None:
         first = members[0][0]
         header = _own_header(first.path)
         parser = TextParser(
@@ -315,19 +328,19 @@ class _FastWindow:
             sample_ids=first.sample_ids,
             file_index=first.file_index,
         )
-        sizes = np.array([len(lines) for _, lines in members])
+        sizes = np.array([len(ends) for _, _, ends in members])
         member_of_row = np.repeat(np.arange(len(members)), sizes)
         # record numbers from 1 in the window, as the pysam path counts them
         number = positions_within(sizes).astype(np.int64) + 1
-        file_indexes = np.array([f.file_index for f, _ in members], dtype=np.int64)
+        file_indexes = np.array([f.file_index for f, _, _ in members], dtype=np.int64)
         origin = (file_indexes[member_of_row] << ORIGIN_FILE_SHIFT) | number
-        sample_ids = np.array([f.sample_ids for f, _ in members], dtype=np.int64)[member_of_row].ravel()
+        sample_ids = np.array([f.sample_ids for f, _, _ in members], dtype=np.int64)[member_of_row].ravel()
         per_row = len(first.sample_ids)
-        # one text of every line, cut into chunks of about CHUNK_BYTES at line ends, as a file's
-        # text is read: a whole contig of 100 files (49 MB) parsed as one took 3 times as long
-        every_line = itertools.chain.from_iterable(lines for _, lines in members)
-        text = ("\n".join(every_line) + "\n").encode("utf-8")
-        ends = np.flatnonzero(np.frombuffer(text, np.uint8) == 10) + 1  # each line's end
+        # one text of every file's lines, cut into chunks of about CHUNK_BYTES at line ends, as a
+        # file's text is read: a whole contig of 100 files (49 MB) parsed as one took 3 times as long
+        text = b"".join(text for _, text, _ in members)
+        bases = np.cumsum([0] + [len(text) for _, text, _ in members[:-1]])
+        ends = np.concatenate([ends + base for (_, _, ends), base in zip(members, bases)])
         cuts = np.searchsorted(ends, np.arange(CHUNK_BYTES, len(text), CHUNK_BYTES)) + 1
         cuts = np.unique(np.minimum([0, *cuts, len(ends)], len(ends)))
         batches = []
@@ -342,8 +355,65 @@ class _FastWindow:
         table = pa.Table.from_batches(batches)
         home = table.column(START_POSITION).to_numpy() >= self._split.start + (1 if self._one_based else 0)
         counted = np.bincount(member_of_row[home], minlength=len(members))
-        counts = {f.path: int(c) for (f, _), c in zip(members, counted)}
-        return (table if self._keep_overlapping else table.filter(pa.array(home))), counts
+        counts = {f.path: int(c) for (f, _, _), c in zip(members, counted)}
+        if self._keep_overlapping:  # and the records before the window that reach into it
+            reach = table.column(END_POSITION).to_numpy() > self._split.start
+            return (table if reach.all() else table.filter(pa.array(home | reach))), counts
+        return table, counts
+
+
+def _window_text(
+    raw: BinaryIO, index: TextIndex, split: RegionSplit, with_earlier: bool
+) -> tuple[bytes, np.ndarray]:
+    """The lines of the records that start in the window (``with_earlier``: and of those before
+    it from where the index says records reaching into it may start), and where each line ends.
+    Read from the index's lower bound on, a block at a time, up to the first line that starts
+    past the window."""
+    span = index.span(split.contig, split.start)
+    if span is None:
+        return b"", np.zeros(0, np.int64)
+    pieces = []
+    for piece in bgzf.read_between(raw, *span):
+        pieces.append(piece)
+        if _past(piece, split):
+            break
+    text = b"".join(pieces)
+    if text and text[-1] != 10:
+        text += b"\n"
+    ends = np.flatnonzero(np.frombuffer(text, np.uint8) == 10) + 1
+    starts = np.concatenate([[0], ends[:-1]])
+
+    def start_of(line: int) -> int:
+        return _line_start(text, int(starts[line]), split.contig)
+
+    lines = range(len(ends))  # sorted by start: the window's are those that start in it
+    stop = bisect.bisect_left(lines, split.end, key=start_of)
+    first = 0 if with_earlier else bisect.bisect_left(lines, split.start, hi=stop, key=start_of)
+    if first == 0 and stop == len(ends):
+        return text, ends
+    if first == stop:
+        return b"", np.zeros(0, np.int64)
+    begin = int(starts[first])
+    return text[begin : int(ends[stop - 1])], ends[first:stop] - begin
+
+
+def _past(piece: bytes, split: RegionSplit) -> bool:
+    """Whether the last line that starts in a block of text starts past the window."""
+    last = piece.rfind(b"\n", 0, len(piece) - 1)
+    try:
+        return last >= 0 and _line_start(piece, last + 1, split.contig) >= split.end
+    except ValueError:  # (cut by the block's end before its position ends)
+        return False
+
+
+def _line_start(text: bytes, at: int, contig: str) -> int:
+    """The 0-based start of the record whose line begins at ``at``; past any window when the line
+    is another contig's. ValueError when it has no position."""
+    chrom_end = text.index(b"\t", at)
+    pos_end = text.index(b"\t", chrom_end + 1)
+    if text[at:chrom_end].decode() != contig:
+        return CSI_MAX_POSITION << 1
+    return int(text[chrom_end + 1 : pos_end]) - 1
 
 
 @functools.lru_cache(maxsize=4096)
