@@ -29,7 +29,6 @@ setuptools.setup(
         "duckdb>=1.1",  # the query and export commands
         "fsspec>=2023.1",  # DuckDB reads gs:// outputs through it (over pyarrow's GCS client)
         "deflate>=0.8,<1",  # libdeflate: export's BGZF blocks
-        "matplotlib>=3.10,<4",  # the report's charts, drawn to inline SVG
     ],
     extras_require={
         "test": ["pytest>=8", "duckdb>=1.1", "ruff>=0.6", "hypothesis>=6", "gcp-storage-emulator>=2024.0"],

@@ -304,7 +304,7 @@ class _Page(HTMLParser):
             self.tables[self._table].append([])
         elif tag in ("td", "th") and self._table:
             self._cell = []
-        elif tag == "figure" and attrs.get("class") == "chart":  # drawn by matplotlib, with its numbers
+        elif tag == "figure" and attrs.get("class") == "chart":  # an inline SVG, with its numbers
             self.bars[attrs["id"]] = list(
                 zip(json.loads(attrs["data-labels"]), json.loads(attrs["data-values"]))
             )
@@ -555,3 +555,39 @@ def test_no_progress(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "progress:" not in result.stderr
+
+
+def test_charts_are_svg_drawn_to_scale():
+    """The charts are well-formed SVG whose marks sit where their numbers say: bars as long as
+    their values, a box from the first to the third quartile on a log axis, round ticks."""
+    import xml.etree.ElementTree as ET
+
+    from variant_etl.outputs import charts
+
+    ns = {"s": "http://www.w3.org/2000/svg"}
+
+    def svg(figure: str):
+        return ET.fromstring(figure[figure.index("<svg") : figure.index("</svg>") + 6])
+
+    bars = svg(charts.horizontal_bars("b", ["a", "bb"], [5, 120], axis="rows", caption="c"))
+    widths = [float(r.get("width")) for r in bars.findall("s:rect", ns)]
+    assert len(widths) == 2 and widths[1] / widths[0] == pytest.approx(24, rel=0.01)
+    ticks = [t.text for t in bars.findall("s:text", ns) if t.get("text-anchor") == "middle"]
+    assert ticks == ["0", "50", "100", "rows"]  # round steps up to 1.15 x the longest bar; the label
+    boxes = svg(charts.boxes("x", ["s"], [[1, 2, 3, 4, 1000]], axis="rows", caption="c"))
+    (box,) = boxes.findall("s:rect", ns)
+    x_of = {
+        t.text: float(t.get("x")) for t in boxes.findall("s:text", ns) if t.get("text-anchor") == "middle"
+    }
+    assert list(x_of)[:4] == ["1", "10", "100", "1,000"]
+    decade = x_of["10"] - x_of["1"]
+    left, width = float(box.get("x")), float(box.get("width"))
+    assert left == pytest.approx(x_of["1"] + decade * np.log10(2), abs=0.1)  # Q1 = 2
+    assert left + width == pytest.approx(x_of["1"] + decade * np.log10(4), abs=0.1)  # Q3 = 4
+    for figure in (
+        charts.vertical_bars("v", [-3, 1, 60], [2, 0, 7], xlabel="x", ylabel="y", caption="c"),
+        charts.spectrum("f", [0.0, 0.5, 0.9], {"SNPs": [3, 0, 40], "indels": [0, 0, 0]}, caption="c"),
+        charts.scatter("p", ["a", "b"], [0, 12], [3, 0], xlabel="x", ylabel="y", caption="c"),
+        charts.horizontal_bars("e", [], [], axis="none", caption="c"),
+    ):
+        assert svg(figure).tag == "{http://www.w3.org/2000/svg}svg"

@@ -20,7 +20,7 @@ import pyarrow.csv as pacsv
 from variant_etl.core.errors import OutputError
 from variant_etl.core.layout import REPORT, REPORT_PARTITIONS
 from variant_etl.core.partitioning import USED_PARTITIONS, describe_range
-from variant_etl.outputs import storage
+from variant_etl.outputs import charts, storage
 
 
 def partition_counts(out: str, shard: dict, con: duckdb.DuckDBPyConnection) -> tuple[np.ndarray, np.ndarray]:
@@ -139,13 +139,6 @@ SPARSE_ROWS = 10  # shards with fewer rows are listed in a sentence, not drawn
 HEAVIEST = 20  # partitions listed in the page; the CSV beside it has them all
 
 
-def _charts():
-    """outputs/charts.py: matplotlib loads when a page is drawn, not with the commands."""
-    from variant_etl.outputs import charts
-
-    return charts
-
-
 def render(data: dict, csv_name: str = REPORT_PARTITIONS) -> str:
     manifest = data["manifest"]
     totals = manifest["totals"]
@@ -200,7 +193,7 @@ def _shard_sections(shards: list[dict]) -> list[str]:
         )
     return [
         "<h2>Rows per shard</h2>",
-        _charts().horizontal_bars(
+        charts.horizontal_bars(
             "rows-per-shard",
             [s["suffix"] for s in shards],
             [s["rows_counted"] for s in shards],
@@ -252,7 +245,7 @@ def _partition_sections(shards: list[dict], csv_name: str) -> list[str]:
     )
     if drawn:
         parts.append(
-            _charts().boxes(
+            charts.boxes(
                 "rows-per-partition",
                 [s["suffix"] for s in drawn],
                 [s["partitions"][1] for s in drawn],
@@ -317,7 +310,7 @@ def _qc_sections(found: dict | None) -> list[str]:
         "record counts once in each type its ALT alleles have; Ts/Tv is over SNP alleles. "
         f"Whole run: Ts/Tv {_ratio(run['ts_tv'])} ({_n(run['ts'])} transitions, {_n(run['tv'])} "
         "transversions).</p>",
-        _charts().horizontal_bars(
+        charts.horizontal_bars(
             "qc-types",
             list(_KINDS.values()),
             [run[k] for k in _KINDS],
@@ -330,7 +323,7 @@ def _qc_sections(found: dict | None) -> list[str]:
     if lengths:
         parts.append("<h3>Indel lengths</h3>")
         parts.append(
-            _charts().vertical_bars(
+            charts.vertical_bars(
                 "qc-indel-lengths",
                 [int(k) for k in lengths],
                 list(lengths.values()),
@@ -349,7 +342,7 @@ def _qc_sections(found: dict | None) -> list[str]:
             f"bin: {_n(run['singletons']['snps'])} SNPs and {_n(run['singletons']['indels'])} indels.</p>"
         )
         parts.append(
-            _charts().spectrum(
+            charts.spectrum(
                 "qc-af",
                 [b["af"] for b in spectrum],
                 {"SNPs": [b["snps"] for b in spectrum], "indels": [b["indels"] for b in spectrum]},
@@ -380,7 +373,7 @@ def _qc_sections(found: dict | None) -> list[str]:
             + "</p>"
         )
         parts.append(
-            _charts().scatter(
+            charts.scatter(
                 "qc-samples-het-hom",
                 names,
                 [samples[n]["het"] for n in names],
