@@ -215,3 +215,27 @@ def test_csi_lower_bound_walks_left_then_up():
     assert _csi_lower_bound({parent: 7}, 15, 5) == 7  # siblings 8..15 absent: up a level
     assert _csi_lower_bound({0: 3}, 123_456, 5) == 3
     assert _csi_lower_bound({}, 5, 5) == 0
+
+
+def test_an_index_without_pseudo_bins_is_not_read_as_empty():
+    """htslib writes, per reference, a pseudo-bin with the span of its records and their count;
+    another indexer may not. Without it no window may look empty: TextIndex refuses the index
+    (pysam reads the file). A reference without bins has no records."""
+    import struct
+
+    def tbi(*references: bytes) -> bytes:
+        names = b"".join(f"chr{i}\0".encode() for i in range(1, len(references) + 1))
+        header = b"TBI\1" + struct.pack("<8i", len(references), 2, 1, 2, 0, ord("#"), 0, len(names))
+        return header + names + b"".join(references)
+
+    bare_bin = struct.pack("<iIi2Q", 1, 4681, 1, 1 << 16, 5 << 16) + struct.pack("<iQ", 1, 1 << 16)
+    pseudo = struct.pack("<Ii4Q", 37450, 2, 1 << 16, 5 << 16, 12, 0)
+    with_pseudo = (
+        struct.pack("<iIi2Q", 2, 4681, 1, 1 << 16, 5 << 16) + pseudo + struct.pack("<iQ", 1, 1 << 16)
+    )
+    no_records = struct.pack("<ii", 0, 0)
+    index = TextIndex(tbi(with_pseudo, no_records))
+    assert index.contigs == ["chr1"] and index.records("chr1") == 12 and index.records("chr2") == 0
+    assert index.span("chr1", 0) == (1 << 16, 5 << 16) and index.span("chr1", 16_384) is None
+    with pytest.raises(ValueError, match="pseudo-bin"):
+        TextIndex(tbi(bare_bin))

@@ -64,7 +64,10 @@ def _tabix_names(data: bytes, at: int) -> tuple[list[str], int]:
 class _Reference:
     first: int  # virtual offset of its first record
     end: int  # just past its last record
-    tiles: np.ndarray | None  # .tbi: the linear index
+    records: int  # mapped records, as `bcftools index -s` counts them
+    # .tbi: the linear index, kept as the tiles where its offset changes and those offsets
+    # (a sparse file's 190k tiles are mostly copies of the next one's offset)
+    tiles: tuple[np.ndarray, np.ndarray, int] | None  # (first tile of each run, its offset, tiles)
     loffs: dict[int, int] | None  # .csi: each bin's offset of its first tile
 
 
@@ -86,6 +89,10 @@ class TextIndex:
     def contigs(self) -> list[str]:
         return list(self._references)
 
+    def records(self, contig: str) -> int:
+        reference = self._references.get(contig)
+        return reference.records if reference is not None else 0
+
     def span(self, contig: str, start: int) -> tuple[int, int] | None:
         """Virtual offsets [from, to) that hold every record of ``contig`` reaching ``start``
         (0-based) or beyond, with some records before it; None when no record does."""
@@ -94,9 +101,10 @@ class TextIndex:
             return None
         tile = start >> self._layout.min_shift
         if reference.tiles is not None:
-            if tile >= len(reference.tiles):  # the tiles run to the furthest record's end
+            runs, offsets, count = reference.tiles
+            if tile >= count:  # the tiles run to the furthest record's end
                 return None
-            begin = int(reference.tiles[tile])
+            begin = int(offsets[np.searchsorted(runs, tile, side="right") - 1])
         else:
             begin = _csi_lower_bound(reference.loffs, tile, self._layout.depth)
         return max(begin, reference.first), reference.end
@@ -107,8 +115,8 @@ _CSI_BIN = struct.Struct("<IQi")  # .csi: bin, loff, n_chunk
 
 
 def _reference(data: bytes, at: int, found: IndexLayout) -> tuple[_Reference | None, int]:
-    """One reference's entry: (its parts, or None without records or pseudo-bin; where the next
-    one starts). A contig of a .tbi has a bin per 16 kb with records: the loop is kept bare."""
+    """One reference's entry: (its parts, or None without records; where the next one starts).
+    A contig of a .tbi has a bin per 16 kb with records: the loop is kept bare."""
     (n_bin,) = struct.unpack_from("<i", data, at)
     at += 4
     pseudo, span, loffs = found.pseudo_bin, None, None
@@ -117,24 +125,28 @@ def _reference(data: bytes, at: int, found: IndexLayout) -> tuple[_Reference | N
         for _ in range(n_bin):
             bin_number, loff, n_chunk = _CSI_BIN.unpack_from(data, at)
             loffs[bin_number] = loff
-            if bin_number == pseudo and n_chunk:
-                span = struct.unpack_from("<QQ", data, at + 16)
+            if bin_number == pseudo and n_chunk >= 2:
+                span = struct.unpack_from("<4Q", data, at + 16)
             at += 16 + 16 * n_chunk
     else:
         unpack = _BIN.unpack_from
         for _ in range(n_bin):
             bin_number, n_chunk = unpack(data, at)
-            if bin_number == pseudo and n_chunk:
-                span = struct.unpack_from("<QQ", data, at + 8)
+            if bin_number == pseudo and n_chunk >= 2:
+                span = struct.unpack_from("<4Q", data, at + 8)
             at += 8 + 16 * n_chunk
     tiles = None
     if not found.csi:
         (n_intv,) = struct.unpack_from("<i", data, at)
-        tiles = np.frombuffer(data, "<u8", n_intv, at + 4)
+        linear = np.frombuffer(data, "<u8", n_intv, at + 4)
+        runs = np.flatnonzero(np.diff(linear, prepend=~linear[:1]) != 0) if n_intv else np.zeros(0, np.int64)
+        tiles = (runs, linear[runs].copy(), n_intv)
         at += 4 + 8 * n_intv
-    if span is None:  # (htslib always writes it; without it, pysam reads the file)
-        return None, at
-    return _Reference(span[0], span[1], tiles, loffs), at
+    if span is None:
+        if n_bin:  # (htslib always writes it: without it, pysam reads the file)
+            raise ValueError("an index without the pseudo-bin of a reference's span and counts")
+        return None, at  # a reference without records
+    return _Reference(span[0], span[1], span[2], tiles, loffs), at
 
 
 def _csi_lower_bound(loffs: dict[int, int], tile: int, depth: int) -> int:
