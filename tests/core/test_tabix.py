@@ -239,3 +239,15 @@ def test_an_index_without_pseudo_bins_is_not_read_as_empty():
     assert index.span("chr1", 0) == (1 << 16, 5 << 16) and index.span("chr1", 16_384) is None
     with pytest.raises(ValueError, match="pseudo-bin"):
         TextIndex(tbi(bare_bin))
+
+
+def test_line_start_refuses_what_is_not_a_record_line():
+    """The window's cut parses a few lines' positions; a line it cannot place (an empty one, no
+    position) sends the file to pysam rather than cut the window in the wrong place."""
+    text = b"chr1\t100\t.\tA\tT\nchr2\t7\t.\tC\tG\n\nchr2\t9\t.\tC\tG\n"
+    assert regions._line_start(text, 0, "chr1") == 99
+    assert regions._line_start(text, text.index(b"chr2"), "chr1") > 2**31  # past any window
+    with pytest.raises(ValueError):
+        regions._line_start(text, text.index(b"\n\n") + 1, "chr2")  # the empty line
+    with pytest.raises(ValueError):
+        regions._line_start(b"chr1\tx\t.\n", 0, "chr1")

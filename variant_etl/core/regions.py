@@ -442,9 +442,12 @@ def _past(piece: bytes, split: RegionSplit) -> bool:
 
 def _line_start(text: bytes, at: int, contig: str) -> int:
     """The 0-based start of the record whose line begins at ``at``; past any window when the line
-    is another contig's. ValueError when it has no position."""
+    is another contig's. ValueError when it has no position (an empty line too: htslib does not
+    index a file with one, another indexer might)."""
     chrom_end = text.index(b"\t", at)
     pos_end = text.index(b"\t", chrom_end + 1)
+    if text.find(b"\n", at, pos_end) >= 0:
+        raise ValueError("not a record line")
     if text[at:chrom_end].decode() != contig:
         return CSI_MAX_POSITION << 1
     return int(text[chrom_end + 1 : pos_end]) - 1
