@@ -99,7 +99,6 @@ def move_to_calls(table: pa.Table, order: SampleOrder | None = None) -> pa.Table
     keys = table.select(list(SITE_KEYS)).append_column(_ALT_KEY, _alt_key(table))
     keys = keys.append_column(s.ORIGIN, table.column(s.ORIGIN))
     by_site = pc.sort_indices(keys, sort_keys=[(c, "ascending") for c in keys.column_names])
-    table = table.take(by_site)
     keys = keys.take(by_site)
     new_group = np.zeros(table.num_rows, dtype=bool)
     new_group[0] = True
@@ -109,20 +108,25 @@ def move_to_calls(table: pa.Table, order: SampleOrder | None = None) -> pa.Table
             new_group[1:] |= pc.not_equal(column.slice(1), column.slice(0, len(column) - 1)).to_numpy(
                 zero_copy_only=False
             )
-    return _collapse(table, new_group, order)
+    return _collapse(table, by_site.to_numpy(), new_group, order)
 
 
 def with_records(table: pa.Table, records: np.ndarray) -> pa.Table:
     return table.append_column(s.RECORDS, pa.array(records, pa.int64()))
 
 
-def _collapse(table: pa.Table, new_group: np.ndarray, order: SampleOrder | None) -> pa.Table:
-    """One row per group of consecutive rows (groups start where new_group is True)."""
+def _collapse(
+    table: pa.Table, by_site: np.ndarray, new_group: np.ndarray, order: SampleOrder | None
+) -> pa.Table:
+    """One row per group of rows of a site: ``by_site`` lists the rows by site, then origin, and
+    a group starts where ``new_group`` is True in that order. Each column is read where it lies
+    (the table is not put in site order whole: a copy of every INFO value)."""
     n = table.num_rows
     starts = np.flatnonzero(new_group)
-    group_of_row = np.cumsum(new_group) - 1
+    group_of_row = np.empty(n, dtype=np.int64)
+    group_of_row[by_site] = np.cumsum(new_group) - 1
     n_groups = len(starts)
-    files = table.column(s.ORIGIN).to_numpy() >> s.ORIGIN_FILE_SHIFT
+    origins = table.column(s.ORIGIN).to_numpy()
     columns = {}
     for field in table.schema:
         name = field.name
@@ -130,16 +134,16 @@ def _collapse(table: pa.Table, new_group: np.ndarray, order: SampleOrder | None)
             continue
         column = table.column(name).combine_chunks()
         if name in SITE_KEYS:
-            columns[name] = column.take(pa.array(starts))
+            columns[name] = column.take(pa.array(by_site[starts]))
         elif name in (s.NAMES, s.FILTER):
             columns[name] = _sorted_union(column, group_of_row, n_groups)
         elif name == s.QUALITY:
-            values = column.to_numpy(zero_copy_only=False).astype(np.float64)
+            values = column.to_numpy(zero_copy_only=False).astype(np.float64)[by_site]
             columns[name] = pa.array(np.fmax.reduceat(values, starts), pa.float64(), from_pandas=True)
         elif name == s.CALL:
-            columns[name] = _concat_calls(column, group_of_row, files, n_groups, order)
+            columns[name] = _concat_calls(column, group_of_row, origins, n_groups, order)
         else:  # alternate_bases and INFO columns
-            columns[name] = column.take(pa.array(_first_valid(column, starts, n)))
+            columns[name] = column.take(pa.array(by_site[_first_valid(column, by_site, starts)]))
     collapsed = pa.table(columns, schema=pa.schema([f for f in table.schema if f.name != s.ORIGIN]))
     return with_records(collapsed, np.diff(np.append(starts, n)))
 
@@ -169,28 +173,30 @@ def _sorted_union(column: pa.ListArray, group_of_row: np.ndarray, n_groups: int)
 def _concat_calls(
     column: pa.ListArray,
     group_of_row: np.ndarray,
-    files: np.ndarray,
+    origins: np.ndarray,
     n_groups: int,
     order: SampleOrder | None,
 ) -> pa.Array:
     lengths = pc.list_value_length(column).fill_null(0).to_numpy()
     calls = pc.list_flatten(column)
     parent = np.repeat(group_of_row, lengths)
-    file_of_call = np.repeat(files, lengths)
+    origin_of_call = np.repeat(origins, lengths)
     sample = pc.struct_field(calls, s.SAMPLE_ID).to_numpy(zero_copy_only=False)
     if order is not None:
         sample = order.ranks(sample)
-    call_order = np.lexsort((file_of_call, sample, parent))  # stable: record order breaks ties
+    call_order = np.lexsort((origin_of_call, sample, parent))  # by sample, then file and record
     counts = np.bincount(parent, minlength=n_groups)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
     return pa.ListArray.from_arrays(pa.array(offsets), calls.take(pa.array(call_order)))
 
 
-def _first_valid(column: pa.Array, starts: np.ndarray, n: int) -> np.ndarray:
-    """Index of the first row with a value in each group (the group's first row if none)."""
+def _first_valid(column: pa.Array, by_site: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """In site order (``by_site``), the first row with a value in each group (starting at
+    ``starts``; the group's first row if none)."""
     if column.null_count == 0:
         return starts
-    valid = column.is_valid().to_numpy(zero_copy_only=False)
+    n = len(by_site)
+    valid = column.is_valid().to_numpy(zero_copy_only=False)[by_site]
     index = np.where(valid, np.arange(n), n)
     next_valid = np.minimum.accumulate(index[::-1])[::-1]
     pick = next_valid[starts]
