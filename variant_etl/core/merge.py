@@ -342,23 +342,22 @@ def _variants_with_block_calls(
     lengths = pc.list_value_length(variant_call_column).fill_null(0).to_numpy()
     variant_calls = pc.list_flatten(variant_call_column)
     variant_samples = pc.struct_field(variant_calls, s.SAMPLE_ID).to_numpy(zero_copy_only=False)
-    # (row, sample) pairs already called in each variant row
     owner = np.repeat(np.arange(variants.num_rows), lengths)
-    called = set(zip(owner.tolist(), variant_samples.tolist()))
-    # Every variant row at a position gets the covering entries of that position.
-    rows_at: dict[int, list[int]] = {}
-    for row, start in enumerate(variant_starts.tolist()):
-        rows_at.setdefault(start, []).append(row)
-    add_row, add_entry = [], []
-    for entry, pos in zip(cover_entry.tolist(), cover_pos.tolist()):
-        for row in rows_at[pos]:
-            if (row, int(samples[entry])) not in called:
-                add_row.append(row)
-                add_entry.append(entry)
-    all_owner = np.concatenate([owner, np.array(add_row, dtype=np.int64)])
+    # Every variant row at a position (the rows are in start order) gets the covering entries of
+    # that position, entry by entry, unless the row already has a call of the entry's sample.
+    first = np.searchsorted(variant_starts, cover_pos, side="left")
+    rows_here = np.searchsorted(variant_starts, cover_pos, side="right") - first
+    add_row = np.repeat(first, rows_here) + positions_within(rows_here)
+    add_entry = np.repeat(cover_entry, rows_here)
+    codes = np.unique(np.concatenate([variant_samples, samples[add_entry]]), return_inverse=True)[1]
+    n_codes = int(codes.max()) + 1 if len(codes) else 1
+    called = owner * n_codes + codes[: len(owner)]  # (row, sample) pairs already in the rows
+    fresh = ~np.isin(add_row * n_codes + codes[len(owner) :], called)
+    add_row, add_entry = add_row[fresh], add_entry[fresh]
+    all_owner = np.concatenate([owner, add_row])
     variant_ranks = order.ranks(variant_samples) if order is not None else variant_samples
-    all_sample = np.concatenate([variant_ranks, ranks[np.array(add_entry, dtype=np.int64)]])
-    all_file = np.concatenate([np.full(len(owner), -1), files[np.array(add_entry, dtype=np.int64)]])
+    all_sample = np.concatenate([variant_ranks, ranks[add_entry]])
+    all_file = np.concatenate([np.full(len(owner), -1), files[add_entry]])
     all_calls = pa.concat_arrays([variant_calls, calls.take(pa.array(add_entry, pa.int64()))])
     # variant calls keep their order (file order is already in it); added ones follow by sample, file
     call_order = np.lexsort((all_file, all_sample, all_owner))
