@@ -222,7 +222,9 @@ def merge_buckets_with_non_variants(
 ) -> pa.Table:
     """merge_with_non_variants of each bucket of ``bucket_size`` bases in the window (a whole
     number of buckets, from a bucket's start) that a row reaches, on the rows that reach into
-    it (what an index gives for the bucket): the rows of a window of one bucket each."""
+    it (what an index gives for the bucket): the rows of a window of one bucket each. Done as
+    one merge of the window whose blocks are also cut at the edges of those buckets: the same
+    pieces, rows and counts, without taking each bucket's rows out of the table."""
     lo, hi = window
     if table.num_rows == 0 or hi - lo <= bucket_size:
         return merge_with_non_variants(table, window, order)
@@ -230,24 +232,20 @@ def merge_buckets_with_non_variants(
     ends = np.maximum(table.column(s.END_POSITION).to_numpy(), starts + 1)
     # (the rows all reach into the window: clipped to it, they reach only its buckets)
     _, reached = _buckets_reached(np.maximum(starts, lo), np.minimum(ends, hi), bucket_size)
-    merged = []
-    for bucket in np.unique(reached):
-        start = int(bucket) * bucket_size
-        end = min(start + bucket_size, hi)
-        rows = np.flatnonzero((starts < end) & (ends > start))
-        merged.append(merge_with_non_variants(table.take(pa.array(rows)), (start, end), order))
-    return pa.concat_tables(merged)
+    buckets = np.unique(reached)
+    edges = np.concatenate([buckets * bucket_size, np.minimum((buckets + 1) * bucket_size, hi)])
+    return merge_with_non_variants(table, window, order, cuts=edges)
 
 
 def merge_with_non_variants(
-    table: pa.Table, window: tuple[int, int], order: SampleOrder | None = None
+    table: pa.Table, window: tuple[int, int], order: SampleOrder | None = None, cuts: np.ndarray | None = None
 ) -> pa.Table:
     """gVCF merge inside the window [start, end) of one contig (all rows on one contig).
 
     Variants are merged as by move_to_calls, then gain the calls of every non-variant
     block (of another sample or file) covering their start. Blocks are cut at every
-    block edge, every variant start and start + 1, and the window edges; each piece
-    becomes one row with the calls of all blocks covering it, except the one-base
+    block edge, every variant start and start + 1, the window edges and ``cuts``; each
+    piece becomes one row with the calls of all blocks covering it, except the one-base
     pieces at variant starts (those calls are in the variant row).
     """
     if table.num_rows == 0:
@@ -280,8 +278,11 @@ def merge_with_non_variants(
     entry_sample = pc.struct_field(calls, s.SAMPLE_ID).to_numpy(zero_copy_only=False)
     inside = entry_start < entry_end
     variant_starts = variants.column(s.START_POSITION).to_numpy()
+    extra = cuts if cuts is not None else []
     bounds = np.unique(
-        np.concatenate([entry_start[inside], entry_end[inside], variant_starts, variant_starts + 1, [lo, hi]])
+        np.concatenate(
+            [entry_start[inside], entry_end[inside], variant_starts, variant_starts + 1, [lo, hi], extra]
+        ).astype(np.int64)
     )
     bounds = bounds[(bounds >= lo) & (bounds <= hi)]
     # Pieces each entry covers: bounds[i] for i in [first, last).
