@@ -371,3 +371,20 @@ def test_small_files_are_read_in_groups_with_per_file_counts_and_deterministic_o
     assert written_by_shard(second) == {
         f"chr{c}": (240, sum(999 - i + k for i in range(120) for k in (0, 500))) for c in (1, 2)
     }
+
+
+def test_local_runs_sample_beams_state_often():
+    """A bundle's end waits for Beam's state sampler to wake (every 200 ms by default): a local
+    run's bundles get a sampler that wakes every 10 ms, and Beam's default is back after it."""
+    from apache_beam.runners.worker import statesampler
+    from apache_beam.utils.counters import CounterFactory
+
+    from variant_etl.cli import launch
+
+    with launch._short_state_sampling():
+        inside = statesampler.StateSampler("test", CounterFactory())
+    after = statesampler.StateSampler("test", CounterFactory())
+    assert (inside.sampling_period_ms, after.sampling_period_ms) == (
+        10,
+        statesampler.DEFAULT_SAMPLING_PERIOD_MS,
+    )

@@ -213,16 +213,38 @@ class _FnApiRunner(fn_runner.FnApiRunner):
     """
 
     def run_pipeline(self, pipeline, options):
-        direct = options.view_as(DirectOptions)
-        if direct.direct_running_mode != "multi_threading":
-            return super().run_pipeline(pipeline, options)
-        # else FnApiRunner makes its threads' environment itself, with the timer
-        self._default_environment = EmbeddedPythonGrpcEnvironment(data_buffer_time_limit_ms=NO_TIMED_FLUSH_MS)
-        direct.direct_running_mode = None
-        try:
-            return super().run_pipeline(pipeline, options)
-        finally:
-            direct.direct_running_mode = "multi_threading"
+        with _short_state_sampling():
+            direct = options.view_as(DirectOptions)
+            if direct.direct_running_mode != "multi_threading":
+                return super().run_pipeline(pipeline, options)
+            # else FnApiRunner makes its threads' environment itself, with the timer
+            self._default_environment = EmbeddedPythonGrpcEnvironment(
+                data_buffer_time_limit_ms=NO_TIMED_FLUSH_MS
+            )
+            direct.direct_running_mode = None
+            try:
+                return super().run_pipeline(pipeline, options)
+            finally:
+                direct.direct_running_mode = "multi_threading"
+
+
+# Beam's state sampler (the per-step timings of its metrics) wakes every 200 ms at most, and a
+# bundle's end waits for it to wake and stop ("may have to wait up to sampling_period_ms", its
+# own comment): a worker idle for up to 0.2 s at the end of every bundle.
+LOCAL_SAMPLING_PERIOD_MS = 10
+
+
+@contextlib.contextmanager
+def _short_state_sampling():
+    """Local runs sample every LOCAL_SAMPLING_PERIOD_MS: a bundle's end waits that long at most."""
+    from apache_beam.runners.worker import statesampler
+
+    defaults = statesampler.StateSampler.__init__.__defaults__
+    statesampler.StateSampler.__init__.__defaults__ = (LOCAL_SAMPLING_PERIOD_MS,)
+    try:
+        yield
+    finally:
+        statesampler.StateSampler.__init__.__defaults__ = defaults
 
 
 class _Progress:
