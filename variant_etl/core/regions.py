@@ -178,9 +178,9 @@ def _parsed_index(index: str, _mtime_ns: int, _size: int) -> TextIndex:
 
 
 class OpenFiles:
-    """The bgzipped inputs one reader keeps open from window to window, each with its index:
-    reading an index costs ~30 times a window's read. At most ``limit`` stay open, the least
-    recently used closed first. A handle serves one thread: keep one per DoFn instance."""
+    """The bgzipped inputs one reader keeps open from window to window, each with its parsed
+    index (``text_index``). At most ``limit`` stay open, the least recently used closed first.
+    A handle (a file position) serves one thread: keep one per DoFn instance."""
 
     def __init__(self, limit: int = 256):
         self._limit = limit
@@ -191,7 +191,8 @@ class OpenFiles:
         use (pysam reads the file then)."""
         handle = self._open.pop(path, None)
         if handle is None:
-            handle = (open(path, "rb"), text_index(path))
+            index = text_index(path)  # (first: a file it refuses is not left open)
+            handle = (open(path, "rb"), index)
             while len(self._open) >= self._limit:
                 self._open.popitem(last=False)[1][0].close()
         self._open[path] = handle
