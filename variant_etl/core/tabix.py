@@ -110,31 +110,39 @@ class TextIndex:
         return max(begin, reference.first), reference.end
 
 
-_BIN = struct.Struct("<Ii")  # .tbi: bin, n_chunk
-_CSI_BIN = struct.Struct("<IQi")  # .csi: bin, loff, n_chunk
+# A bin of one chunk, the kind nearly every bin is (htslib merges a bin's adjacent chunks): such
+# bins in a row are read as one numpy array; any other bin (a pseudo-bin has two) on its own.
+_HEAD = {False: struct.Struct("<Ii"), True: struct.Struct("<IQi")}  # bin, (loff,) n_chunk
+_ONE_CHUNK = {
+    False: np.dtype([("bin", "<u4"), ("n_chunk", "<i4"), ("u", "<u8"), ("v", "<u8")]),
+    True: np.dtype([("bin", "<u4"), ("loff", "<u8"), ("n_chunk", "<i4"), ("u", "<u8"), ("v", "<u8")]),
+}
 
 
 def _reference(data: bytes, at: int, found: IndexLayout) -> tuple[_Reference | None, int]:
-    """One reference's entry: (its parts, or None without records; where the next one starts).
-    A contig of a .tbi has a bin per 16 kb with records: the loop is kept bare."""
+    """One reference's entry: (its parts, or None without records; where the next one starts)."""
     (n_bin,) = struct.unpack_from("<i", data, at)
     at += 4
-    pseudo, span, loffs = found.pseudo_bin, None, None
-    if found.csi:
-        loffs = {}
-        for _ in range(n_bin):
-            bin_number, loff, n_chunk = _CSI_BIN.unpack_from(data, at)
-            loffs[bin_number] = loff
-            if bin_number == pseudo and n_chunk >= 2:
-                span = struct.unpack_from("<4Q", data, at + 16)
-            at += 16 + 16 * n_chunk
-    else:
-        unpack = _BIN.unpack_from
-        for _ in range(n_bin):
-            bin_number, n_chunk = unpack(data, at)
-            if bin_number == pseudo and n_chunk >= 2:
-                span = struct.unpack_from("<4Q", data, at + 8)
-            at += 8 + 16 * n_chunk
+    one_chunk = _ONE_CHUNK[found.csi]
+    head = one_chunk.itemsize - 16  # bytes before a bin's chunks
+    span, loffs, left = None, {} if found.csi else None, n_bin
+    while left:
+        # the bins from here, read as if each had one chunk, up to the first that has not
+        count = min(left, (len(data) - at) // one_chunk.itemsize)
+        run = np.frombuffer(data, one_chunk, count, at)
+        other = np.flatnonzero(run["n_chunk"] != 1)
+        run = run[: other[0] if len(other) else count]
+        if loffs is not None:
+            loffs.update(zip(run["bin"].tolist(), run["loff"].tolist()))
+        at, left = at + one_chunk.itemsize * len(run), left - len(run)
+        if left:  # that bin, on its own
+            fields = _HEAD[found.csi].unpack_from(data, at)
+            bin_number, n_chunk = fields[0], fields[-1]
+            if loffs is not None:
+                loffs[bin_number] = fields[1]
+            if bin_number == found.pseudo_bin and n_chunk >= 2:
+                span = struct.unpack_from("<4Q", data, at + head)
+            at, left = at + head + 16 * n_chunk, left - 1
     tiles = None
     if not found.csi:
         (n_intv,) = struct.unpack_from("<i", data, at)
