@@ -156,10 +156,12 @@ class ReadVcf(beam.PTransform):
 
     def expand(self, pbegin):
         source = self.source
+        # (Create without its own reshuffle: ReadMergedRegions and ReadSplits spread the splits
+        # over the workers themselves, so it was a second shuffle stage before any read)
         if source.region_splits:  # sorted, indexed inputs: read and merge window by window
             read = (
                 pbegin
-                | "RegionSplits" >> beam.Create(source.region_splits)
+                | "RegionSplits" >> beam.Create(source.region_splits, reshuffle=False)
                 | "ReadMergedRegions"
                 >> ReadMergedRegions(
                     source.schema,
@@ -172,7 +174,7 @@ class ReadVcf(beam.PTransform):
         else:
             read = (
                 pbegin
-                | "Splits" >> beam.Create(source.splits)
+                | "Splits" >> beam.Create(source.splits, reshuffle=False)
                 | "ReadSplits"
                 >> ReadSplits(source.schema, source.read, with_origin=True, progress=self._progress)
             )
