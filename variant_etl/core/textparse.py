@@ -391,9 +391,10 @@ def _genotypes(fields: _CallFields | None, n_alts: np.ndarray, n_calls: int) -> 
         phaseset = pa.nulls(n_calls, pa.string())
     else:
         text, in_format = fields.text("GT")
-        genotype, phaseset = _diploid_genotypes(text, n_alts, n_calls) or _any_genotypes(
-            text, in_format, n_alts, n_calls
-        )
+        diploid = _diploid_genotypes(text, n_alts, n_calls)
+        if diploid is not None:  # every call 'a/b' or 'a|b': two alleles each (Number=G counts)
+            fields.__dict__["_ploidy"] = np.full(n_calls, 2, np.int64)
+        genotype, phaseset = diploid or _any_genotypes(text, in_format, n_alts, n_calls)
     if fields is not None and "PS" in fields.keys:
         text, _ = fields.text("PS")
         ps = pc.cast(_integers(_dot_as_null(text)), pa.string())
