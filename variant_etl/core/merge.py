@@ -20,6 +20,7 @@ NON_REF_ALTS = ("<NON_REF>", "<*>")
 SITE_KEYS = (s.REFERENCE_NAME, s.START_POSITION, s.END_POSITION, s.REFERENCE_BASES)
 _ALT_KEY = "_alts"
 _UNKNOWN_BASE = "N"
+_NO_CUTS = np.zeros(0, np.int64)
 
 
 def bucket_pieces(
@@ -238,7 +239,7 @@ def merge_buckets_with_non_variants(
 
 
 def merge_with_non_variants(
-    table: pa.Table, window: tuple[int, int], order: SampleOrder | None = None, cuts: np.ndarray | None = None
+    table: pa.Table, window: tuple[int, int], order: SampleOrder | None = None, cuts: np.ndarray = _NO_CUTS
 ) -> pa.Table:
     """gVCF merge inside the window [start, end) of one contig (all rows on one contig).
 
@@ -278,12 +279,8 @@ def merge_with_non_variants(
     entry_sample = pc.struct_field(calls, s.SAMPLE_ID).to_numpy(zero_copy_only=False)
     inside = entry_start < entry_end
     variant_starts = variants.column(s.START_POSITION).to_numpy()
-    extra = cuts if cuts is not None else []
-    bounds = np.unique(
-        np.concatenate(
-            [entry_start[inside], entry_end[inside], variant_starts, variant_starts + 1, [lo, hi], extra]
-        ).astype(np.int64)
-    )
+    edges = [entry_start[inside], entry_end[inside], variant_starts, variant_starts + 1, [lo, hi], cuts]
+    bounds = np.unique(np.concatenate(edges))
     bounds = bounds[(bounds >= lo) & (bounds <= hi)]
     # Pieces each entry covers: bounds[i] for i in [first, last).
     first = np.searchsorted(bounds, entry_start)

@@ -74,10 +74,10 @@ class RegionSplit:
 def contig_spans(path: str, index: str) -> dict[str, int]:
     """Contigs with records in the file (from its index) and how far to read on each."""
     limit = CSI_MAX_POSITION if index.endswith(".csi") else TBI_MAX_POSITION
-    records = records_per_contig(path, counts_from_htslib=False)
-    if records is not None:  # (a bgzipped VCF's own index, read by core/tabix.py)
+    own = _readable_index(path)
+    if own is not None:
         lengths = _own_header(path).contig_lengths
-        return {contig: lengths.get(contig) or limit for contig in records}
+        return {contig: lengths.get(contig) or limit for contig in own.contigs}
     with pysam.VariantFile(path) as variant_file:
         spans = {}
         for contig in variant_file.index.keys():
@@ -132,18 +132,12 @@ def _calls_per_contig(files: list[RegionFile]) -> dict[str, int]:
     return {contig: int(total * scale) for contig, total in calls.items()}
 
 
-def records_per_contig(path: str, *, counts_from_htslib: bool = True) -> dict[str, int] | None:
+def records_per_contig(path: str) -> dict[str, int] | None:
     """The records of each contig with records, as the file's index counts them (`bcftools index
-    -s`), or None: a bgzipped VCF's index read by core/tabix.py, else (``counts_from_htslib``)
-    by bcftools."""
-    if _format(path) == "gzip":
-        try:
-            index = text_index(path)
-            return {contig: index.records(contig) for contig in index.contigs}
-        except INDEX_ERRORS:
-            pass
-    if not counts_from_htslib:
-        return None
+    -s`), or None: a bgzipped VCF's index read by core/tabix.py, else by bcftools."""
+    own = _readable_index(path)
+    if own is not None:
+        return {contig: own.records(contig) for contig in own.contigs}
     try:
         text = pysam.bcftools.index("-s", path)
     except (pysam.utils.SamtoolsError, OSError, ValueError):
@@ -169,6 +163,16 @@ def text_index(path: str) -> TextIndex:
         raise OSError(f"{path}: no index")
     stat = os.stat(index)
     return _parsed_index(index, stat.st_mtime_ns, stat.st_size)
+
+
+def _readable_index(path: str) -> TextIndex | None:
+    """A bgzipped VCF's index as core/tabix.py reads it; None for a BCF or an index it refuses."""
+    if _format(path) != "gzip":
+        return None
+    try:
+        return text_index(path)
+    except INDEX_ERRORS:
+        return None
 
 
 @functools.lru_cache(maxsize=256)
