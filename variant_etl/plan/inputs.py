@@ -38,10 +38,12 @@ from variant_etl.filesystems import Prefetch, open_binary
 from variant_etl.plan.model import SourcePlan
 from variant_etl.plan.rules import check_merge_options, check_sample_ids
 
-# bgzip ranges are split_bytes / 8 of compressed data (a VCF compresses 4-8 times): 8 MB, about
-# the text of a 64 MB plain range or half of it. Measured against / 4 (2-core machine): 10k x 2,500
-# samples 17.0 s / 1.57 GB -> 14.7 s / 1.04 GB; 100k x 100 8.2-9.0 s / 1.1 GB -> 7.2-7.3 s / 0.8 GB.
-BGZF_RATIO = 8
+# bgzip ranges are split_bytes / 16 of compressed data (a VCF compresses 4-8 times): 4 MB, about
+# the text of a quarter or an eighth of a 64 MB plain range. Smaller ranges keep two workers busy
+# to the end and hold less at once (2-core machine, medians of 3-4): against / 8, 100k x 100
+# samples 6.45 s / 778 MB -> 6.08 s / 640 MB, 10k x 2,500 14.3 -> 13.7 s, 4M sites 10.8 s either
+# way in 596 -> 501 MB; against / 4, 10k x 2,500 17.0 s / 1.57 GB -> 14.7 s / 1.04 GB (/ 8).
+BGZF_RATIO = 16
 # Calls of all inputs in a merge window of indexed inputs (~100 bytes each in memory).
 CALLS_PER_WINDOW = 2_000_000
 
@@ -197,7 +199,7 @@ def _region_splits(
 
 def _byte_ranges(header: VcfHeader, size: int, split_bytes: int, opener) -> list[tuple[int, int] | None]:
     """Large uncompressed VCFs are cut into line-aligned byte ranges read in parallel; large
-    bgzipped ones into ranges of BGZF blocks (core/bgzf.py), about an eighth of
+    bgzipped ones into ranges of BGZF blocks (core/bgzf.py), about a sixteenth of
     ``split_bytes`` of compressed data each."""
     if header.body_offset is not None:
         if size - header.body_offset <= split_bytes:
