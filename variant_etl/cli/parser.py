@@ -170,7 +170,8 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     inputs.add_argument("--input_file", help="a file listing one input pattern per line")
     inputs.add_argument(
         "--read_split_bytes", type=_positive_int, default=ReadOptions.split_bytes,
-        help="uncompressed VCFs larger than this are read in parallel, line-aligned byte ranges",
+        help="uncompressed VCFs larger than this are read in parallel, line-aligned byte ranges; "
+        "bgzipped ones in ranges of BGZF blocks of a sixteenth of it",
     )  # fmt: skip
     inputs.add_argument(
         "--allow_malformed_records", **ON_OFF,
