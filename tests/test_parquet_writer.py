@@ -5,7 +5,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from variant_etl.core.options import ParquetOptions
-from variant_etl.sinks.parquet import ZSTD_LEVEL, ZSTD_STRING_LEVEL, _zstd_levels, write_parquet
+from variant_etl.sinks.parquet import ZSTD_LEVEL, ZSTD_STRING_LEVEL, _column_settings, write_parquet
 
 CALL = pa.struct([("sample_id", pa.int64()), ("genotype", pa.list_(pa.int64())), ("phaseset", pa.string())])
 TABLE = pa.table(
@@ -30,8 +30,9 @@ def test_levels_name_every_leaf_column_strings_at_level_1(tmp_path):
         metadata.row_group(0).column(i).path_in_schema: metadata.row_group(0).column(i)
         for i in range(metadata.num_columns)
     }
-    levels = _zstd_levels(TABLE.schema)
-    assert set(levels) == set(columns)  # a path pyarrow does not know would go unused
+    encodings, dictionary, levels = _column_settings(TABLE.schema)
+    # a path pyarrow does not know would go unused
+    assert set(levels) == set(columns) == set(encodings) | set(dictionary)
     assert {path for path, level in levels.items() if level == ZSTD_STRING_LEVEL} == {
         "reference_name",
         "names.list.element",

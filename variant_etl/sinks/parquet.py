@@ -70,20 +70,6 @@ def _leaf_paths(name: str, data_type: pa.DataType):
         yield name, data_type
 
 
-def _encodings(schema: pa.Schema) -> tuple[dict[str, str], list[str]]:
-    """(column -> its encoding, the columns dictionary-encoded)."""
-    encodings, dictionary = {}, []
-    for field in schema:
-        for path, data_type in _leaf_paths(field.name, field.type):
-            if path in _DELTA:
-                encodings[path] = _DELTA[path]
-            elif pa.types.is_floating(data_type):
-                encodings[path] = "BYTE_STREAM_SPLIT"
-            else:
-                dictionary.append(path)
-    return encodings, dictionary
-
-
 # zstd's own default level; pyarrow's is 1. Measured on the benchmark outputs: 100k x 100 samples
 # 66.3 -> 57.9 MB, 10k x 2,500 141.8 -> 124.0 MB, for 1-20% more writing time (level 6: 54.4 and
 # 116.8 MB, 35-50% more). Strings are the exception: level 1 writes them as small (chr1 of 4M
@@ -93,27 +79,33 @@ ZSTD_LEVEL = 3
 ZSTD_STRING_LEVEL = 1
 
 
-def _zstd_levels(schema: pa.Schema) -> dict[str, int]:
-    """The zstd level of each leaf column."""
-    return {
-        path: ZSTD_STRING_LEVEL
-        if pa.types.is_string(data_type) or pa.types.is_binary(data_type)
-        else ZSTD_LEVEL
-        for field in schema
-        for path, data_type in _leaf_paths(field.name, field.type)
-    }
+def _column_settings(schema: pa.Schema) -> tuple[dict[str, str], list[str], dict[str, int]]:
+    """Of each leaf column: (column -> its encoding, the columns dictionary-encoded, column ->
+    its zstd level)."""
+    encodings, dictionary, levels = {}, [], {}
+    for field in schema:
+        for path, data_type in _leaf_paths(field.name, field.type):
+            if path in _DELTA:
+                encodings[path] = _DELTA[path]
+            elif pa.types.is_floating(data_type):
+                encodings[path] = "BYTE_STREAM_SPLIT"
+            else:
+                dictionary.append(path)
+            text = pa.types.is_string(data_type) or pa.types.is_binary(data_type)
+            levels[path] = ZSTD_STRING_LEVEL if text else ZSTD_LEVEL
+    return encodings, dictionary, levels
 
 
 def write_parquet(table: pa.Table, path: str, options: ParquetOptions) -> None:
     compression = None if options.compression == "none" else options.compression
-    encodings, dictionary = _encodings(table.schema)
+    encodings, dictionary, levels = _column_settings(table.schema)
 
     def write(sink) -> None:
         pq.write_table(
             table,
             sink,
             compression=compression,
-            compression_level=_zstd_levels(table.schema) if compression == "zstd" else None,
+            compression_level=levels if compression == "zstd" else None,
             row_group_size=options.row_group_rows,
             write_statistics=True,
             use_dictionary=dictionary,
